@@ -1,0 +1,128 @@
+"""Read, validate, join and split the challenge's files.
+
+The challenge ships the products (`X_train_update.csv`) and their labels (`Y_train_CVw08PX.csv`)
+as two files sharing one row index. A folder may hold only part of the products (the shared data
+does), so X is always joined to Y by index, never by position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+X_FILE = "X_train_update.csv"
+Y_FILE = "Y_train_CVw08PX.csv"
+IDS_FILE = "X_train_ids.csv"
+TEXT_COLUMNS = ("designation", "description")
+LABEL = "prdtypecode"
+
+
+class DataError(ValueError):
+    """The data on disk is missing, unreadable or not in the challenge's format."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A stratified train/test split of labelled products."""
+
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the rows, texts and labels of both parts: equal fingerprints, comparable scores."""
+        digest = hashlib.sha256()
+        for part in (self.X_train, self.y_train, self.X_test, self.y_test):
+            digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def find_file(data_dir: str | Path, name: str) -> Path:
+    """Return `data_dir/name` or `data_dir/name.gz`, whichever exists."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder not found: {data_dir}")
+    for candidate in (data_dir / name, data_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    present = sorted(p.name for p in data_dir.iterdir())[:10]
+    raise DataError(f"{data_dir} has no {name} (nor {name}.gz); it holds: {present or 'nothing'}")
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, index_col=0, **kwargs)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"cannot read {path}: {error}") from error
+
+
+def read_products(path: str | Path) -> pd.DataFrame:
+    """Products in the X format: `,designation,description,productid,imageid`.
+
+    `designation` is required; a missing `description` column or value becomes an empty string.
+    """
+    path = Path(path)
+    products = _read_csv(path, dtype={"designation": "string", "description": "string"})
+    if "designation" not in products.columns:
+        raise DataError(
+            f"{path} has no 'designation' column (columns: {list(products.columns)}); "
+            "expected the challenge's X format ,designation,description,productid,imageid"
+        )
+    if "description" not in products.columns:
+        products["description"] = ""
+    for column in TEXT_COLUMNS:
+        products[column] = products[column].fillna("").astype(str)
+    return products
+
+
+def read_labels(path: str | Path) -> pd.Series:
+    """Labels in the Y format: `,prdtypecode`, as integers indexed like X."""
+    path = Path(path)
+    labels = _read_csv(path)
+    if LABEL not in labels.columns:
+        raise DataError(f"{path} has no '{LABEL}' column (columns: {list(labels.columns)})")
+    if labels[LABEL].isna().any():
+        raise DataError(f"{path} has {int(labels[LABEL].isna().sum())} empty {LABEL} values")
+    return labels[LABEL].astype("int64")
+
+
+def load_labelled(data_dir: str | Path, max_rows: int | None = None, seed: int = 42):
+    """Products of `data_dir` and their labels, joined by index.
+
+    `max_rows` keeps a stratified subsample, for quick runs.
+    """
+    products = read_products(find_file(data_dir, X_FILE))
+    labels = read_labels(find_file(data_dir, Y_FILE))
+    unlabelled = products.index.difference(labels.index)
+    if len(unlabelled):
+        raise DataError(
+            f"{len(unlabelled)} of {len(products)} products in {data_dir} have no label in "
+            f"{Y_FILE} (first indices: {list(unlabelled[:5])})"
+        )
+    labels = labels.loc[products.index]
+    if max_rows is not None and max_rows < len(products):
+        keep, _ = train_test_split(
+            products.index, train_size=max_rows, stratify=_stratify(labels), random_state=seed
+        )
+        keep = keep.sort_values()
+        products, labels = products.loc[keep], labels.loc[keep]
+    return products, labels
+
+
+def split(products: pd.DataFrame, labels: pd.Series, test_size: float = 0.2, seed: int = 42) -> Split:
+    """Stratified train/test split; the test part is what every reported score is measured on."""
+    X_train, X_test, y_train, y_test = train_test_split(
+        products, labels, test_size=test_size, stratify=_stratify(labels), random_state=seed
+    )
+    return Split(X_train, X_test, y_train, y_test)
+
+
+def _stratify(labels: pd.Series) -> pd.Series | None:
+    """Stratify when every class has two members; otherwise sklearn cannot, so draw plainly."""
+    return labels if labels.value_counts().min() >= 2 else None

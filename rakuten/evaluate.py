@@ -1,0 +1,74 @@
+"""Scores and pictures of a set of predictions: arrays in, numbers and figures out. No MLflow here."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # noqa: E402
+
+
+def score(y_true, y_pred, prefix: str = "test_") -> dict[str, float]:
+    """Weighted F1 (the challenge's metric), macro F1 and accuracy."""
+    return {
+        f"{prefix}f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+        f"{prefix}f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        f"{prefix}accuracy": float(accuracy_score(y_true, y_pred)),
+    }
+
+
+def report(y_true, y_pred, labels) -> tuple[dict, str]:
+    """The per-class report, as a dict (for JSON) and as a readable table."""
+    labels = list(labels)
+    names = [str(label) for label in labels]
+    as_dict = classification_report(
+        y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0
+    )
+    as_text = classification_report(y_true, y_pred, labels=labels, target_names=names, digits=3, zero_division=0)
+    return as_dict, as_text
+
+
+def plot_confusion_matrix(y_true, y_pred, labels, title: str = "Confusion matrix (row-normalised)"):
+    """Row-normalised confusion matrix: each row shows where one true class went."""
+    labels = list(labels)
+    counts = confusion_matrix(y_true, y_pred, labels=labels)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+    size = max(6.0, 0.42 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size, size * 0.9))
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(labels)), [str(label) for label in labels], rotation=90, fontsize=8)
+    axes.set_yticks(range(len(labels)), [str(label) for label in labels], fontsize=8)
+    axes.set_xlabel("predicted prdtypecode")
+    axes.set_ylabel("true prdtypecode")
+    axes.set_title(title)
+    for row in range(len(labels)):
+        for col in range(len(labels)):
+            if shares[row, col] >= 0.05:
+                colour = "white" if shares[row, col] > 0.5 else "black"
+                axes.text(col, row, f"{shares[row, col]:.2f}"[1:] if shares[row, col] < 1 else "1",
+                          ha="center", va="center", fontsize=6, color=colour)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    figure.tight_layout()
+    return figure
+
+
+def plot_per_class_f1(report_dict: dict, labels, title: str = "F1 per class"):
+    """Horizontal bars of F1 per prdtypecode, with the class's test support."""
+    names = [str(label) for label in labels]
+    f1 = [report_dict[name]["f1-score"] for name in names]
+    support = [int(report_dict[name]["support"]) for name in names]
+    figure, axes = plt.subplots(figsize=(7, max(4.0, 0.3 * len(names) + 1)))
+    axes.barh(range(len(names)), f1, color="tab:blue")
+    axes.set_yticks(range(len(names)), [f"{n} (n={s})" for n, s in zip(names, support)], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("F1")
+    axes.axvline(report_dict["weighted avg"]["f1-score"], color="tab:red", linestyle="--", label="weighted F1")
+    axes.legend(loc="lower right")
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,1 @@
+"""Feature transformers: text (TF-IDF) and, later, images."""
