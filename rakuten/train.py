@@ -14,6 +14,7 @@ import hydra
 import mlflow
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,7 +24,9 @@ log = logging.getLogger("rakuten.train")
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
-USER_ERRORS = (data.DataError, track.TrackingError)
+# Mistakes in the data or the command line: reported in one line, exit code 2. Anything else is a
+# bug and keeps its traceback. Either way the run, if it had started, is ended FAILED.
+USER_ERRORS = (data.DataError, track.TrackingError, InstantiationException, ValueError)
 
 
 def run(cfg: DictConfig) -> float:

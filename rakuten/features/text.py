@@ -109,9 +109,15 @@ def _as_texts(X) -> list[str]:
 
 @lru_cache(maxsize=8)
 def _stop_words(languages: tuple[str, ...]) -> frozenset[str]:
+    """scikit-learn's English list; the `stop-words` package for the others (its English list
+    is too broad for products: it drops "mug", "line", "microsoft")."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
     from stop_words import get_stop_words
 
-    return frozenset(word.lower() for lang in languages for word in get_stop_words(lang))
+    words = set()
+    for language in languages:
+        words |= set(ENGLISH_STOP_WORDS) if language == "en" else set(get_stop_words(language))
+    return frozenset(word.lower() for word in words)
 
 
 @lru_cache(maxsize=200_000)

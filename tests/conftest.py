@@ -1,0 +1,44 @@
+"""Shared fixtures: the bundled sample, the shared challenge data, a throwaway MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+
+import rakuten.train  # noqa: F401  registers the `project_root` resolver used by conf/
+from rakuten import PROJECT_ROOT
+
+SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
+SHARED_DIR = Path(os.environ.get("RAKUTEN_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data" / "rakuten"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The real challenge data beside the checkout (present in development and in CI)."""
+    if not (SHARED_DIR / "X_train_update.csv.gz").is_file():
+        pytest.skip(f"shared challenge data not found at {SHARED_DIR}")
+    return SHARED_DIR
+
+
+def make_store(folder: Path, monkeypatch) -> str:
+    """A fresh SQLite tracking store, made the current one for MLflow and for rakuten.train."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    return make_store(tmp_path, monkeypatch)
+
+
+def config(*overrides: str):
+    """The composed Hydra config of `python -m rakuten.train <overrides>`."""
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))

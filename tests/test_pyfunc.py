@@ -1,0 +1,80 @@
+"""The logged model as its users meet it: raw product rows in, prdtypecode integers out."""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from rakuten import data, track
+from rakuten.features.text import build_text_features
+from rakuten.models import build_pipeline
+from tests.conftest import SAMPLE_DIR
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    products, labels = data.load_labelled(SAMPLE_DIR)
+    features = build_text_features({"words": {"column": "text"}}, {"stop_words": ["fr", "en"]})
+    from sklearn.linear_model import LogisticRegression
+
+    pipeline = build_pipeline(features, None, LogisticRegression(C=10, max_iter=500)).fit(products, labels)
+    return pipeline, products, labels
+
+
+@pytest.fixture(scope="module")
+def loaded(fitted, tmp_path_factory):
+    pipeline, products, _ = fitted
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}")
+    with mlflow.start_run():
+        info = track.log_text_model(pipeline, products[["designation", "description"]].head(2))
+    return mlflow.pyfunc.load_model(info.model_uri), info
+
+
+RAW = pd.DataFrame(
+    {
+        "designation": ["Piscine tubulaire ronde 300 cm", "Figurine Pop Star Wars &quot;Yoda&quot;", "Jeu PS4 FIFA 19"],
+        "description": [None, "<p>Figurine en <b>vinyle</b>&nbsp;de 10 cm</p>", np.nan],
+    },
+    index=[101, 7, 55],
+)
+
+
+def test_predicts_prdtypecode_integers_on_raw_rows(loaded, fitted):
+    model, _ = loaded
+    pipeline, _, labels = fitted
+    predicted = model.predict(RAW)
+    assert list(predicted.columns) == ["prdtypecode"]
+    assert predicted["prdtypecode"].dtype == np.int64
+    assert list(predicted.index) == [101, 7, 55]
+    assert set(predicted["prdtypecode"]) <= set(labels.unique())
+    expected = pipeline.predict(RAW.fillna(""))
+    assert list(predicted["prdtypecode"]) == list(expected)
+
+
+def test_same_predictions_as_the_pipeline_on_real_rows(loaded, fitted):
+    model, _ = loaded
+    pipeline, products, _ = fitted
+    rows = products[["designation", "description"]].iloc[:200]
+    assert (model.predict(rows)["prdtypecode"].to_numpy() == pipeline.predict(rows)).all()
+
+
+def test_description_column_is_optional(loaded):
+    model, _ = loaded
+    assert len(model.predict(RAW[["designation"]])) == 3
+
+
+def test_signature_and_input_example_are_logged(loaded):
+    _, info = loaded
+    signature = info.signature
+    assert signature.inputs.input_names() == ["designation", "description"]
+    assert signature.outputs.input_names() == ["prdtypecode"]
+    assert info.saved_input_example_info is not None
+
+
+def test_probabilities_when_the_model_has_them(loaded):
+    model, _ = loaded
+    result = model.predict(RAW, params={"return_proba": True, "top_k": 2})
+    assert list(result.columns) == ["prdtypecode", "probability", "top_k"]
+    assert ((result["probability"] > 0) & (result["probability"] <= 1)).all()
+    assert all(len(top) == 2 and top[0]["prdtypecode"] == code for top, code in zip(result["top_k"], result["prdtypecode"]))
+    assert (model.predict(RAW)["prdtypecode"] == result["prdtypecode"]).all()
