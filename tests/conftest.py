@@ -30,6 +30,7 @@ def make_store(folder: Path, monkeypatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id="0")  # forget the experiment of the previous store
     return uri
 
 

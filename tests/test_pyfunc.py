@@ -8,7 +8,7 @@ import pytest
 from rakuten import data, track
 from rakuten.features.text import build_text_features
 from rakuten.models import build_pipeline
-from tests.conftest import SAMPLE_DIR
+from tests.conftest import SAMPLE_DIR, make_store
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,11 @@ def fitted(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(fitted, tmp_path_factory):
     pipeline, products, _ = fitted
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}")
-    with mlflow.start_run():
-        info = track.log_text_model(pipeline, products[["designation", "description"]].head(2))
-    return mlflow.pyfunc.load_model(info.model_uri), info
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        make_store(tmp_path_factory.mktemp("store"), monkeypatch)
+        with mlflow.start_run():
+            info = track.log_text_model(pipeline, products[["designation", "description"]].head(2))
+        yield mlflow.pyfunc.load_model(info.model_uri), info
 
 
 RAW = pd.DataFrame(
