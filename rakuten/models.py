@@ -9,6 +9,7 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from imblearn.pipeline import Pipeline
 from omegaconf import DictConfig
+from sklearn.calibration import CalibratedClassifierCV
 
 
 def build_pipeline(features, sampler, estimator) -> Pipeline:
@@ -17,8 +18,14 @@ def build_pipeline(features, sampler, estimator) -> Pipeline:
 
 
 def pipeline_from_config(cfg: DictConfig) -> Pipeline:
-    """Instantiate `features`, `resampler.sampler` and `model.estimator` (`_target_` each)."""
+    """Instantiate `features`, `resampler.sampler` and `model.estimator` (`_target_` each).
+
+    `model.calibrate=true` wraps the estimator in a 3-fold sigmoid CalibratedClassifierCV, which
+    gives probabilities to models that have none (LinearSVC, SGD with hinge loss).
+    """
     features = instantiate(cfg.features, max_features=cfg.model.get("max_features"), _convert_="all")
     sampler = instantiate(cfg.resampler.sampler) if cfg.resampler.get("sampler") else None
     estimator = instantiate(cfg.model.estimator, _convert_="all")
+    if cfg.model.get("calibrate"):
+        estimator = CalibratedClassifierCV(estimator, method="sigmoid", cv=3)
     return build_pipeline(features, sampler, estimator)

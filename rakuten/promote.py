@@ -42,6 +42,7 @@ def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: 
     )
     client.set_model_version_tag(name, version.version, "data_fingerprint", fingerprint)
     client.set_model_version_tag(name, version.version, METRIC, f"{metrics[METRIC]:.6f}")
+    client.set_tag(version.run_id, "registered_version", str(version.version))
     return version
 
 
@@ -66,6 +67,8 @@ def promote_if_better(
     if champion is None:
         client.set_registered_model_alias(name, CHAMPION, version)
         return Decision(True, "there was no champion")
+    if str(champion.version) == str(version):
+        return Decision(True, f"v{version} is already champion", score)
     champion_run = client.get_run(champion.run_id)
     if champion_run.data.tags.get("data_fingerprint") == fingerprint and METRIC in champion_run.data.metrics:
         champion_score, where = champion_run.data.metrics[METRIC], "its logged score"
@@ -83,3 +86,107 @@ def promote_if_better(
         False, f"{score:.4f} does not beat champion v{champion.version} ({champion_score:.4f}, {where})",
         champion_score,
     )
+
+
+def versions_of_run(name: str, run_id: str) -> list:
+    return MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+
+
+def ranking(experiment: str, modality: str, fingerprint: str | None, metric: str = METRIC) -> tuple[list, str]:
+    """Finished runs of `experiment` with `modality` and a logged model, best first, on one data
+    fingerprint (by default that of the newest such run)."""
+    import mlflow
+
+    found = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"tags.modality = '{modality}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    found = [r for r in found if metric in r.data.metrics and "data_fingerprint" in r.data.tags]
+    if not found:
+        raise LookupError(f"no finished {modality} run with {metric} in experiment {experiment!r}")
+    fingerprint = fingerprint or found[0].data.tags["data_fingerprint"]
+    same_data = [r for r in found if r.data.tags["data_fingerprint"] == fingerprint]
+    if not same_data:
+        raise LookupError(f"no {modality} run on data fingerprint {fingerprint} in experiment {experiment!r}")
+    return sorted(same_data, key=lambda r: r.data.metrics[metric], reverse=True), fingerprint
+
+
+def format_ranking(ranked: list, metric: str, champion_run_id: str | None) -> str:
+    lines = [f"{'rank':>4}  {'run':8}  {'model':14} {'resampler':12} {metric:>16} {'fit_seconds':>11}  version"]
+    for rank, found in enumerate(ranked, 1):
+        tags, metrics = found.data.tags, found.data.metrics
+        mark = "  <- champion" if found.info.run_id == champion_run_id else ""
+        lines.append(
+            f"{rank:>4}  {found.info.run_id[:8]}  {tags.get('model', '?'):14} {tags.get('resampler', '?'):12} "
+            f"{metrics[metric]:>16.4f} {metrics.get('fit_seconds', float('nan')):>11.1f}  "
+            f"{tags.get('registered_version', '-')}{mark}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rakuten.promote`: rank runs, register the best, point champion and challenger."""
+    import argparse
+    import sys
+
+    import mlflow
+
+    from rakuten import runs, track
+
+    parser = argparse.ArgumentParser(description="Rank runs by a metric and promote the best to champion.")
+    parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--modality", default="text", choices=["text", "image", "fusion"])
+    parser.add_argument("--fingerprint", default=None, help="data fingerprint to rank on (default: newest run's)")
+    parser.add_argument("--dry-run", action="store_true", help="print the ranking and the decision, change nothing")
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    try:
+        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
+        name = registry_name(args.modality)
+        ranked, fingerprint = ranking(args.experiment, args.modality, args.fingerprint)
+        champion = current_champion(name)
+        print(f"{len(ranked)} {args.modality} runs on data {fingerprint}, by {METRIC}:")
+        print(format_ranking(ranked, METRIC, champion.run_id if champion else None))
+        best, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+        if args.dry_run:
+            print(f"dry run: would offer run {best.info.run_id[:8]} as champion"
+                  + (f" and run {runner_up.info.run_id[:8]} as challenger" if runner_up else ""))
+            return 0
+        best_version = _registered(name, best)
+        decision = promote_if_better(
+            name, best_version, best.data.metrics[METRIC], fingerprint,
+            rescore=lambda uri: runs.score_model(uri, runs.test_part(best.info.run_id)),
+        )
+        print(f"{name} v{best_version}: {'champion' if decision.promoted else 'not promoted'} ({decision.reason})")
+        if runner_up is not None:
+            challenger = _registered(name, runner_up)
+            MlflowClient().set_registered_model_alias(name, CHALLENGER, challenger)
+            print(f"{name} v{challenger}: challenger")
+    except (LookupError, MlflowException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _registered(name: str, found) -> str:
+    """The version registered from this run, registering it first if needed."""
+    existing = versions_of_run(name, found.info.run_id)
+    if existing:
+        return str(max(int(v.version) for v in existing))
+    summary = f"{found.data.tags.get('model')} + resampler {found.data.tags.get('resampler')}, promoted by rakuten.promote"
+    import mlflow
+
+    logged = mlflow.search_logged_models(
+        filter_string=f"source_run_id = '{found.info.run_id}'", output_format="list"
+    )
+    if not logged:
+        raise LookupError(f"run {found.info.run_id} logged no model")
+    version = register(logged[0].model_uri, name, found.data.metrics,
+                       found.data.tags["data_fingerprint"], summary)
+    return str(version.version)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

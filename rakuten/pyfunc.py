@@ -10,7 +10,9 @@ import joblib
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 LABEL = "prdtypecode"
@@ -44,9 +46,10 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
 
     def _with_probabilities(self, rows: pd.DataFrame, top_k: int) -> pd.DataFrame:
         if not hasattr(self.pipeline, "predict_proba"):
-            raise ValueError(
+            raise MlflowException(  # the scoring server answers 400 with this message
                 f"{type(self.pipeline[-1]).__name__} gives no probabilities; "
-                "train it with model.calibrate=true to get calibrated ones"
+                "train it with model.calibrate=true to get calibrated ones",
+                error_code=INVALID_PARAMETER_VALUE,
             )
         proba = self.pipeline.predict_proba(rows)
         classes = np.asarray(self.pipeline.classes_).astype("int64")
@@ -69,7 +72,9 @@ def _as_rows(model_input) -> pd.DataFrame:
     if not isinstance(model_input, pd.DataFrame):
         model_input = pd.DataFrame(model_input)
     if "designation" not in model_input.columns:
-        raise ValueError(f"product rows need a 'designation' column (got {list(model_input.columns)})")
+        raise MlflowException(f"product rows need a 'designation' column (got {list(model_input.columns)})",
+            error_code=INVALID_PARAMETER_VALUE,
+        )
     rows = model_input.copy()
     if "description" not in rows.columns:
         rows["description"] = ""

@@ -148,3 +148,14 @@ def requirements() -> list[str]:
         except PackageNotFoundError:
             pins.append(package)
     return pins
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags(tags)
+
+
+def log_files_to_run(run_id: str, paths, artifact_path: str) -> None:
+    """Add files to a run after the fact (explanations of a finished run's model)."""
+    client = mlflow.MlflowClient()
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path)

@@ -11,14 +11,13 @@ import sys
 import time
 
 import hydra
-import mlflow
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import PROJECT_ROOT, data, evaluate, promote, track
+from rakuten import PROJECT_ROOT, data, evaluate, promote, runs, track
 
 log = logging.getLogger("rakuten.train")
 
@@ -80,15 +79,11 @@ def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split)
     name = promote.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
     version = promote.register(model_uri, name, metrics, parts.fingerprint, summary)
-
-    def rescore(uri: str) -> float:
-        predicted = mlflow.pyfunc.load_model(uri).predict(parts.X_test)["prdtypecode"]
-        return evaluate.score(parts.y_test, predicted)["test_f1_weighted"]
-
     decision = promote.promote_if_better(
-        name, version.version, metrics["test_f1_weighted"], parts.fingerprint, rescore
+        name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
+        rescore=lambda uri: runs.score_model(uri, parts),
     )
-    mlflow.set_tags({"registered_version": version.version, "champion": str(decision.promoted).lower()})
+    track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason})
     verb = "is now" if decision.promoted else "is not"
     log.info("%s v%s %s champion: %s", name, version.version, verb, decision.reason)
 

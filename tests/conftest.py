@@ -43,3 +43,14 @@ def config(*overrides: str):
     """The composed Hydra config of `python -m rakuten.train <overrides>`."""
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def champion_store(tmp_path_factory):
+    """A store whose `rakuten-text@champion` is a LinearSVC trained on 800 sample rows."""
+    from rakuten.train import run
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        uri = make_store(tmp_path_factory.mktemp("champion"), monkeypatch)
+        run(config("data.max_rows=800"))
+        yield uri

@@ -29,7 +29,7 @@ def test_first_model_becomes_champion_better_replaces_worse_does_not(store):
     described = MlflowClient().get_model_version("rakuten-text", "3")
     assert "test_f1_weighted=" in described.description and "data_fingerprint=" in described.description
     loser = mlflow.search_runs(filter_string="tags.registered_version = '3'")
-    assert loser["tags.champion"].tolist() == ["false"]
+    assert loser["tags.promotion"].str.startswith("not champion: ").tolist() == [True]
 
 
 def test_champion_from_other_data_is_rescored_on_this_test_part(store):
@@ -48,9 +48,47 @@ def test_no_registration_when_register_is_false(store):
 
 def test_unscorable_champion_is_kept(store):
     run(config(*QUICK))
+    run(config(*QUICK))  # v2: the same score does not beat v1
+    assert champion_version() == "1"
 
     def broken(uri):
         raise RuntimeError("cannot load")
 
-    decision = promote.promote_if_better("rakuten-text", "1", 1.0, "another-fingerprint", broken)
+    decision = promote.promote_if_better("rakuten-text", "2", 1.0, "another-fingerprint", broken)
     assert not decision.promoted and "could not be scored" in decision.reason
+    assert champion_version() == "1"
+
+
+def test_command_ranks_runs_and_points_champion_and_challenger(store, capsys):
+    scores = {name: run(config(*QUICK, f"model={name}", "register=false"))
+              for name in ("multinomialnb", "linearsvc", "complementnb")}
+    assert MlflowClient().search_registered_models() == []
+    assert promote.main(["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    order = sorted(scores, key=scores.get, reverse=True)
+    assert [line.split()[2] for line in printed.splitlines()[2:5]] == order
+    assert MlflowClient().search_registered_models() == [], "--dry-run changed the registry"
+
+    assert promote.main([]) == 0
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("rakuten-text", promote.CHAMPION)
+    challenger = client.get_model_version_by_alias("rakuten-text", promote.CHALLENGER)
+    assert client.get_run(champion.run_id).data.tags["model"] == order[0]
+    assert client.get_run(challenger.run_id).data.tags["model"] == order[1]
+    assert "data_fingerprint=" in champion.description
+    assert promote.main([]) == 0  # idempotent: no new versions
+    assert len(client.search_model_versions("name='rakuten-text'")) == 2
+
+
+def test_command_never_moves_champion_to_a_worse_model(store, capsys):
+    strong = run(config("data.max_rows=600", "seed=1"))             # champion, on one split
+    run(config("data.max_rows=600", "seed=2", *WEAK, "register=false"))  # newest runs: another split
+    assert promote.main([]) == 0
+    assert champion_version() == "1"
+    assert "not promoted" in capsys.readouterr().out
+    assert strong > 0
+
+
+def test_command_without_runs_fails_clearly(store, capsys):
+    assert promote.main(["--experiment", "nothing-here"]) == 2
+    assert "no finished text run" in capsys.readouterr().err

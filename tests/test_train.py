@@ -85,3 +85,14 @@ def test_resolved_config_is_logged_as_params_and_file(zoo_store):
     assert logged.data.params["data.dir"].endswith("data/sample")
     text = mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")
     assert "alpha: 0.001" in text and "${" not in text
+
+
+def test_calibrated_linearsvc_returns_probabilities(zoo_store):
+    run(config("model.calibrate=true", "data.max_rows=800", "register=false"))
+    model = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model")
+    products, _ = data.load_labelled(config().data.dir, max_rows=30)
+    result = model.predict(products[["designation", "description"]], params={"return_proba": True, "top_k": 27})
+    totals = [sum(item["probability"] for item in top) for top in result["top_k"]]
+    assert totals == pytest.approx([1.0] * 30)
+    assert (result["probability"] == [top[0]["probability"] for top in result["top_k"]]).all()
+    assert (result["prdtypecode"] == model.predict(products)["prdtypecode"]).mean() > 0.9

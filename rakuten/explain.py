@@ -1,0 +1,132 @@
+"""Why did a text model choose a class? LIME explanations, logged beside the model.
+
+    python -m rakuten.explain --model-uri models:/rakuten-text@champion --n 5
+    python -m rakuten.explain --index 1042 --index 77
+
+Products are taken from the test part of the run that logged the model (rebuilt from its
+`config.yaml`), by index or sampled. Each explanation is an HTML page and a PNG under
+`explanations/` of that run.
+
+LIME perturbs one string; a product has two fields, so both travel joined by a separator that
+LIME's word splitter never touches, and are split back before the model sees them. Models without
+`predict_proba` (LinearSVC) are explained through the softmax of their decision scores: fine for
+ranking words, not calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from lime.lime_text import LimeTextExplainer  # noqa: E402
+
+from rakuten import runs, track  # noqa: E402
+from rakuten.data import DataError  # noqa: E402
+from rakuten.predict import DEFAULT_MODEL_URI, load_model  # noqa: E402
+
+SEPARATOR = " ||| "
+
+
+def class_scores(pipeline):
+    """A function from joined texts to class scores summing to one, for LIME."""
+
+    def scores(texts: list[str]) -> np.ndarray:
+        parts = [text.split(SEPARATOR.strip(), 1) for text in texts]
+        rows = pd.DataFrame(
+            {"designation": [p[0].strip() for p in parts], "description": [p[1].strip() if len(p) > 1 else "" for p in parts]}
+        )
+        if hasattr(pipeline, "predict_proba"):
+            return pipeline.predict_proba(rows)
+        decision = pipeline.decision_function(rows)
+        decision = decision - decision.max(axis=1, keepdims=True)
+        return np.exp(decision) / np.exp(decision).sum(axis=1, keepdims=True)
+
+    return scores
+
+
+def explain_products(pipeline, products: pd.DataFrame, num_features: int = 10, num_samples: int = 1000, seed: int = 42):
+    """One LIME explanation per product: (index, predicted prdtypecode, explanation)."""
+    classes = [str(c) for c in pipeline.classes_]
+    explainer = LimeTextExplainer(class_names=classes, random_state=seed)
+    scorer = class_scores(pipeline)
+    explained = []
+    for index, row in products.iterrows():
+        text = f"{row['designation']}{SEPARATOR}{row.get('description', '') or ''}"
+        top = int(np.argmax(scorer([text])[0]))
+        explanation = explainer.explain_instance(
+            text, scorer, labels=(top,), num_features=num_features, num_samples=num_samples
+        )
+        explained.append((index, int(pipeline.classes_[top]), explanation))
+    return explained
+
+
+def write_explanations(explained, folder: Path, true_labels: pd.Series | None = None) -> list[Path]:
+    """`product_<index>.html` (LIME's page) and `product_<index>.png` (bar chart) per product."""
+    written = []
+    for index, predicted, explanation in explained:
+        label = explanation.available_labels()[0]
+        truth = f", true {true_labels.loc[index]}" if true_labels is not None and index in true_labels.index else ""
+        html_path = folder / f"product_{index}.html"
+        html_path.write_text(explanation.as_html(labels=(label,)), encoding="utf-8")
+        figure = explanation.as_pyplot_figure(label=label)
+        figure.axes[0].set_title(f"product {index}: predicted {predicted}{truth}")
+        figure.tight_layout()
+        png_path = folder / f"product_{index}.png"
+        figure.savefig(png_path, dpi=110)
+        plt.close(figure)
+        written += [html_path, png_path]
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="LIME explanations of a text model, logged to its run.")
+    parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
+    parser.add_argument("--index", type=int, action="append", help="product index in the run's test part (repeatable)")
+    parser.add_argument("--n", type=int, default=5, help="products to sample when no --index is given")
+    parser.add_argument("--num-features", type=int, default=10)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", type=Path, default=None, help="also keep the files in this folder")
+    parser.add_argument("--tracking-uri", default=None)
+    args = parser.parse_args(argv)
+    try:
+        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
+        pipeline = load_model(args.model_uri).unwrap_python_model().pipeline
+        run_id = runs.model_run_id(args.model_uri)
+        parts = runs.test_part(run_id)
+        if args.index:
+            unknown = [i for i in args.index if i not in parts.X_test.index]
+            if unknown:
+                raise DataError(f"indices {unknown} are not in the test part of run {run_id}")
+            chosen = parts.X_test.loc[args.index]
+        else:
+            chosen = parts.X_test.sample(min(args.n, len(parts.X_test)), random_state=args.seed)
+        explained = explain_products(pipeline, chosen, args.num_features, args.num_samples, args.seed)
+        with tempfile.TemporaryDirectory() as folder:
+            written = write_explanations(explained, Path(folder), parts.y_test)
+            track.log_files_to_run(run_id, written, "explanations")
+            if args.output:
+                args.output.mkdir(parents=True, exist_ok=True)
+                for path in written:
+                    (args.output / path.name).write_bytes(path.read_bytes())
+    except (DataError, track.TrackingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for index, predicted, _ in explained:
+        print(f"product {index}: predicted {predicted}, true {parts.y_test.loc[index]}")
+    print(f"logged {len(written)} files under explanations/ of run {run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

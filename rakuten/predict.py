@@ -1,0 +1,142 @@
+"""Write the challenge's `y_test.csv` from a registered model and an X-format file.
+
+    python -m rakuten.predict X_test_update.csv --output y_test.csv
+    python -m rakuten.predict X_test_update.csv.gz --model-uri models:/rakuten-text/3 --skip-bad-rows
+
+The input is read in chunks, so memory stays flat whatever its size; the output (header
+`,prdtypecode`, the input's index) is written to a temporary file and moved into place only when
+every chunk has been predicted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from tqdm import tqdm
+
+from rakuten import track
+from rakuten.data import LABEL, DataError
+
+DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
+REQUIRED_COLUMNS = ("designation",)
+
+
+class BadRowsError(DataError):
+    """Rows that cannot be predicted (undecodable bytes, no designation)."""
+
+
+def bad_rows(chunk: pd.DataFrame) -> pd.Series:
+    """A reason per bad row (empty where the row is fine)."""
+    reasons = pd.Series("", index=chunk.index, dtype=object)
+    for column in ("designation", "description"):
+        if column not in chunk.columns:
+            continue
+        # surrogateescape keeps undecodable bytes as lone surrogates: they mark non-UTF-8 rows
+        undecodable = chunk[column].map(lambda text: isinstance(text, str) and _has_surrogates(text))
+        reasons[undecodable] += f"non-UTF-8 bytes in {column}; "
+    reasons[chunk["designation"].isna()] += "empty designation; "
+    return reasons.str.rstrip("; ")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def read_chunks(path: Path, chunk_size: int):
+    """The X file in chunks of rows, index as in the file; checks the header first."""
+    try:
+        reader = pd.read_csv(
+            path, index_col=0, chunksize=chunk_size, dtype={"designation": object, "description": object},
+            encoding="utf-8", encoding_errors="surrogateescape",
+        )
+        for number, chunk in enumerate(reader):
+            if number == 0:
+                missing = [c for c in REQUIRED_COLUMNS if c not in chunk.columns]
+                if missing:
+                    raise DataError(f"{path} has no {missing} column (columns: {list(chunk.columns)})")
+            yield chunk
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"cannot read {path}: {error}") from error
+
+
+def predict_file(
+    model, input_path: Path, output_path: Path, chunk_size: int = 10_000, skip_bad_rows: bool = False
+) -> dict[str, int]:
+    """Predict every row of `input_path` into `output_path`; returns counts of rows written and skipped."""
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=output_path.parent, prefix=".y_test.", suffix=".csv")
+    written = skipped = rows_seen = 0
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out, tqdm(
+            desc="predicting", unit=" rows", disable=None
+        ) as progress:
+            out.write(f",{LABEL}\n")
+            for chunk in read_chunks(Path(input_path), chunk_size):
+                reasons = bad_rows(chunk)
+                bad = reasons != ""
+                if bad.any():
+                    first = reasons[bad].index[0]
+                    position = rows_seen + int(bad.to_numpy().argmax()) + 1
+                    if not skip_bad_rows:
+                        raise BadRowsError(
+                            f"{input_path}: data row {position} (index {first}): {reasons[first]}"
+                            f" ({int(bad.sum())} bad rows in this chunk; --skip-bad-rows to skip them)"
+                        )
+                    for index, reason in reasons[bad].items():
+                        print(f"skipped index {index}: {reason}", file=sys.stderr)
+                    skipped += int(bad.sum())
+                rows_seen += len(chunk)
+                good = chunk[~bad]
+                if len(good):
+                    columns = [c for c in ("designation", "description") if c in good.columns]
+                    predicted = model.predict(good[columns])[LABEL]
+                    predicted.to_csv(out, header=False)
+                    written += len(good)
+                progress.update(len(chunk))
+        os.replace(temporary, output_path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return {"written": written, "skipped": skipped}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write y_test.csv (,prdtypecode) for an X-format CSV.")
+    parser.add_argument("input", type=Path, help="X-format CSV (,designation,description,productid,imageid), plain or .gz")
+    parser.add_argument("--output", type=Path, default=Path("y_test.csv"))
+    parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
+    parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--skip-bad-rows", action="store_true", help="report bad rows and leave them out")
+    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db of the repo")
+    args = parser.parse_args(argv)
+    try:
+        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
+        model = load_model(args.model_uri)
+        counts = predict_file(model, args.input, args.output, args.chunk_size, args.skip_bad_rows)
+    except (DataError, track.TrackingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {counts['written']} predictions to {args.output} ({counts['skipped']} rows skipped)")
+    return 0
+
+
+def load_model(uri: str):
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as error:  # MLflow raises several types for a bad URI or an unreachable store
+        raise track.TrackingError(f"cannot load model {uri}: {error}") from error
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+
+from rakuten import explain, runs
+
+CHAMPION = "models:/rakuten-text@champion"
+
+
+def test_linearsvc_gets_class_scores_summing_to_one(champion_store):
+    pipeline = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline
+    assert not hasattr(pipeline, "predict_proba")
+    scores = explain.class_scores(pipeline)(["Piscine tubulaire ronde ||| pompe et filtre", "Jeu PS4"])
+    assert scores.shape == (2, len(pipeline.classes_))
+    assert np.allclose(scores.sum(axis=1), 1)
+
+
+def test_explanations_are_logged_to_the_model_run(champion_store, tmp_path, capsys):
+    run_id = runs.model_run_id(CHAMPION)
+    index = int(runs.test_part(run_id).X_test.index[0])
+    assert explain.main(["--index", str(index), "--num-samples", "300", "--output", str(tmp_path)]) == 0
+    logged = {a.path for a in MlflowClient().list_artifacts(run_id, "explanations")}
+    assert logged == {f"explanations/product_{index}.html", f"explanations/product_{index}.png"}
+    page = (tmp_path / f"product_{index}.html").read_text()
+    assert "<html>" in page and "lime" in page.lower()
+    assert (tmp_path / f"product_{index}.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"product {index}: predicted" in capsys.readouterr().out
+
+
+def test_words_that_decide_are_words_of_the_product(champion_store):
+    pipeline = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline
+    parts = runs.test_part(runs.model_run_id(CHAMPION))
+    products = parts.X_test.head(2)
+    for (index, predicted, explanation), (_, row) in zip(
+        explain.explain_products(pipeline, products, num_samples=300), products.iterrows()
+    ):
+        assert predicted == pipeline.predict(products.loc[[index]])[0]
+        text = f"{row['designation']} {row['description']}"
+        assert all(word in text for word, _ in explanation.as_list(label=explanation.available_labels()[0]))
+
+
+def test_unknown_index_is_refused(champion_store, capsys):
+    assert explain.main(["--index", "-5"]) == 2
+    assert "not in the test part" in capsys.readouterr().err

@@ -1,0 +1,69 @@
+"""`mlflow models serve` on the champion: raw rows over HTTP, prdtypecodes back, 4xx on bad payloads."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+
+ROWS = {"columns": ["designation", "description"],
+        "data": [["Piscine tubulaire ronde 300 cm", None], ["Jeu PS4 FIFA 19", "<b>jeu</b> de foot"]]}
+
+
+@pytest.fixture(scope="module")
+def server(champion_store, tmp_path_factory):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [mlflow_cli, "models", "serve", "-m", "models:/rakuten-text@champion", "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+            env={**os.environ, "MLFLOW_TRACKING_URI": champion_store}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_served_champion_answers_with_prdtypecodes(server, champion_store):
+    answer = requests.post(f"{server}/invocations", json={"dataframe_split": ROWS}, timeout=30)
+    assert answer.status_code == 200
+    codes = [p["prdtypecode"] for p in answer.json()["predictions"]]
+    local = mlflow.pyfunc.load_model("models:/rakuten-text@champion")
+    expected = local.predict(pd.DataFrame(ROWS["data"], columns=ROWS["columns"]))["prdtypecode"].tolist()
+    assert codes == expected and all(isinstance(c, int) for c in codes)
+
+
+def test_bad_payloads_get_a_4xx_with_a_message(server):
+    no_rows = requests.post(f"{server}/invocations", json={"rows": []}, timeout=30)
+    assert 400 <= no_rows.status_code < 500 and "dataframe_split" in no_rows.json()["message"]
+    no_designation = requests.post(
+        f"{server}/invocations", json={"dataframe_records": [{"description": "x"}]}, timeout=30)
+    assert 400 <= no_designation.status_code < 500 and "designation" in no_designation.json()["message"]
+    no_proba = requests.post(
+        f"{server}/invocations", json={"dataframe_split": ROWS, "params": {"return_proba": True}}, timeout=30)
+    assert no_proba.status_code == 400 and "model.calibrate=true" in no_proba.json()["message"]
