@@ -27,7 +27,9 @@ def server(champion_store, tmp_path_factory):
         process = subprocess.Popen(
             [mlflow_cli, "models", "serve", "-m", "models:/rakuten-text@champion", "--env-manager", "local",
              "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-            env={**os.environ, "MLFLOW_TRACKING_URI": champion_store}, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "MLFLOW_TRACKING_URI": champion_store,  # the server runs `uvicorn` from PATH
+                 "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+            stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
@@ -45,8 +47,9 @@ def server(champion_store, tmp_path_factory):
             pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 def test_served_champion_answers_with_prdtypecodes(server, champion_store):
