@@ -1,14 +1,15 @@
 """The model pipeline: features -> resampler -> estimator, built from config.
 
 An imbalanced-learn Pipeline, so the resampler runs on the training part only (at fit time)
-and is skipped at predict time.
+and is skipped at predict time. Training fits the features and the rest (the "head") apart, so
+that fitted features can come from the cache; `assemble` joins them into the pipeline users get.
 """
 
 from __future__ import annotations
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from imblearn.pipeline import Pipeline
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sklearn.calibration import CalibratedClassifierCV
 
 
@@ -17,15 +18,41 @@ def build_pipeline(features, sampler, estimator) -> Pipeline:
     return Pipeline([("features", features), ("resampler", sampler), ("model", estimator)])
 
 
-def pipeline_from_config(cfg: DictConfig) -> Pipeline:
-    """Instantiate `features`, `resampler.sampler` and `model.estimator` (`_target_` each).
+def build_head(sampler, estimator) -> Pipeline:
+    """Resampler and estimator: what is fitted on the feature matrix."""
+    return Pipeline([("resampler", sampler), ("model", estimator)])
 
-    `model.calibrate=true` wraps the estimator in a 3-fold sigmoid CalibratedClassifierCV, which
-    gives probabilities to models that have none (LinearSVC, SGD with hinge loss).
+
+def assemble(features, head: Pipeline) -> Pipeline:
+    """Fitted features + fitted head -> the fitted pipeline over raw product rows."""
+    return Pipeline([("features", features), *head.steps])
+
+
+def features_from_config(cfg: DictConfig):
+    return instantiate(cfg.features, max_features=cfg.model.get("max_features"), _convert_="all")
+
+
+def head_from_config(cfg: DictConfig) -> Pipeline:
+    """Instantiate `resampler.sampler` and `model.estimator` (`_target_` each).
+
+    `model.sklearn_defaults=true` keeps only the estimator's class (and seed): the library's
+    default hyperparameters, for comparisons with tuned values. `model.calibrate=true` wraps the
+    estimator in a 3-fold sigmoid CalibratedClassifierCV, which gives probabilities to models that
+    have none (LinearSVC, SGD with hinge loss).
     """
-    features = instantiate(cfg.features, max_features=cfg.model.get("max_features"), _convert_="all")
     sampler = instantiate(cfg.resampler.sampler) if cfg.resampler.get("sampler") else None
-    estimator = instantiate(cfg.model.estimator, _convert_="all")
+    if cfg.model.get("sklearn_defaults"):
+        kept = {k: v for k, v in OmegaConf.to_container(cfg.model.estimator, resolve=True).items()
+                if k in ("_target_", "random_state")}
+        estimator = instantiate(kept)
+        get_class(kept["_target_"])  # fail early on an unknown class
+    else:
+        estimator = instantiate(cfg.model.estimator, _convert_="all")
     if cfg.model.get("calibrate"):
         estimator = CalibratedClassifierCV(estimator, method="sigmoid", cv=3)
-    return build_pipeline(features, sampler, estimator)
+    return build_head(sampler, estimator)
+
+
+def pipeline_from_config(cfg: DictConfig) -> Pipeline:
+    """The whole unfitted pipeline of a config."""
+    return assemble(features_from_config(cfg), head_from_config(cfg))

@@ -159,3 +159,16 @@ def log_files_to_run(run_id: str, paths, artifact_path: str) -> None:
     client = mlflow.MlflowClient()
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path)
+
+
+def log_candidate(candidate, kind: str) -> None:
+    """One search candidate as a child run of the active run: its params and CV score."""
+    with mlflow.start_run(run_name=f"{kind}-{candidate.number}", nested=True, tags={"search": kind}):
+        mlflow.log_params({key: str(value) for key, value in candidate.params.items()})
+        mlflow.log_metrics({"cv_f1_weighted": candidate.cv_score, "cv_f1_weighted_std": candidate.cv_std,
+                            "fit_seconds": candidate.fit_seconds})
+
+
+def log_search_result(result) -> None:
+    mlflow.log_params({f"best.{key}": str(value) for key, value in result.best_params.items()})
+    mlflow.log_metrics({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)})

@@ -17,7 +17,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import PROJECT_ROOT, data, evaluate, promote, runs, track
+from rakuten import PROJECT_ROOT, data, evaluate, promote, runs, search, track
 
 log = logging.getLogger("rakuten.train")
 
@@ -30,36 +30,53 @@ USER_ERRORS = (data.DataError, track.TrackingError, InstantiationException, Valu
 
 def run(cfg: DictConfig) -> float:
     """One tracked training job; returns the test weighted F1."""
-    from rakuten.models import pipeline_from_config
+    from rakuten.features.cache import cache_key, fit_features
+    from rakuten.models import assemble, features_from_config, head_from_config
 
     track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
     products, labels = data.load_labelled(cfg.data.dir, cfg.data.max_rows, cfg.seed)
     parts = data.split(products, labels, cfg.data.test_size, cfg.seed)
-    pipeline = pipeline_from_config(cfg)
+    features, head = features_from_config(cfg), head_from_config(cfg)
     classes = np.sort(labels.unique())
-    modality = cfg.model.modality
     tags = {
         "model": cfg.model.name,
         "resampler": cfg.resampler.name,
-        "modality": modality,
+        "search": cfg.search.name,
+        "modality": cfg.model.modality,
         "git_commit": track.git_commit(),
         "data_fingerprint": parts.fingerprint,
         "data_dir": str(cfg.data.dir),
     }
     with track.run(f"{cfg.model.name}-{cfg.resampler.name}", tags, nested_in_env_run=_is_multirun()):
         track.log_config(cfg)
+        features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
+                           "max_features": cfg.model.get("max_features")}
+        cached = fit_features(features, parts.X_train, parts.X_test, cache_key(parts.fingerprint, features_config),
+                              cfg.cache.dir if cfg.cache.enabled else None)
         started = time.perf_counter()
-        pipeline.fit(parts.X_train, parts.y_train)
+        if cfg.search.name == "none":
+            head.fit(cached.train, parts.y_train)
+        else:
+            result = search.run_search(
+                cfg.search.name, head, cached.train, parts.y_train,
+                OmegaConf.to_container(cfg.model.get("search_space") or {}, resolve=True),
+                OmegaConf.to_container(cfg.search, resolve=True), cfg.seed,
+                on_candidate=lambda candidate: track.log_candidate(candidate, cfg.search.name),
+            )
+            track.log_search_result(result)
+            head = result.head
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        predicted = pipeline.predict(parts.X_test)
+        predicted = head.predict(cached.test)
         predict_seconds = time.perf_counter() - started
+        pipeline = assemble(cached.transformer, head)
 
         metrics = evaluate.score(parts.y_test, predicted)
         report_dict, report_text = evaluate.report(parts.y_test, predicted, classes)
         title = f"{cfg.model.name} + {cfg.resampler.name}: weighted F1 {metrics['test_f1_weighted']:.4f}"
         track.log_evaluation(
             {**metrics, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
+             "features_seconds": cached.seconds, "features_cache_hit": float(cached.cache_hit),
              "train_rows": len(parts.X_train), "test_rows": len(parts.X_test)},
             report_dict,
             report_text,
@@ -69,7 +86,8 @@ def run(cfg: DictConfig) -> float:
             },
         )
         model_info = track.log_text_model(pipeline, parts.X_test[["designation", "description"]].head(3))
-        log.info("%s: test_f1_weighted=%.4f (fit %.1fs)", cfg.model.name, metrics["test_f1_weighted"], fit_seconds)
+        log.info("%s: test_f1_weighted=%.4f (fit %.1fs, features %.1fs%s)", cfg.model.name,
+                 metrics["test_f1_weighted"], fit_seconds, cached.seconds, ", cached" if cached.cache_hit else "")
         if cfg.register:
             _register(cfg, model_info.model_uri, metrics, parts)
     return metrics["test_f1_weighted"]

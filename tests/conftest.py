@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -13,6 +14,7 @@ import rakuten.train  # noqa: F401  registers the `project_root` resolver used b
 from rakuten import PROJECT_ROOT
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix="rakuten-features-")  # tests never touch the repo's .cache
 SHARED_DIR = Path(os.environ.get("RAKUTEN_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data" / "rakuten"))
 
 
@@ -41,6 +43,8 @@ def store(tmp_path, monkeypatch) -> str:
 
 def config(*overrides: str):
     """The composed Hydra config of `python -m rakuten.train <overrides>`."""
+    if not any(o.startswith("cache.dir=") for o in overrides):
+        overrides = (f"cache.dir={TEST_CACHE_DIR}", *overrides)
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 

@@ -96,3 +96,39 @@ def test_calibrated_linearsvc_returns_probabilities(zoo_store):
     assert totals == pytest.approx([1.0] * 30)
     assert (result["probability"] == [top[0]["probability"] for top in result["top_k"]]).all()
     assert (result["prdtypecode"] == model.predict(products)["prdtypecode"]).mean() > 0.9
+
+
+@pytest.mark.parametrize("kind,options,expected", [
+    ("grid", [], 5),
+    ("bayes", ["search.n_iter=3"], 3),
+    ("optuna", ["search.n_trials=3", "search.progress_bar=false"], 3),
+])
+def test_search_logs_a_parent_with_candidate_children_and_registers_the_best(store, kind, options, expected):
+    f1 = run(config("model=linearsvc", f"search={kind}", *options, "data.max_rows=600"))
+    runs = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == expected
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert all("C" in c.data.params and "cv_f1_weighted" in c.data.metrics for c in children)
+    best = max(children, key=lambda c: c.data.metrics["cv_f1_weighted"])
+    assert float(parent.data.params["best.C"]) == pytest.approx(float(best.data.params["C"]))
+    assert parent.data.metrics["best_cv_f1_weighted"] == pytest.approx(best.data.metrics["cv_f1_weighted"])
+    assert_fully_logged(parent, "linearsvc")
+    assert parent.data.metrics["test_f1_weighted"] == f1
+    champion = MlflowClient().get_model_version_by_alias("rakuten-text", "champion")
+    assert champion.run_id == parent.info.run_id
+    refit = mlflow.pyfunc.load_model("models:/rakuten-text@champion").unwrap_python_model().pipeline
+    assert refit["model"].C == pytest.approx(float(parent.data.params["best.C"]))
+
+
+def test_features_are_cached_across_models(store, tmp_path):
+    cache = f"cache.dir={tmp_path}"
+    run(config("model=multinomialnb", "data.max_rows=600", "register=false", cache))
+    run(config("model=complementnb", "data.max_rows=600", "register=false", cache))
+    run(config("model=complementnb", "data.max_rows=600", "register=false", cache, "cache.enabled=false"))
+    runs = mlflow.search_runs(experiment_names=["rakuten"], order_by=["attributes.start_time ASC"], output_format="list")
+    assert [r.data.metrics["features_cache_hit"] for r in runs] == [0.0, 1.0, 0.0]
+    assert all("features_seconds" in r.data.metrics for r in runs)
+    assert runs[1].data.metrics["test_f1_weighted"] == runs[2].data.metrics["test_f1_weighted"]

@@ -1,0 +1,165 @@
+"""Hyperparameter search: GridSearchCV, scikit-optimize's BayesSearchCV or an Optuna study.
+
+The search runs over the head (resampler + estimator) on the training matrix, with stratified
+folds of the training part only; the test part is never seen. The features are fitted once on
+the whole training part (cached), so CV scores share its vocabulary and IDF across folds:
+slightly optimistic, equal for every candidate, and the test score is untouched by it.
+
+A search space lives in the model's config (`model.search_space`), one entry per estimator
+parameter: `{low, high, log}` for numbers (ints when both bounds are ints), `{choices: [...]}`
+for categories, and optionally `grid: [...]` for the values a grid search tries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+
+KINDS = ("none", "grid", "bayes", "optuna")
+
+
+@dataclass
+class Candidate:
+    number: int
+    params: dict
+    cv_score: float
+    cv_std: float
+    fit_seconds: float
+
+
+@dataclass
+class Result:
+    best_params: dict
+    best_score: float
+    head: object  # the head refitted on the whole training part with best_params
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def _prefix(head) -> str:
+    """Where the estimator's parameters live in the head."""
+    return "model__estimator__" if isinstance(head["model"], CalibratedClassifierCV) else "model__"
+
+
+def _is_int(spec: dict) -> bool:
+    return isinstance(spec.get("low"), int) and isinstance(spec.get("high"), int)
+
+
+def grid_values(spec: dict, points: int) -> list:
+    """The values a grid search tries for one parameter."""
+    if "grid" in spec:
+        return list(spec["grid"])
+    if "choices" in spec:
+        return list(spec["choices"])
+    low, high = spec["low"], spec["high"]
+    values = np.geomspace(low, high, points) if spec.get("log") else np.linspace(low, high, points)
+    if _is_int(spec):
+        return sorted({int(round(v)) for v in values})
+    return [float(v) for v in values]
+
+
+def skopt_space(spec: dict):
+    from skopt.space import Categorical, Integer, Real
+
+    if "choices" in spec:
+        return Categorical(list(spec["choices"]))
+    prior = "log-uniform" if spec.get("log") else "uniform"
+    if _is_int(spec):
+        return Integer(spec["low"], spec["high"], prior=prior)
+    return Real(float(spec["low"]), float(spec["high"]), prior=prior)
+
+
+def optuna_suggest(trial, name: str, spec: dict):
+    if "choices" in spec:
+        return trial.suggest_categorical(name, list(spec["choices"]))
+    if _is_int(spec):
+        return trial.suggest_int(name, spec["low"], spec["high"], log=bool(spec.get("log")))
+    return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+
+
+def run_search(
+    kind: str,
+    head,
+    X,
+    y,
+    space: dict[str, dict],
+    options: dict,
+    seed: int,
+    on_candidate: Callable[[Candidate], None] = lambda candidate: None,
+) -> Result:
+    """Search `space` for `head` on (X, y); call `on_candidate` for every candidate tried."""
+    if kind not in KINDS or kind == "none":
+        raise ValueError(f"search must be one of {KINDS[1:]}, got {kind!r}")
+    if not space:
+        raise ValueError("this model has no search_space in its config (model.search_space)")
+    folds = StratifiedKFold(n_splits=int(options.get("cv", 3)), shuffle=True, random_state=seed)
+    prefix = _prefix(head)
+    scoring = options.get("scoring", "f1_weighted")
+    n_jobs = options.get("n_jobs", 1)
+    if kind == "optuna":
+        return _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on_candidate)
+    if kind == "grid":
+        grid = {prefix + name: grid_values(spec, int(options.get("grid_points", 4))) for name, spec in space.items()}
+        searcher = GridSearchCV(head, grid, cv=folds, scoring=scoring, n_jobs=n_jobs, refit=True)
+    else:
+        from skopt import BayesSearchCV
+
+        spaces = {prefix + name: skopt_space(spec) for name, spec in space.items()}
+        searcher = BayesSearchCV(head, spaces, n_iter=int(options.get("n_iter", 16)), cv=folds, scoring=scoring,
+                                 n_jobs=n_jobs, refit=True, random_state=seed)
+    searcher.fit(X, y)
+    results = searcher.cv_results_
+    candidates = []
+    for number, params in enumerate(results["params"]):
+        candidate = Candidate(
+            number, {k.removeprefix(prefix): _plain(v) for k, v in params.items()},
+            float(results["mean_test_score"][number]), float(results["std_test_score"][number]),
+            float(results["mean_fit_time"][number]),
+        )
+        on_candidate(candidate)
+        candidates.append(candidate)
+    best = {k.removeprefix(prefix): _plain(v) for k, v in searcher.best_params_.items()}
+    return Result(best, float(searcher.best_score_), searcher.best_estimator_, candidates)
+
+
+def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on_candidate) -> Result:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        storage=options.get("storage"),
+        study_name=options.get("study_name"),
+        load_if_exists=True,
+        # seeded in memory (reproducible); unseeded on a shared storage, or every worker would
+        # propose the same points
+        sampler=optuna.samplers.TPESampler(seed=None if options.get("storage") else seed),
+    )
+    candidates = []
+
+    def objective(trial) -> float:
+        params = {name: optuna_suggest(trial, name, spec) for name, spec in space.items()}
+        candidate_head = clone(head).set_params(**{prefix + k: v for k, v in params.items()})
+        started = time.perf_counter()
+        scores = cross_val_score(candidate_head, X, y, cv=folds, scoring=scoring, n_jobs=n_jobs)
+        candidate = Candidate(trial.number, params, float(scores.mean()), float(scores.std()),
+                              (time.perf_counter() - started) / folds.get_n_splits())
+        on_candidate(candidate)
+        candidates.append(candidate)
+        return candidate.cv_score
+
+    study.optimize(objective, n_trials=int(options.get("n_trials", 20)), timeout=options.get("timeout"),
+                   show_progress_bar=bool(options.get("progress_bar", True)))
+    best = dict(study.best_params)  # over every trial of the study, other workers' included
+    refit = clone(head).set_params(**{prefix + k: v for k, v in best.items()}).fit(X, y)
+    return Result(best, float(study.best_value), refit, candidates)
+
+
+def _plain(value):
+    """numpy scalars -> Python ones, for MLflow params and JSON."""
+    return value.item() if hasattr(value, "item") else value
