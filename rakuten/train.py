@@ -28,6 +28,14 @@ OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), repla
 USER_ERRORS = (data.DataError, track.TrackingError, InstantiationException, ValueError)
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """The config that `python -m rakuten.train <overrides>` runs with (for notebooks, benchmarks, tests)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 def run(cfg: DictConfig) -> float:
     """One tracked training job; returns the test weighted F1."""
     from rakuten.features.cache import cache_key, fit_features

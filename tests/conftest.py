@@ -8,10 +8,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from hydra import compose, initialize_config_dir
-
-import rakuten.train  # noqa: F401  registers the `project_root` resolver used by conf/
 from rakuten import PROJECT_ROOT
+from rakuten.train import compose_config
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
 TEST_CACHE_DIR = tempfile.mkdtemp(prefix="rakuten-features-")  # tests never touch the repo's .cache
@@ -45,8 +43,7 @@ def config(*overrides: str):
     """The composed Hydra config of `python -m rakuten.train <overrides>`."""
     if not any(o.startswith("cache.dir=") for o in overrides):
         overrides = (f"cache.dir={TEST_CACHE_DIR}", *overrides)
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(*overrides)
 
 
 @pytest.fixture(scope="module")
