@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -38,7 +39,9 @@ class Split:
     def fingerprint(self) -> str:
         """Identifies the rows, texts and labels of both parts: equal fingerprints, comparable scores."""
         digest = hashlib.sha256()
-        for part in (self.X_train, self.y_train, self.X_test, self.y_test):
+        # image paths depend on where the data sits; the products are the ids
+        X_train, X_test = (x.drop(columns="image_path", errors="ignore") for x in (self.X_train, self.X_test))
+        for part in (X_train, self.y_train, X_test, self.y_test):
             digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -117,8 +120,10 @@ def load_labelled(data_dir: str | Path, max_rows: int | None = None, seed: int =
 
 def split(products: pd.DataFrame, labels: pd.Series, test_size: float = 0.2, seed: int = 42) -> Split:
     """Stratified train/test split; the test part is what every reported score is measured on."""
+    test_rows = int(np.ceil(test_size * len(labels))) if isinstance(test_size, float) else int(test_size)
+    stratify = _stratify(labels) if min(test_rows, len(labels) - test_rows) >= labels.nunique() else None
     X_train, X_test, y_train, y_test = train_test_split(
-        products, labels, test_size=test_size, stratify=_stratify(labels), random_state=seed
+        products, labels, test_size=test_size, stratify=stratify, random_state=seed
     )
     return Split(X_train, X_test, y_train, y_test)
 
@@ -126,3 +131,81 @@ def split(products: pd.DataFrame, labels: pd.Series, test_size: float = 0.2, see
 def _stratify(labels: pd.Series) -> pd.Series | None:
     """Stratify when every class has two members; otherwise sklearn cannot, so draw plainly."""
     return labels if labels.value_counts().min() >= 2 else None
+
+
+# --- images --------------------------------------------------------------------------------------
+IMAGES_DIR = Path("images") / "image_train"  # the challenge's layout, under data.dir
+_JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG"
+
+
+def image_file_name(imageid: int, productid: int) -> str:
+    """The challenge's name of a product's picture."""
+    return f"image_{imageid}_product_{productid}.jpg"
+
+
+def read_product_ids(data_dir: str | Path) -> pd.DataFrame:
+    """`productid` and `imageid` of every product: from X_train_ids.csv when the folder has it
+    (the shared data: ids of all rows, text of a few), else from the X file."""
+    try:
+        path = find_file(data_dir, IDS_FILE)
+    except DataError:
+        path = find_file(data_dir, X_FILE)
+    ids = _read_csv(path)
+    missing = [c for c in ("productid", "imageid") if c not in ids.columns]
+    if missing:
+        raise DataError(f"{path} has no {missing} column (columns: {list(ids.columns)})")
+    return ids[["productid", "imageid"]].astype("int64")
+
+
+@dataclass(frozen=True)
+class ImageCounts:
+    found: int
+    missing: int
+    unreadable: int
+
+
+def load_images(
+    data_dir: str | Path, images_dir: str | Path | None = None, strict: bool = False,
+    max_rows: int | None = None, seed: int = 42,
+) -> tuple[pd.DataFrame, pd.Series, ImageCounts]:
+    """Products that have a readable picture: `image_path` per row index, and their labels.
+
+    Pictures are matched to rows by imageid and productid (their file names); labels are joined by
+    index. Rows without a picture, and pictures that are empty or not JPEG/PNG, are counted, or are
+    an error with `strict`.
+    """
+    folder = Path(images_dir) if images_dir else Path(data_dir) / IMAGES_DIR
+    if not folder.is_dir():
+        raise DataError(f"image folder not found: {folder}")
+    ids = read_product_ids(data_dir)
+    on_disk = {p.name for p in folder.iterdir()}
+    names = [image_file_name(i, p) for i, p in zip(ids["imageid"], ids["productid"])]
+    present = pd.Series([n in on_disk for n in names], index=ids.index)
+    paths = pd.Series([str(folder / n) for n in names], index=ids.index)[present]
+    readable = paths.map(_looks_like_image)
+    counts = ImageCounts(int(readable.sum()), int((~present).sum()), int((~readable).sum()))
+    if strict and (counts.missing or counts.unreadable):
+        first = paths[~readable].head(3).tolist() or [names[i] for i in range(len(names)) if not present.iloc[i]][:3]
+        raise DataError(f"{counts.missing} products have no picture and {counts.unreadable} pictures are "
+                        f"unreadable in {folder} (e.g. {first}); data.images.strict=false to skip them")
+    if not counts.found:
+        raise DataError(f"no picture of a product of {data_dir} in {folder}")
+    frame = ids.loc[paths[readable].index].assign(image_path=paths[readable])
+    labels = read_labels(find_file(data_dir, Y_FILE))
+    unlabelled = frame.index.difference(labels.index)
+    if len(unlabelled):
+        raise DataError(f"{len(unlabelled)} pictured products have no label (first indices: {list(unlabelled[:5])})")
+    labels = labels.loc[frame.index]
+    if max_rows is not None and max_rows < len(frame):
+        keep, _ = train_test_split(frame.index, train_size=max_rows, stratify=_stratify(labels), random_state=seed)
+        frame, labels = frame.loc[keep.sort_values()], labels.loc[keep.sort_values()]
+    return frame, labels, counts
+
+
+def _looks_like_image(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(_JPEG) or head.startswith(_PNG)

@@ -72,3 +72,37 @@ def plot_per_class_f1(report_dict: dict, labels, title: str = "F1 per class"):
     axes.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def plot_learning_curve(history: dict[str, list[float]], title: str = "Learning curve"):
+    """Loss and accuracy per epoch, training and validation."""
+    figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = range(1, len(history.get("loss", [])) + 1)
+    for axes, key in ((loss, "loss"), (accuracy, "accuracy")):
+        if key in history:
+            axes.plot(epochs, history[key], label=f"train {key}")
+        if f"val_{key}" in history:
+            axes.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(key)
+        axes.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_gradcam(image: np.ndarray, heatmap: np.ndarray, title: str):
+    """The picture, and the Grad-CAM heatmap (resized to it) laid over it."""
+    from PIL import Image
+
+    size = (image.shape[1], image.shape[0])
+    resized = np.asarray(Image.fromarray(np.uint8(255 * heatmap)).resize(size, Image.BILINEAR)) / 255.0
+    figure, (left, right) = plt.subplots(1, 2, figsize=(6, 3.2))
+    left.imshow(image)
+    right.imshow(image)
+    right.imshow(resized, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    for axes in (left, right):
+        axes.axis("off")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure

@@ -1,10 +1,19 @@
 """What a logged model is to its users: raw product rows in, `prdtypecode` integers out.
 
-`ProductClassifier` wraps a fitted scikit-learn / imbalanced-learn pipeline as an MLflow pyfunc,
-so `mlflow.pyfunc.load_model(uri).predict(df)` and `mlflow models serve` work on raw rows.
+`ProductClassifier` is the pyfunc of every model of the zoo. What it wraps depends on the
+artifacts it was logged with:
+- `pipeline` (joblib): a text pipeline; rows have `designation` and optionally `description`;
+- `keras_model` + `image_config`: an image network; rows have `image_path`, or `imageid` and
+  `productid` with `params={"images_dir": ...}`;
+- `fusion` (joblib) + the two above: a text + image fusion; rows have the text columns and an
+  `image_path` that may be null (then the text model alone decides).
+`predict(df)` returns a DataFrame with `prdtypecode` (int64), indexed like `df`;
+`predict(df, params={"return_proba": True, "top_k": k})` adds `probability` and `top_k`.
 """
 
 from __future__ import annotations
+
+import json
 
 import joblib
 import mlflow.pyfunc
@@ -16,71 +25,131 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 LABEL = "prdtypecode"
+_PARAMS = [ParamSpec("return_proba", "boolean", False), ParamSpec("top_k", "long", 3)]
+_OUTPUT = Schema([ColSpec("long", LABEL)])
 
 TEXT_SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "designation"), ColSpec("string", "description", required=False)]),
-    outputs=Schema([ColSpec("long", LABEL)]),
-    params=ParamSchema([ParamSpec("return_proba", "boolean", False), ParamSpec("top_k", "long", 3)]),
+    outputs=_OUTPUT, params=ParamSchema(_PARAMS),
+)
+IMAGE_SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "image_path", required=False), ColSpec("long", "imageid", required=False),
+                   ColSpec("long", "productid", required=False)]),
+    outputs=_OUTPUT, params=ParamSchema([*_PARAMS, ParamSpec("images_dir", "string", "")]),
+)
+FUSION_SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "designation"), ColSpec("string", "description", required=False),
+                   ColSpec("string", "image_path", required=False)]),
+    outputs=_OUTPUT, params=ParamSchema(_PARAMS),
 )
 
 
+def bad_input(message: str) -> MlflowException:
+    """An error the scoring server answers with a 400 and this message."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class TextPredictor:
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.classes = np.asarray(pipeline.classes_).astype("int64")
+
+    def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
+        return np.asarray(self.pipeline.predict(text_rows(rows))).astype("int64")
+
+    def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
+        if not hasattr(self.pipeline, "predict_proba"):
+            raise bad_input(f"{type(self.pipeline[-1]).__name__} gives no probabilities; "
+                            "train it with model.calibrate=true to get calibrated ones")
+        return self.pipeline.predict_proba(text_rows(rows))
+
+
+class ImagePredictor:
+    def __init__(self, model, config: dict):
+        self.model = model
+        self.config = config
+        self.classes = np.asarray(config["classes"]).astype("int64")
+
+    def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
+        from rakuten.features.images import dataset
+
+        paths = image_paths(rows, params.get("images_dir") or "")
+        images = dataset(paths, image_size=self.config["image_size"], grayscale=self.config["grayscale"],
+                         preprocess=self.config["preprocess"], channels=self.config["channels"],
+                         batch_size=64, cache=False)
+        return self.model.predict(images, verbose=0)
+
+    def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
+        return self.classes[np.argmax(self.proba(rows, params), axis=1)]
+
+
 class ProductClassifier(mlflow.pyfunc.PythonModel):
-    """Pyfunc over a fitted pipeline saved as the artifact `pipeline` (joblib).
-
-    `predict(df)` returns a DataFrame with one column, `prdtypecode` (int64), indexed like `df`.
-    `predict(df, params={"return_proba": True, "top_k": k})` adds `probability` (of the predicted
-    class) and `top_k` (a list of {prdtypecode, probability}); only for pipelines that have
-    `predict_proba`.
-    """
-
     def load_context(self, context) -> None:
-        self.pipeline = joblib.load(context.artifacts["pipeline"])
+        artifacts = context.artifacts
+        if "pipeline" in artifacts:
+            self.predictor = TextPredictor(joblib.load(artifacts["pipeline"]))
+            self.pipeline = self.predictor.pipeline  # for rakuten.explain
+        elif "fusion" in artifacts:
+            from rakuten.fusion import FusionPredictor
+
+            self.predictor = FusionPredictor.load(artifacts)
+        else:
+            self.predictor = load_image_predictor(artifacts)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        rows = _as_rows(model_input)
+        rows = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         params = params or {}
         if not params.get("return_proba"):
-            codes = np.asarray(self.pipeline.predict(rows)).astype("int64")
-            return pd.DataFrame({LABEL: codes}, index=rows.index)
-        return self._with_probabilities(rows, int(params.get("top_k", 3)))
-
-    def _with_probabilities(self, rows: pd.DataFrame, top_k: int) -> pd.DataFrame:
-        if not hasattr(self.pipeline, "predict_proba"):
-            raise MlflowException(  # the scoring server answers 400 with this message
-                f"{type(self.pipeline[-1]).__name__} gives no probabilities; "
-                "train it with model.calibrate=true to get calibrated ones",
-                error_code=INVALID_PARAMETER_VALUE,
-            )
-        proba = self.pipeline.predict_proba(rows)
-        classes = np.asarray(self.pipeline.classes_).astype("int64")
-        order = np.argsort(-proba, axis=1)[:, : max(1, top_k)]
-        best = order[:, 0]
-        return pd.DataFrame(
-            {
-                LABEL: classes[best],
-                "probability": proba[np.arange(len(rows)), best],
-                "top_k": [
-                    [{LABEL: int(classes[j]), "probability": float(p[j])} for j in row_order]
-                    for p, row_order in zip(proba, order)
-                ],
-            },
-            index=rows.index,
-        )
+            return pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
+        return with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
+                          int(params.get("top_k", 3)))
 
 
-def _as_rows(model_input) -> pd.DataFrame:
-    if not isinstance(model_input, pd.DataFrame):
-        model_input = pd.DataFrame(model_input)
+def load_image_predictor(artifacts: dict) -> ImagePredictor:
+    import keras
+
+    with open(artifacts["image_config"]) as handle:
+        config = json.load(handle)
+    return ImagePredictor(keras.models.load_model(artifacts["keras_model"], compile=False), config)
+
+
+def with_top_k(proba: np.ndarray, classes: np.ndarray, index, top_k: int) -> pd.DataFrame:
+    order = np.argsort(-proba, axis=1)[:, : max(1, top_k)]
+    best = order[:, 0]
+    return pd.DataFrame(
+        {
+            LABEL: classes[best],
+            "probability": proba[np.arange(len(proba)), best],
+            "top_k": [[{LABEL: int(classes[j]), "probability": float(p[j])} for j in row]
+                      for p, row in zip(proba, order)],
+        },
+        index=index,
+    )
+
+
+def text_rows(model_input: pd.DataFrame) -> pd.DataFrame:
+    """`designation` and `description` as strings; null or missing description is empty."""
     if "designation" not in model_input.columns:
-        raise MlflowException(f"product rows need a 'designation' column (got {list(model_input.columns)})",
-            error_code=INVALID_PARAMETER_VALUE,
-        )
+        raise bad_input(f"product rows need a 'designation' column (got {list(model_input.columns)})")
     rows = model_input.copy()
     if "description" not in rows.columns:
         rows["description"] = ""
     for column in ("designation", "description"):
         rows[column] = rows[column].astype(object).where(rows[column].notna(), "").astype(str)
     return rows
+
+
+def image_paths(rows: pd.DataFrame, images_dir: str) -> list[str]:
+    """`image_path` per row, or the challenge's file name from `imageid` and `productid`."""
+    if "image_path" in rows.columns and rows["image_path"].notna().all():
+        return rows["image_path"].astype(str).tolist()
+    if {"imageid", "productid"} <= set(rows.columns) and images_dir:
+        from pathlib import Path
+
+        return [str(Path(images_dir) / f"image_{int(i)}_product_{int(p)}.jpg")
+                for i, p in zip(rows["imageid"], rows["productid"])]
+    raise bad_input("image rows need an 'image_path' for every row, or 'imageid' and 'productid' "
+                    "with params={'images_dir': ...}")
 
 
 # Models-from-code: MLflow loads this file and takes the model declared here.

@@ -140,9 +140,9 @@ def log_text_model(pipeline, input_example):
         )
 
 
-def requirements() -> list[str]:
+def requirements(packages=MODEL_REQUIREMENTS) -> list[str]:
     pins = []
-    for package in MODEL_REQUIREMENTS:
+    for package in packages:
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -172,3 +172,39 @@ def log_candidate(candidate, kind: str) -> None:
 def log_search_result(result) -> None:
     mlflow.log_params({f"best.{key}": str(value) for key, value in result.best_params.items()})
     mlflow.log_metrics({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)})
+
+
+def log_epoch(metrics: dict[str, float], step: int) -> None:
+    mlflow.log_metrics({f"epoch_{key}": value for key, value in metrics.items()}, step=step)
+
+
+IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
+
+
+def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):
+    """Log a Keras network and its image settings (classes included) as the run's model `model`."""
+    from rakuten.pyfunc import IMAGE_SIGNATURE
+
+    with tempfile.TemporaryDirectory() as folder:
+        network_path = Path(folder) / "network.keras"
+        network.save(network_path)
+        config_path = Path(folder) / "image_config.json"
+        config_path.write_text(json.dumps(image_config))
+        artifacts = {"keras_model": str(network_path), "image_config": str(config_path)}
+        for name, value in (extra_artifacts or {}).items():
+            path = Path(folder) / f"{name}.joblib"
+            joblib.dump(value, path)
+            artifacts[name] = str(path)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).parent / "pyfunc.py"),
+            artifacts=artifacts,
+            code_paths=[str(Path(__file__).parent)],
+            signature=signature or IMAGE_SIGNATURE,
+            input_example=input_example,
+            pip_requirements=requirements(IMAGE_REQUIREMENTS),
+        )
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    mlflow.log_metrics(metrics)

@@ -38,15 +38,15 @@ def compose_config(*overrides: str) -> DictConfig:
 
 def run(cfg: DictConfig) -> float:
     """One tracked training job; returns the test weighted F1."""
-    from rakuten.features.cache import cache_key, fit_features
-    from rakuten.models import assemble, features_from_config, head_from_config
-
+    trainers = {"text": _run_text, "image": _run_image, "fusion": _run_fusion}
+    if cfg.model.modality not in trainers:
+        raise ValueError(f"model.modality must be one of {list(trainers)}, got {cfg.model.modality!r}")
     track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-    products, labels = data.load_labelled(cfg.data.dir, cfg.data.max_rows, cfg.seed)
-    parts = data.split(products, labels, cfg.data.test_size, cfg.seed)
-    features, head = features_from_config(cfg), head_from_config(cfg)
-    classes = np.sort(labels.unique())
-    tags = {
+    return trainers[cfg.model.modality](cfg)
+
+
+def _tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
+    return {
         "model": cfg.model.name,
         "resampler": cfg.resampler.name,
         "search": cfg.search.name,
@@ -55,7 +55,37 @@ def run(cfg: DictConfig) -> float:
         "data_fingerprint": parts.fingerprint,
         "data_dir": str(cfg.data.dir),
     }
-    with track.run(f"{cfg.model.name}-{cfg.resampler.name}", tags, nested_in_env_run=_is_multirun()):
+
+
+def _evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics: dict, figures=None) -> dict:
+    """Test metrics, per-class report, confusion matrix and per-class F1, the same for every modality."""
+    metrics = evaluate.score(y_test, predicted)
+    report_dict, report_text = evaluate.report(y_test, predicted, classes)
+    title = f"{cfg.model.name} + {cfg.resampler.name}: weighted F1 {metrics['test_f1_weighted']:.4f}"
+    track.log_evaluation(
+        {**metrics, **extra_metrics},
+        report_dict,
+        report_text,
+        {
+            "confusion_matrix": evaluate.plot_confusion_matrix(y_test, predicted, classes, title),
+            "per_class_f1": evaluate.plot_per_class_f1(report_dict, classes, title),
+            **(figures or {}),
+        },
+    )
+    log.info("%s: test_f1_weighted=%.4f (fit %.1fs%s)", cfg.model.name, metrics["test_f1_weighted"],
+             extra_metrics["fit_seconds"], ", features cached" if extra_metrics.get("features_cache_hit") else "")
+    return metrics
+
+
+def _run_text(cfg: DictConfig) -> float:
+    from rakuten.features.cache import cache_key, fit_features
+    from rakuten.models import assemble, features_from_config, head_from_config
+
+    products, labels = data.load_labelled(cfg.data.dir, cfg.data.max_rows, cfg.seed)
+    parts = data.split(products, labels, cfg.data.test_size, cfg.seed)
+    features, head = features_from_config(cfg), head_from_config(cfg)
+    classes = np.sort(labels.unique())
+    with track.run(f"{cfg.model.name}-{cfg.resampler.name}", _tags(cfg, parts), nested_in_env_run=_is_multirun()):
         track.log_config(cfg)
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
                            "max_features": cfg.model.get("max_features")}
@@ -77,25 +107,155 @@ def run(cfg: DictConfig) -> float:
         started = time.perf_counter()
         predicted = head.predict(cached.test)
         predict_seconds = time.perf_counter() - started
-        pipeline = assemble(cached.transformer, head)
+        metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, {
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "features_seconds": cached.seconds,
+            "features_cache_hit": float(cached.cache_hit), "train_rows": len(parts.X_train),
+            "test_rows": len(parts.X_test)})
+        model_info = track.log_text_model(assemble(cached.transformer, head),
+                                          parts.X_test[["designation", "description"]].head(3))
+        if cfg.register:
+            _register(cfg, model_info.model_uri, metrics, parts)
+    return metrics["test_f1_weighted"]
 
-        metrics = evaluate.score(parts.y_test, predicted)
-        report_dict, report_text = evaluate.report(parts.y_test, predicted, classes)
-        title = f"{cfg.model.name} + {cfg.resampler.name}: weighted F1 {metrics['test_f1_weighted']:.4f}"
-        track.log_evaluation(
-            {**metrics, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-             "features_seconds": cached.seconds, "features_cache_hit": float(cached.cache_hit),
-             "train_rows": len(parts.X_train), "test_rows": len(parts.X_test)},
-            report_dict,
-            report_text,
-            {
-                "confusion_matrix": evaluate.plot_confusion_matrix(parts.y_test, predicted, classes, title),
-                "per_class_f1": evaluate.plot_per_class_f1(report_dict, classes, title),
-            },
+
+def image_settings(model_cfg: DictConfig, classes) -> dict:
+    """What the logged image model needs to read pictures as in training, and its class order."""
+    return {"classes": [int(c) for c in classes], "image_size": list(model_cfg.image_size),
+            "grayscale": bool(model_cfg.grayscale), "preprocess": model_cfg.preprocess,
+            "channels": int(model_cfg.channels)}
+
+
+def _reading(settings: dict) -> dict:
+    return {k: settings[k] for k in ("image_size", "grayscale", "preprocess", "channels")}
+
+
+def _fit_network(model_cfg: DictConfig, augment: dict, X, y, classes, seed: int):
+    """Build the network of `model_cfg` and fit it on pictures X (`image_path`) with labels y; a
+    stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
+    from hydra.utils import instantiate
+
+    from rakuten import image_models
+    from rakuten.features.images import dataset
+
+    settings = image_settings(model_cfg, classes)
+    reading, batch = _reading(settings), int(model_cfg.batch_size)
+    index_of = {code: number for number, code in enumerate(classes)}
+    fitting = data.split(X, y, model_cfg.validation_size, seed)
+    train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
+                       batch_size=batch, augment=augment, seed=seed, **reading)
+    validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **reading)
+    network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
+                          n_classes=len(classes))
+    history = image_models.fit(network, train_ds, validation_ds, int(model_cfg.epochs),
+                               float(model_cfg.learning_rate), model_cfg.patience, track.log_epoch, seed)
+    return network, history, settings
+
+
+def _image_proba(network, settings: dict, paths, batch_size: int = 64) -> np.ndarray:
+    from rakuten.features.images import dataset
+
+    return network.predict(dataset(paths, batch_size=batch_size, **_reading(settings)), verbose=0)
+
+
+def _run_image(cfg: DictConfig) -> float:
+    frame, labels, counts = data.load_images(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict,
+                                             cfg.data.max_rows, cfg.seed)
+    parts = data.split(frame, labels, cfg.data.test_size, cfg.seed)
+    classes = np.sort(labels.unique())
+    with track.run(f"{cfg.model.name}-{cfg.augment.name}", {**_tags(cfg, parts), "augment": cfg.augment.name},
+                   nested_in_env_run=_is_multirun()):
+        track.log_config(cfg)
+        track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
+                           "images_unreadable": counts.unreadable})
+        started = time.perf_counter()
+        network, history, settings = _fit_network(cfg.model, OmegaConf.to_container(cfg.augment),
+                                                   parts.X_train, parts.y_train, classes, cfg.seed)
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        predicted = classes[np.argmax(_image_proba(network, settings, parts.X_test["image_path"]), axis=1)]
+        predict_seconds = time.perf_counter() - started
+        figures = {"learning_curve": evaluate.plot_learning_curve(history, f"{cfg.model.name}: learning curve")}
+        figures.update(_gradcam_figures(network, parts, classes, _reading(settings), int(cfg.model.gradcam_images),
+                                        cfg.seed))
+        metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, {
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "epochs": len(history["loss"]),
+            "train_accuracy": history["accuracy"][-1], "train_rows": len(parts.X_train),
+            "test_rows": len(parts.X_test)}, figures)
+        model_info = track.log_image_model(network, settings, parts.X_test[["image_path"]].head(2))
+        if cfg.register:
+            _register(cfg, model_info.model_uri, metrics, parts)
+    return metrics["test_f1_weighted"]
+
+
+def _gradcam_figures(network, parts: data.Split, classes, reading: dict, count: int, seed: int) -> dict:
+    """Grad-CAM overlays of `count` test pictures, keyed `gradcam/product_<index>`."""
+    from PIL import Image
+
+    from rakuten import image_models
+    from rakuten.features.images import decode
+
+    figures = {}
+    chosen = parts.X_test.sample(min(count, len(parts.X_test)), random_state=seed)
+    for index, path in chosen["image_path"].items():
+        pixels = decode(path, **reading).numpy()
+        heatmap, class_index = image_models.grad_cam(network, pixels)
+        picture = np.asarray(Image.open(path).convert("RGB").resize(tuple(reading["image_size"][::-1])))
+        title = f"product {index}: predicted {classes[class_index]}, true {parts.y_test.loc[index]}"
+        figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(picture, heatmap, title)
+    return figures
+
+
+def _run_fusion(cfg: DictConfig) -> float:
+    """Text and image models trained apart, combined on a validation split, scored on products
+    that have both, beside each part alone on the same products."""
+    from rakuten import fusion
+    from rakuten.models import pipeline_from_config
+    from rakuten.pyfunc import FUSION_SIGNATURE
+
+    products, labels = data.load_labelled(cfg.data.dir, None, cfg.seed)
+    frame, image_labels, counts = data.load_images(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict)
+    both = products.index.intersection(frame.index)
+    if len(both) < 50:
+        raise data.DataError(f"only {len(both)} products have both text and a picture in {cfg.data.dir}")
+    rows = products.loc[both, ["designation", "description"]].join(frame.loc[both, ["image_path"]])
+    parts = data.split(rows, labels.loc[both], cfg.data.test_size, cfg.seed)
+    tuning = data.split(parts.X_train, parts.y_train, cfg.model.validation_size, cfg.seed)
+    held_out = parts.X_test.index.union(tuning.X_test.index)  # neither model trains on these
+    classes = np.sort(np.union1d(labels.unique(), image_labels.unique()))
+    text_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    text_cfg.model = text_cfg.model.text
+    image_frame = frame.drop(frame.index.intersection(held_out))
+    with track.run(f"fusion-{cfg.model.method}", _tags(cfg, parts), nested_in_env_run=_is_multirun()):
+        track.log_config(cfg)
+        started = time.perf_counter()
+        text_rows = products.drop(held_out)
+        text_pipeline = pipeline_from_config(text_cfg).fit(text_rows, labels.loc[text_rows.index])
+        network, _, settings = _fit_network(cfg.model.image, OmegaConf.to_container(cfg.augment), image_frame,
+                                            image_labels.loc[image_frame.index], classes, cfg.seed)
+
+        def probabilities(X):
+            p_text = fusion.align(text_pipeline.predict_proba(X), text_pipeline.classes_, classes)
+            return p_text, _image_proba(network, settings, X["image_path"])
+
+        combiner = fusion.fit_combiner(cfg.model.method, *probabilities(tuning.X_test), tuning.y_test, classes,
+                                       cfg.seed)
+        fit_seconds = time.perf_counter() - started
+        p_text, p_image = probabilities(parts.X_test)
+        predicted = classes[np.argmax(fusion.combine(combiner, p_text, p_image, classes), axis=1)]
+        parts_alone = {f"test_{name}_only_f1_weighted": evaluate.score(parts.y_test, classes[np.argmax(p, 1)])[
+            "test_f1_weighted"] for name, p in (("text", p_text), ("image", p_image))}
+        extra = {"fit_seconds": fit_seconds, **parts_alone, "test_rows": len(parts.X_test),
+                 "validation_rows": len(tuning.X_test), "text_train_rows": len(text_rows),
+                 "image_train_rows": len(image_frame)}
+        if combiner["method"] == "late":
+            extra.update(text_weight=combiner["weight"], validation_f1_weighted=combiner["validation_f1_weighted"])
+        metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, extra)
+        model_info = track.log_image_model(
+            network, settings, parts.X_test[["designation", "description", "image_path"]].head(2),
+            signature=FUSION_SIGNATURE,
+            extra_artifacts={"fusion": {"text_pipeline": text_pipeline, "combiner": combiner,
+                                        "classes": [int(c) for c in classes]}},
         )
-        model_info = track.log_text_model(pipeline, parts.X_test[["designation", "description"]].head(3))
-        log.info("%s: test_f1_weighted=%.4f (fit %.1fs, features %.1fs%s)", cfg.model.name,
-                 metrics["test_f1_weighted"], fit_seconds, cached.seconds, ", cached" if cached.cache_hit else "")
         if cfg.register:
             _register(cfg, model_info.model_uri, metrics, parts)
     return metrics["test_f1_weighted"]
