@@ -209,3 +209,37 @@ def _looks_like_image(path: str) -> bool:
     except OSError:
         return False
     return head.startswith(_JPEG) or head.startswith(_PNG)
+
+
+# --- the split of each modality, shared by training and by tools that rebuild a run's test part ---
+def text_split(data_dir, max_rows, test_size, seed) -> Split:
+    products, labels = load_labelled(data_dir, max_rows, seed)
+    return split(products, labels, test_size, seed)
+
+
+def image_split(data_dir, images_dir, strict, max_rows, test_size, seed) -> tuple[Split, ImageCounts]:
+    frame, labels, counts = load_images(data_dir, images_dir, strict, max_rows, seed)
+    return split(frame, labels, test_size, seed), counts
+
+
+@dataclass(frozen=True)
+class FusionData:
+    """Products with text, products with a picture, and the split of those that have both."""
+
+    products: pd.DataFrame
+    labels: pd.Series
+    pictures: pd.DataFrame
+    picture_labels: pd.Series
+    parts: Split
+    counts: ImageCounts
+
+
+def fusion_split(data_dir, images_dir, strict, test_size, seed, min_products: int = 50) -> FusionData:
+    products, labels = load_labelled(data_dir, None, seed)
+    pictures, picture_labels, counts = load_images(data_dir, images_dir, strict)
+    both = products.index.intersection(pictures.index)
+    if len(both) < min_products:
+        raise DataError(f"only {len(both)} products have both text and a picture in {data_dir}")
+    rows = products.loc[both, ["designation", "description"]].join(pictures.loc[both, ["image_path"]])
+    return FusionData(products, labels, pictures, picture_labels,
+                      split(rows, labels.loc[both], test_size, seed), counts)

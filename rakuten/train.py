@@ -81,10 +81,9 @@ def _run_text(cfg: DictConfig) -> float:
     from rakuten.features.cache import cache_key, fit_features
     from rakuten.models import assemble, features_from_config, head_from_config
 
-    products, labels = data.load_labelled(cfg.data.dir, cfg.data.max_rows, cfg.seed)
-    parts = data.split(products, labels, cfg.data.test_size, cfg.seed)
+    parts = data.text_split(cfg.data.dir, cfg.data.max_rows, cfg.data.test_size, cfg.seed)
     features, head = features_from_config(cfg), head_from_config(cfg)
-    classes = np.sort(labels.unique())
+    classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
     with track.run(f"{cfg.model.name}-{cfg.resampler.name}", _tags(cfg, parts), nested_in_env_run=_is_multirun()):
         track.log_config(cfg)
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
@@ -158,10 +157,9 @@ def _image_proba(network, settings: dict, paths, batch_size: int = 64) -> np.nda
 
 
 def _run_image(cfg: DictConfig) -> float:
-    frame, labels, counts = data.load_images(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict,
-                                             cfg.data.max_rows, cfg.seed)
-    parts = data.split(frame, labels, cfg.data.test_size, cfg.seed)
-    classes = np.sort(labels.unique())
+    parts, counts = data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
+                                     cfg.data.test_size, cfg.seed)
+    classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
     with track.run(f"{cfg.model.name}-{cfg.augment.name}", {**_tags(cfg, parts), "augment": cfg.augment.name},
                    nested_in_env_run=_is_multirun()):
         track.log_config(cfg)
@@ -212,13 +210,9 @@ def _run_fusion(cfg: DictConfig) -> float:
     from rakuten.models import pipeline_from_config
     from rakuten.pyfunc import FUSION_SIGNATURE
 
-    products, labels = data.load_labelled(cfg.data.dir, None, cfg.seed)
-    frame, image_labels, counts = data.load_images(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict)
-    both = products.index.intersection(frame.index)
-    if len(both) < 50:
-        raise data.DataError(f"only {len(both)} products have both text and a picture in {cfg.data.dir}")
-    rows = products.loc[both, ["designation", "description"]].join(frame.loc[both, ["image_path"]])
-    parts = data.split(rows, labels.loc[both], cfg.data.test_size, cfg.seed)
+    found = data.fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size, cfg.seed)
+    products, labels, frame, image_labels, parts = (found.products, found.labels, found.pictures,
+                                                    found.picture_labels, found.parts)
     tuning = data.split(parts.X_train, parts.y_train, cfg.model.validation_size, cfg.seed)
     held_out = parts.X_test.index.union(tuning.X_test.index)  # neither model trains on these
     classes = np.sort(np.union1d(labels.unique(), image_labels.unique()))
