@@ -101,21 +101,29 @@ def load_labelled(data_dir: str | Path, max_rows: int | None = None, seed: int =
     `max_rows` keeps a stratified subsample, for quick runs.
     """
     products = read_products(find_file(data_dir, X_FILE))
+    labels = labels_of(products, data_dir, "products")
+    return _subsample(products, labels, max_rows, seed)
+
+
+def labels_of(rows: pd.DataFrame, data_dir: str | Path, what: str) -> pd.Series:
+    """The labels of `rows` from the Y file of `data_dir`, joined by index; every row needs one."""
     labels = read_labels(find_file(data_dir, Y_FILE))
-    unlabelled = products.index.difference(labels.index)
+    unlabelled = rows.index.difference(labels.index)
     if len(unlabelled):
         raise DataError(
-            f"{len(unlabelled)} of {len(products)} products in {data_dir} have no label in "
+            f"{len(unlabelled)} of {len(rows)} {what} in {data_dir} have no label in "
             f"{Y_FILE} (first indices: {list(unlabelled[:5])})"
         )
-    labels = labels.loc[products.index]
-    if max_rows is not None and max_rows < len(products):
-        keep, _ = train_test_split(
-            products.index, train_size=max_rows, stratify=_stratify(labels), random_state=seed
-        )
-        keep = keep.sort_values()
-        products, labels = products.loc[keep], labels.loc[keep]
-    return products, labels
+    return labels.loc[rows.index]
+
+
+def _subsample(rows: pd.DataFrame, labels: pd.Series, max_rows: int | None, seed: int):
+    """A stratified subsample of `max_rows` rows (all of them when None), in index order."""
+    if max_rows is None or max_rows >= len(rows):
+        return rows, labels
+    keep, _ = train_test_split(rows.index, train_size=max_rows, stratify=_stratify(labels), random_state=seed)
+    keep = keep.sort_values()
+    return rows.loc[keep], labels.loc[keep]
 
 
 def split(products: pd.DataFrame, labels: pd.Series, test_size: float = 0.2, seed: int = 42) -> Split:
@@ -191,14 +199,7 @@ def load_images(
     if not counts.found:
         raise DataError(f"no picture of a product of {data_dir} in {folder}")
     frame = ids.loc[paths[readable].index].assign(image_path=paths[readable])
-    labels = read_labels(find_file(data_dir, Y_FILE))
-    unlabelled = frame.index.difference(labels.index)
-    if len(unlabelled):
-        raise DataError(f"{len(unlabelled)} pictured products have no label (first indices: {list(unlabelled[:5])})")
-    labels = labels.loc[frame.index]
-    if max_rows is not None and max_rows < len(frame):
-        keep, _ = train_test_split(frame.index, train_size=max_rows, stratify=_stratify(labels), random_state=seed)
-        frame, labels = frame.loc[keep.sort_values()], labels.loc[keep.sort_values()]
+    frame, labels = _subsample(frame, labels_of(frame, data_dir, "pictured products"), max_rows, seed)
     return frame, labels, counts
 
 

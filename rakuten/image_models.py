@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
+
+from rakuten import data
+from rakuten.features.images import dataset, decode
 
 
 def build_sequential(input_shape, n_classes: int, filters=(32, 64, 128), kernel_size: int = 3,
@@ -133,3 +137,50 @@ def grad_cam(model: keras.Model, pixels: np.ndarray, class_index: int | None = N
     weights = tf.reduce_mean(gradients, axis=(0, 1, 2))
     heatmap = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1)).numpy()
     return (heatmap / heatmap.max() if heatmap.max() > 0 else heatmap), index
+
+
+def settings_of(model_cfg, classes) -> dict:
+    """What a logged image model needs to read pictures as in training, and its class order."""
+    return {"classes": [int(c) for c in classes], "image_size": list(model_cfg.image_size),
+            "grayscale": bool(model_cfg.grayscale), "preprocess": model_cfg.preprocess,
+            "channels": int(model_cfg.channels)}
+
+
+def reading(settings: dict) -> dict:
+    """The options of `features.images.decode` / `dataset` in `settings`."""
+    return {k: settings[k] for k in ("image_size", "grayscale", "preprocess", "channels")}
+
+
+def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, on_epoch=None):
+    """Build the network of `model_cfg` and fit it on pictures X (`image_path`) with labels y; a
+    stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
+    from hydra.utils import instantiate
+
+    settings = settings_of(model_cfg, classes)
+    options, batch = reading(settings), int(model_cfg.batch_size)
+    index_of = {code: number for number, code in enumerate(classes)}
+    fitting = data.split(X, y, model_cfg.validation_size, seed)
+    train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
+                       batch_size=batch, augment=augment, seed=seed, **options)
+    validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **options)
+    network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
+                          n_classes=len(classes))
+    history = fit(network, train_ds, validation_ds, int(model_cfg.epochs), float(model_cfg.learning_rate),
+                  model_cfg.patience, on_epoch, seed)
+    return network, history, settings
+
+
+def predict_proba(network: keras.Model, settings: dict, paths, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (columns in `settings["classes"]` order) of the pictures at `paths`."""
+    return network.predict(dataset(paths, batch_size=batch_size, cache=False, **reading(settings)), verbose=0)
+
+
+def grad_cam_samples(network: keras.Model, settings: dict, paths: pd.Series, count: int, seed: int):
+    """(index, picture as shown, heatmap, predicted prdtypecode) for `count` of `paths`."""
+    from PIL import Image
+
+    size = tuple(settings["image_size"][::-1])
+    for index, path in paths.sample(min(count, len(paths)), random_state=seed).items():
+        heatmap, class_index = grad_cam(network, decode(path, **reading(settings)).numpy())
+        picture = np.asarray(Image.open(path).convert("RGB").resize(size))
+        yield index, picture, heatmap, settings["classes"][class_index]

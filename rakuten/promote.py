@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -32,9 +33,7 @@ def registry_name(modality: str) -> str:
 
 def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: str, summary: str):
     """Register `model_uri` as a new version of `name`, described by its metrics and data."""
-    from mlflow import register_model
-
-    version = register_model(model_uri, name)
+    version = mlflow.register_model(model_uri, name)
     client = MlflowClient()
     scores = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()) if key.startswith("test_"))
     client.update_model_version(
@@ -95,8 +94,6 @@ def versions_of_run(name: str, run_id: str) -> list:
 def ranking(experiment: str, modality: str, fingerprint: str | None, metric: str = METRIC) -> tuple[list, str]:
     """Finished runs of `experiment` with `modality` and a logged model, best first, on one data
     fingerprint (by default that of the newest such run)."""
-    import mlflow
-
     found = mlflow.search_runs(
         experiment_names=[experiment],
         filter_string=f"tags.modality = '{modality}' and attributes.status = 'FINISHED'",
@@ -130,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m rakuten.promote`: rank runs, register the best, point champion and challenger."""
     import argparse
     import sys
-
-    import mlflow
 
     from rakuten import runs, track
 
@@ -176,8 +171,6 @@ def _registered(name: str, found) -> str:
     if existing:
         return str(max(int(v.version) for v in existing))
     summary = f"{found.data.tags.get('model')} + resampler {found.data.tags.get('resampler')}, promoted by rakuten.promote"
-    import mlflow
-
     logged = mlflow.search_logged_models(
         filter_string=f"source_run_id = '{found.info.run_id}'", output_format="list"
     )

@@ -71,13 +71,9 @@ class ImagePredictor:
         self.classes = np.asarray(config["classes"]).astype("int64")
 
     def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        from rakuten.features.images import dataset
+        from rakuten.image_models import predict_proba
 
-        paths = image_paths(rows, params.get("images_dir") or "")
-        images = dataset(paths, image_size=self.config["image_size"], grayscale=self.config["grayscale"],
-                         preprocess=self.config["preprocess"], channels=self.config["channels"],
-                         batch_size=64, cache=False)
-        return self.model.predict(images, verbose=0)
+        return predict_proba(self.model, self.config, image_paths(rows, params.get("images_dir") or ""))
 
     def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         return self.classes[np.argmax(self.proba(rows, params), axis=1)]

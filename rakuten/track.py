@@ -27,6 +27,7 @@ MODEL_REQUIREMENTS = (
     "mlflow", "scikit-learn", "imbalanced-learn", "pandas", "numpy", "scipy", "joblib",
     "cloudpickle", "stop-words", "simplemma", "nltk",
 )
+IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
 
 
 class TrackingError(RuntimeError):
@@ -126,17 +127,29 @@ def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: st
 
 def log_text_model(pipeline, input_example):
     """Log the fitted pipeline as the run's model `model`, a pyfunc over raw product rows."""
+    return _log_pyfunc({"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example, MODEL_REQUIREMENTS)
+
+
+def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
+    """Log `rakuten/pyfunc.py` (models-from-code) as the run's model `model`, with the rakuten
+    package as its code and these artifacts: objects saved with joblib, and files written by
+    `file_artifacts[name](path)`."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "pipeline.joblib"
-        joblib.dump(pipeline, path)
+        artifacts = {}
+        for name, value in joblib_artifacts.items():
+            artifacts[name] = str(Path(folder) / f"{name}.joblib")
+            joblib.dump(value, artifacts[name])
+        for name, (file_name, write) in file_artifacts.items():
+            artifacts[name] = str(Path(folder) / file_name)
+            write(artifacts[name])
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).parent / "pyfunc.py"),
-            artifacts={"pipeline": str(path)},
+            artifacts=artifacts,
             code_paths=[str(Path(__file__).parent)],
-            signature=TEXT_SIGNATURE,
+            signature=signature,
             input_example=input_example,
-            pip_requirements=requirements(),
+            pip_requirements=requirements(packages),
         )
 
 
@@ -178,32 +191,15 @@ def log_epoch(metrics: dict[str, float], step: int) -> None:
     mlflow.log_metrics({f"epoch_{key}": value for key, value in metrics.items()}, step=step)
 
 
-IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
-
-
 def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):
-    """Log a Keras network and its image settings (classes included) as the run's model `model`."""
+    """Log a Keras network and its image settings (classes included) as the run's model `model`;
+    `extra_artifacts` (saved with joblib) make it a fusion model."""
     from rakuten.pyfunc import IMAGE_SIGNATURE
 
-    with tempfile.TemporaryDirectory() as folder:
-        network_path = Path(folder) / "network.keras"
-        network.save(network_path)
-        config_path = Path(folder) / "image_config.json"
-        config_path.write_text(json.dumps(image_config))
-        artifacts = {"keras_model": str(network_path), "image_config": str(config_path)}
-        for name, value in (extra_artifacts or {}).items():
-            path = Path(folder) / f"{name}.joblib"
-            joblib.dump(value, path)
-            artifacts[name] = str(path)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).parent / "pyfunc.py"),
-            artifacts=artifacts,
-            code_paths=[str(Path(__file__).parent)],
-            signature=signature or IMAGE_SIGNATURE,
-            input_example=input_example,
-            pip_requirements=requirements(IMAGE_REQUIREMENTS),
-        )
+    files = {"keras_model": ("network.keras", network.save),
+             "image_config": ("image_config.json", lambda path: Path(path).write_text(json.dumps(image_config)))}
+    return _log_pyfunc(extra_artifacts or {}, files, signature or IMAGE_SIGNATURE, input_example,
+                       IMAGE_REQUIREMENTS)
 
 
 def log_metrics(metrics: dict[str, float]) -> None:

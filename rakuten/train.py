@@ -117,46 +117,9 @@ def _run_text(cfg: DictConfig) -> float:
     return metrics["test_f1_weighted"]
 
 
-def image_settings(model_cfg: DictConfig, classes) -> dict:
-    """What the logged image model needs to read pictures as in training, and its class order."""
-    return {"classes": [int(c) for c in classes], "image_size": list(model_cfg.image_size),
-            "grayscale": bool(model_cfg.grayscale), "preprocess": model_cfg.preprocess,
-            "channels": int(model_cfg.channels)}
-
-
-def _reading(settings: dict) -> dict:
-    return {k: settings[k] for k in ("image_size", "grayscale", "preprocess", "channels")}
-
-
-def _fit_network(model_cfg: DictConfig, augment: dict, X, y, classes, seed: int):
-    """Build the network of `model_cfg` and fit it on pictures X (`image_path`) with labels y; a
-    stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
-    from hydra.utils import instantiate
-
-    from rakuten import image_models
-    from rakuten.features.images import dataset
-
-    settings = image_settings(model_cfg, classes)
-    reading, batch = _reading(settings), int(model_cfg.batch_size)
-    index_of = {code: number for number, code in enumerate(classes)}
-    fitting = data.split(X, y, model_cfg.validation_size, seed)
-    train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
-                       batch_size=batch, augment=augment, seed=seed, **reading)
-    validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **reading)
-    network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
-                          n_classes=len(classes))
-    history = image_models.fit(network, train_ds, validation_ds, int(model_cfg.epochs),
-                               float(model_cfg.learning_rate), model_cfg.patience, track.log_epoch, seed)
-    return network, history, settings
-
-
-def _image_proba(network, settings: dict, paths, batch_size: int = 64) -> np.ndarray:
-    from rakuten.features.images import dataset
-
-    return network.predict(dataset(paths, batch_size=batch_size, **_reading(settings)), verbose=0)
-
-
 def _run_image(cfg: DictConfig) -> float:
+    from rakuten import image_models
+
     parts, counts = data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
                                      cfg.data.test_size, cfg.seed)
     classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
@@ -166,15 +129,19 @@ def _run_image(cfg: DictConfig) -> float:
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
                            "images_unreadable": counts.unreadable})
         started = time.perf_counter()
-        network, history, settings = _fit_network(cfg.model, OmegaConf.to_container(cfg.augment),
-                                                   parts.X_train, parts.y_train, classes, cfg.seed)
+        network, history, settings = image_models.fit_from_config(
+            cfg.model, OmegaConf.to_container(cfg.augment), parts.X_train, parts.y_train, classes, cfg.seed,
+            on_epoch=track.log_epoch)
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        predicted = classes[np.argmax(_image_proba(network, settings, parts.X_test["image_path"]), axis=1)]
+        proba = image_models.predict_proba(network, settings, parts.X_test["image_path"])
+        predicted = classes[np.argmax(proba, axis=1)]
         predict_seconds = time.perf_counter() - started
         figures = {"learning_curve": evaluate.plot_learning_curve(history, f"{cfg.model.name}: learning curve")}
-        figures.update(_gradcam_figures(network, parts, classes, _reading(settings), int(cfg.model.gradcam_images),
-                                        cfg.seed))
+        for index, picture, heatmap, code in image_models.grad_cam_samples(
+                network, settings, parts.X_test["image_path"], int(cfg.model.gradcam_images), cfg.seed):
+            figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(
+                picture, heatmap, f"product {index}: predicted {code}, true {parts.y_test.loc[index]}")
         metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, {
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "epochs": len(history["loss"]),
             "train_accuracy": history["accuracy"][-1], "train_rows": len(parts.X_train),
@@ -185,28 +152,10 @@ def _run_image(cfg: DictConfig) -> float:
     return metrics["test_f1_weighted"]
 
 
-def _gradcam_figures(network, parts: data.Split, classes, reading: dict, count: int, seed: int) -> dict:
-    """Grad-CAM overlays of `count` test pictures, keyed `gradcam/product_<index>`."""
-    from PIL import Image
-
-    from rakuten import image_models
-    from rakuten.features.images import decode
-
-    figures = {}
-    chosen = parts.X_test.sample(min(count, len(parts.X_test)), random_state=seed)
-    for index, path in chosen["image_path"].items():
-        pixels = decode(path, **reading).numpy()
-        heatmap, class_index = image_models.grad_cam(network, pixels)
-        picture = np.asarray(Image.open(path).convert("RGB").resize(tuple(reading["image_size"][::-1])))
-        title = f"product {index}: predicted {classes[class_index]}, true {parts.y_test.loc[index]}"
-        figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(picture, heatmap, title)
-    return figures
-
-
 def _run_fusion(cfg: DictConfig) -> float:
     """Text and image models trained apart, combined on a validation split, scored on products
     that have both, beside each part alone on the same products."""
-    from rakuten import fusion
+    from rakuten import fusion, image_models
     from rakuten.models import pipeline_from_config
     from rakuten.pyfunc import FUSION_SIGNATURE
 
@@ -224,12 +173,13 @@ def _run_fusion(cfg: DictConfig) -> float:
         started = time.perf_counter()
         text_rows = products.drop(held_out)
         text_pipeline = pipeline_from_config(text_cfg).fit(text_rows, labels.loc[text_rows.index])
-        network, _, settings = _fit_network(cfg.model.image, OmegaConf.to_container(cfg.augment), image_frame,
-                                            image_labels.loc[image_frame.index], classes, cfg.seed)
+        network, _, settings = image_models.fit_from_config(
+            cfg.model.image, OmegaConf.to_container(cfg.augment), image_frame, image_labels.loc[image_frame.index],
+            classes, cfg.seed, on_epoch=track.log_epoch)
 
         def probabilities(X):
             p_text = fusion.align(text_pipeline.predict_proba(X), text_pipeline.classes_, classes)
-            return p_text, _image_proba(network, settings, X["image_path"])
+            return p_text, image_models.predict_proba(network, settings, X["image_path"])
 
         combiner = fusion.fit_combiner(cfg.model.method, *probabilities(tuning.X_test), tuning.y_test, classes,
                                        cfg.seed)
