@@ -8,6 +8,7 @@ does), so X is always joined to Y by index, never by position.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ Y_FILE = "Y_train_CVw08PX.csv"
 IDS_FILE = "X_train_ids.csv"
 TEXT_COLUMNS = ("designation", "description")
 LABEL = "prdtypecode"
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -34,6 +37,7 @@ class Split:
     X_test: pd.DataFrame
     y_train: pd.Series
     y_test: pd.Series
+    train_only_classes: tuple[int, ...] = ()  # classes too small to split: all their rows train
 
     @property
     def fingerprint(self) -> str:
@@ -59,10 +63,44 @@ def find_file(data_dir: str | Path, name: str) -> Path:
 
 
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """The CSV at `path` (plain or .gz, BOM and CRLF tolerated), its first column as the index.
+
+    Undecodable bytes are kept as lone surrogates, then reported with their row; duplicated
+    index values are refused: X and Y are joined by index, so each must be unique.
+    """
     try:
-        return pd.read_csv(path, index_col=0, **kwargs)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        with pd.option_context("future.infer_string", False):  # Arrow strings cannot hold the surrogates
+            frame = pd.read_csv(path, index_col=0, encoding="utf-8-sig", encoding_errors="surrogateescape",
+                                **kwargs)
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"cannot read {path}: {error}") from error
+    undecodable = _rows_with_surrogates(frame)
+    if len(undecodable):
+        raise DataError(f"{path}: data row {frame.index.get_loc(undecodable[0]) + 1} (index {undecodable[0]}) "
+                        f"has bytes that are not UTF-8 ({len(undecodable)} such rows); save the file as UTF-8")
+    duplicated = frame.index[frame.index.duplicated()].unique()
+    if len(duplicated):
+        raise DataError(f"{path}: {len(duplicated)} index values appear more than once "
+                        f"(first: {list(duplicated[:5])}); each product needs its own index")
+    return frame
+
+
+def _rows_with_surrogates(frame: pd.DataFrame) -> pd.Index:
+    """Index of the rows whose text holds lone surrogates (bytes that were not UTF-8)."""
+    bad = pd.Series(False, index=range(len(frame)))
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            texts = frame[column].astype(object)
+            bad |= texts.map(lambda text: isinstance(text, str) and has_surrogates(text)).to_numpy()
+    return frame.index[bad.to_numpy()]
+
+
+def has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 def read_products(path: str | Path) -> pd.DataFrame:
@@ -71,28 +109,37 @@ def read_products(path: str | Path) -> pd.DataFrame:
     `designation` is required; a missing `description` column or value becomes an empty string.
     """
     path = Path(path)
-    products = _read_csv(path, dtype={"designation": "string", "description": "string"})
+    products = _read_csv(path, dtype={"designation": object, "description": object})
     if "designation" not in products.columns:
         raise DataError(
             f"{path} has no 'designation' column (columns: {list(products.columns)}); "
             "expected the challenge's X format ,designation,description,productid,imageid"
         )
+    if products.empty:
+        raise DataError(f"{path} holds a header and no products")
     if "description" not in products.columns:
         products["description"] = ""
     for column in TEXT_COLUMNS:
         products[column] = products[column].fillna("").astype(str)
+    if not products["designation"].str.strip().any():
+        raise DataError(f"{path}: every designation is empty; the text models need the product titles")
     return products
 
 
 def read_labels(path: str | Path) -> pd.Series:
     """Labels in the Y format: `,prdtypecode`, as integers indexed like X."""
     path = Path(path)
-    labels = _read_csv(path)
+    labels = _read_csv(path, dtype={LABEL: object})
     if LABEL not in labels.columns:
         raise DataError(f"{path} has no '{LABEL}' column (columns: {list(labels.columns)})")
-    if labels[LABEL].isna().any():
-        raise DataError(f"{path} has {int(labels[LABEL].isna().sum())} empty {LABEL} values")
-    return labels[LABEL].astype("int64")
+    codes = pd.to_numeric(labels[LABEL], errors="coerce")
+    bad = codes.isna() | (codes != codes.round())
+    if bad.any():
+        first = labels.index[bad.to_numpy()][0]
+        raise DataError(f"{path}: column {LABEL}, data row {labels.index.get_loc(first) + 1} (index {first}): "
+                        f"{labels[LABEL].loc[first]!r} is not an integer product type code "
+                        f"({int(bad.sum())} such rows)")
+    return codes.astype("int64")
 
 
 def load_labelled(data_dir: str | Path, max_rows: int | None = None, seed: int = 42):
@@ -121,24 +168,51 @@ def _subsample(rows: pd.DataFrame, labels: pd.Series, max_rows: int | None, seed
     """A stratified subsample of `max_rows` rows (all of them when None), in index order."""
     if max_rows is None or max_rows >= len(rows):
         return rows, labels
-    keep, _ = train_test_split(rows.index, train_size=max_rows, stratify=_stratify(labels), random_state=seed)
+    if max_rows < labels.nunique():
+        raise DataError(f"data.max_rows={max_rows} is below the number of classes ({labels.nunique()}): "
+                        "raise it, or null for every row")
+    keep, _ = _stratified_split(rows.index, labels, len(rows) - max_rows, seed, "data.max_rows")
     keep = keep.sort_values()
     return rows.loc[keep], labels.loc[keep]
 
 
 def split(products: pd.DataFrame, labels: pd.Series, test_size: float = 0.2, seed: int = 42) -> Split:
-    """Stratified train/test split; the test part is what every reported score is measured on."""
+    """Stratified train/test split; the test part is what every reported score is measured on.
+
+    Classes with a single product cannot be on both sides: they stay in the training part, are
+    named in a warning and in `Split.train_only_classes`; the other classes are still stratified.
+    """
+    if isinstance(test_size, float) and not 0 < test_size < 1:
+        raise DataError(f"data.test_size={test_size} must be a share between 0 and 1 (or a row count)")
     test_rows = int(np.ceil(test_size * len(labels))) if isinstance(test_size, float) else int(test_size)
-    stratify = _stratify(labels) if min(test_rows, len(labels) - test_rows) >= labels.nunique() else None
-    X_train, X_test, y_train, y_test = train_test_split(
-        products, labels, test_size=test_size, stratify=stratify, random_state=seed
-    )
-    return Split(X_train, X_test, y_train, y_test)
+    train_index, test_index = _stratified_split(labels.index, labels, test_rows, seed, "data.test_size")
+    counts = labels.value_counts()
+    singles = tuple(sorted(int(code) for code in counts.index[counts < 2]))
+    return Split(products.loc[train_index], products.loc[test_index], labels.loc[train_index],
+                 labels.loc[test_index], singles)
 
 
-def _stratify(labels: pd.Series) -> pd.Series | None:
-    """Stratify when every class has two members; otherwise sklearn cannot, so draw plainly."""
-    return labels if labels.value_counts().min() >= 2 else None
+def _stratified_split(index: pd.Index, labels: pd.Series, test_rows: int, seed: int, key: str):
+    """(train index, test index) with `test_rows` on the test side, stratified by class.
+
+    Classes with one member go to the training side (sklearn cannot stratify them); when the test
+    side is smaller than the number of classes, stratification is impossible and the draw is plain.
+    """
+    counts = labels.loc[index].value_counts()
+    singles = counts.index[counts < 2]
+    alone = index[labels.loc[index].isin(singles).to_numpy()]
+    rest = labels.loc[index].drop(alone)
+    if len(singles):
+        log.warning("%d classes have a single product and stay in the training part (%s): %s",
+                    len(singles), key, sorted(int(c) for c in singles))
+    if not 0 < test_rows < len(rest):
+        raise DataError(f"{key}: cannot draw {test_rows} of {len(labels)} rows for the other side")
+    stratify = rest if min(test_rows, len(rest) - test_rows) >= rest.nunique() else None
+    if stratify is None:
+        log.warning("%s: %d rows on one side are fewer than the %d classes; drawn without stratification",
+                    key, min(test_rows, len(rest) - test_rows), rest.nunique())
+    train, test = train_test_split(rest.index, test_size=test_rows, stratify=stratify, random_state=seed)
+    return train.append(alone), test
 
 
 # --- images --------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ import mlflow
 import pandas as pd
 from tqdm import tqdm
 
-from rakuten import track
-from rakuten.data import LABEL, DataError
+from rakuten import lifecycle, track
+from rakuten.data import LABEL, DataError, has_surrogates
 
 DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
 REQUIRED_COLUMNS = ("designation",)
@@ -38,18 +38,10 @@ def bad_rows(chunk: pd.DataFrame) -> pd.Series:
         if column not in chunk.columns:
             continue
         # surrogateescape keeps undecodable bytes as lone surrogates: they mark non-UTF-8 rows
-        undecodable = chunk[column].map(lambda text: isinstance(text, str) and _has_surrogates(text))
+        undecodable = chunk[column].map(lambda text: isinstance(text, str) and has_surrogates(text))
         reasons[undecodable] += f"non-UTF-8 bytes in {column}; "
     reasons[chunk["designation"].isna()] += "empty designation; "
     return reasons.str.rstrip("; ")
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
 
 
 def read_chunks(path: Path, chunk_size: int):
@@ -120,12 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bad-rows", action="store_true", help="report bad rows and leave them out")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db of the repo")
     args = parser.parse_args(argv)
+    lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C
     try:
         mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
         model = load_model(args.model_uri)
         counts = predict_file(model, args.input, args.output, args.chunk_size, args.skip_bad_rows)
     except (DataError, track.TrackingError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {track.one_line(error)}", file=sys.stderr)
         return 2
     print(f"wrote {counts['written']} predictions to {args.output} ({counts['skipped']} rows skipped)")
     return 0
@@ -135,7 +128,7 @@ def load_model(uri: str):
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as error:  # MLflow raises several types for a bad URI or an unreachable store
-        raise track.TrackingError(f"cannot load model {uri}: {error}") from error
+        raise track.TrackingError(f"cannot load model {uri}: {track.one_line(error)}") from error
 
 
 if __name__ == "__main__":

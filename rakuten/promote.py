@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 METRIC = "test_f1_weighted"
+MAX_PROMOTION_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,18 @@ def registry_name(modality: str) -> str:
 
 
 def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: str, summary: str):
-    """Register `model_uri` as a new version of `name`, described by its metrics and data."""
-    version = mlflow.register_model(model_uri, name)
+    """Register `model_uri` as a new version of `name`, described by its metrics and data.
+
+    The version carries its fingerprint and score as tags from the start: that is what concurrent
+    promotions compare.
+    """
+    version = mlflow.register_model(
+        model_uri, name, tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC]))})
     client = MlflowClient()
     scores = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()) if key.startswith("test_"))
     client.update_model_version(
         name, version.version, description=f"{summary}\n{scores}\ndata_fingerprint={fingerprint}"
     )
-    client.set_model_version_tag(name, version.version, "data_fingerprint", fingerprint)
-    client.set_model_version_tag(name, version.version, METRIC, f"{metrics[METRIC]:.6f}")
     client.set_tag(version.run_id, "registered_version", str(version.version))
     return version
 
@@ -53,38 +57,65 @@ def current_champion(name: str):
         return None
 
 
+def best_version(name: str, fingerprint: str, version: str, score: float) -> tuple[str, float]:
+    """The best version of `name` scored on `fingerprint` (ties: the oldest), `version` included."""
+    scored = {str(version): float(score)}
+    for found in MlflowClient().search_model_versions(f"name='{name}'"):
+        if found.tags.get("data_fingerprint") == fingerprint and METRIC in found.tags:
+            scored.setdefault(str(found.version), float(found.tags[METRIC]))
+    return max(scored.items(), key=lambda item: (item[1], -int(item[0])))
+
+
 def promote_if_better(
     name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str], float]
 ) -> Decision:
-    """Point `champion` at `version` if `score` beats the champion's on the same data.
+    """Point `champion` at the best version on this data if it beats the champion.
 
     `rescore(model_uri)` scores another model on this run's test part; it is called only when
-    the champion was evaluated on other data.
+    the champion was evaluated on other data. Safe under concurrent jobs without a lock: each job
+    registers before it promotes and, after every write of the alias, re-reads the registry and
+    writes again until the alias holds the best version it sees. Whichever job writes last has
+    thus checked, after its write, every version registered before; a version registered later
+    is checked by its own job.
     """
     client = MlflowClient()
-    champion = current_champion(name)
-    if champion is None:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        return Decision(True, "there was no champion")
-    if str(champion.version) == str(version):
-        return Decision(True, f"v{version} is already champion", score)
-    champion_run = client.get_run(champion.run_id)
-    if champion_run.data.tags.get("data_fingerprint") == fingerprint and METRIC in champion_run.data.metrics:
-        champion_score, where = champion_run.data.metrics[METRIC], "its logged score"
-    else:
-        try:
-            champion_score, where = rescore(f"models:/{name}/{champion.version}"), "rescored on this test part"
-        except Exception as error:  # a champion that cannot be scored here is kept, never silently replaced
-            return Decision(False, f"champion v{champion.version} could not be scored on this data: {error}")
-    if score > champion_score:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        return Decision(
-            True, f"{score:.4f} beats champion v{champion.version} ({champion_score:.4f}, {where})", champion_score
-        )
-    return Decision(
-        False, f"{score:.4f} does not beat champion v{champion.version} ({champion_score:.4f}, {where})",
-        champion_score,
-    )
+    rescored: dict[str, float] = {}
+    first_look = None
+    for _ in range(MAX_PROMOTION_ROUNDS):
+        best, best_score = best_version(name, fingerprint, version, score)
+        champion = current_champion(name)
+        if champion is None:
+            first_look = first_look or Decision(best == str(version), "there was no champion")
+        elif str(champion.version) == best:
+            first_look = first_look or Decision(True, f"v{best} is already champion", best_score)
+            break
+        else:
+            try:
+                champion_score, where = _champion_score(champion, fingerprint, rescore, rescored)
+            except Exception as error:  # a champion that cannot be scored here is kept, never replaced
+                return Decision(False, f"champion v{champion.version} could not be scored on this data: {error}")
+            verb = "beats" if score > champion_score else "does not beat"
+            first_look = first_look or Decision(
+                score > champion_score,
+                f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
+            if best_score <= champion_score:
+                break
+        client.set_registered_model_alias(name, CHAMPION, best)
+    final = current_champion(name)
+    promoted = final is not None and str(final.version) == str(version)
+    if promoted == first_look.promoted:
+        return first_look
+    return Decision(promoted, f"{first_look.reason}; v{final.version} is champion after concurrent promotions",
+                    first_look.champion_score)
+
+
+def _champion_score(champion, fingerprint: str, rescore, rescored: dict) -> tuple[float, str]:
+    """The champion's score on `fingerprint`: its own when it was scored there, else rescored."""
+    if champion.tags.get("data_fingerprint") == fingerprint and METRIC in champion.tags:
+        return float(champion.tags[METRIC]), "its logged score"
+    if str(champion.version) not in rescored:
+        rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}")
+    return rescored[str(champion.version)], "rescored on this test part"
 
 
 def versions_of_run(name: str, run_id: str) -> list:
@@ -172,7 +203,8 @@ def _registered(name: str, found) -> str:
         return str(max(int(v.version) for v in existing))
     summary = f"{found.data.tags.get('model')} + resampler {found.data.tags.get('resampler')}, promoted by rakuten.promote"
     logged = mlflow.search_logged_models(
-        filter_string=f"source_run_id = '{found.info.run_id}'", output_format="list"
+        experiment_ids=[found.info.experiment_id], filter_string=f"source_run_id = '{found.info.run_id}'",
+        output_format="list",
     )
     if not logged:
         raise LookupError(f"run {found.info.run_id} logged no model")

@@ -14,6 +14,7 @@ artifacts it was logged with:
 from __future__ import annotations
 
 import json
+import logging
 
 import joblib
 import mlflow.pyfunc
@@ -21,10 +22,11 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 LABEL = "prdtypecode"
+log = logging.getLogger("rakuten.pyfunc")
 _PARAMS = [ParamSpec("return_proba", "boolean", False), ParamSpec("top_k", "long", 3)]
 _OUTPUT = Schema([ColSpec("long", LABEL)])
 
@@ -93,12 +95,32 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
             self.predictor = load_image_predictor(artifacts)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """Errors are MlflowExceptions with a message: a scoring server answers them without a
+        stack trace (which would show its paths); the trace goes to the server's log."""
         rows = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         params = params or {}
-        if not params.get("return_proba"):
-            return pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
-        return with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
-                          int(params.get("top_k", 3)))
+        try:
+            if rows.empty:
+                return empty_result(rows.index, bool(params.get("return_proba")))
+            if not params.get("return_proba"):
+                return pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
+            return with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
+                              int(params.get("top_k", 3)))
+        except MlflowException:
+            raise
+        except Exception as error:
+            log.exception("prediction failed")
+            raise MlflowException(f"prediction failed: {type(error).__name__}: {error}",
+                                  error_code=INTERNAL_ERROR) from error
+
+
+def empty_result(index, with_proba: bool) -> pd.DataFrame:
+    """What zero rows are predicted as: the usual columns, no row."""
+    columns = {LABEL: pd.Series([], dtype="int64", index=index)}
+    if with_proba:
+        columns.update(probability=pd.Series([], dtype="float64", index=index),
+                       top_k=pd.Series([], dtype=object, index=index))
+    return pd.DataFrame(columns)
 
 
 def load_image_predictor(artifacts: dict) -> ImagePredictor:

@@ -49,3 +49,34 @@ def score_model(model_uri: str, parts: data.Split) -> float:
 
     predicted = mlflow.pyfunc.load_model(model_uri).predict(parts.X_test)["prdtypecode"]
     return evaluate.score(parts.y_test, predicted)["test_f1_weighted"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rakuten.runs --repair`: end FAILED the runs that dead processes left RUNNING."""
+    import argparse
+    import sys
+
+    from rakuten import track
+
+    parser = argparse.ArgumentParser(description="Housekeeping of the tracking store's runs.")
+    parser.add_argument("--repair", action="store_true",
+                        help="end FAILED every RUNNING run whose process, on this machine, is gone")
+    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
+    args = parser.parse_args(argv)
+    if not args.repair:
+        parser.print_help()
+        return 2
+    uri = track.resolve_tracking_uri(args.tracking_uri)
+    try:
+        mlflow.set_tracking_uri(uri)
+        ended = track.end_orphaned_runs(None)
+    except Exception as error:  # the store answers with many exception types
+        print(f"error: cannot repair the runs of {track.redact(uri)}: {track.one_line(error)}", file=sys.stderr)
+        return 2
+    print(f"ended FAILED {len(ended)} runs left RUNNING by processes that are gone"
+          + (f": {', '.join(ended)}" if ended else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -97,6 +97,9 @@ def run_search(
         raise ValueError(f"search must be one of {KINDS[1:]}, got {kind!r}")
     if not space:
         raise ValueError("this model has no search_space in its config (model.search_space)")
+    for key, minimum in (("cv", 2), ("n_trials", 1), ("n_iter", 1), ("grid_points", 1)):
+        if key in options and options[key] is not None and int(options[key]) < minimum:
+            raise ValueError(f"search.{key}={options[key]} must be at least {minimum}")
     folds = StratifiedKFold(n_splits=int(options.get("cv", 3)), shuffle=True, random_state=seed)
     prefix = _prefix(head)
     scoring = options.get("scoring", "f1_weighted")

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
+import socket
 import subprocess
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
@@ -16,7 +19,9 @@ from pathlib import Path
 import joblib
 import matplotlib.pyplot as plt
 import mlflow
+import psutil
 import requests
+from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import PROJECT_ROOT
@@ -29,9 +34,20 @@ MODEL_REQUIREMENTS = (
 )
 IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
 
+log = logging.getLogger("rakuten.track")
+
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be reached or used."""
+
+
+# scheme://user:password@host: the password never reaches a message, a log line, a param or a tag
+_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URL in it masked."""
+    return _CREDENTIALS.sub(r"\g<head>:***@", str(text))
 
 
 def resolve_tracking_uri(configured: str | None) -> str:
@@ -44,47 +60,200 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return uri
 
 
-def connect(configured_uri: str | None, experiment: str) -> str:
-    """Point MLflow at the store and experiment; fail within seconds if the server is unreachable."""
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI, None for other stores."""
+    return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
+
+
+def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 120) -> str:
+    """Point MLflow at the store and experiment, ready for many concurrent jobs.
+
+    Fails within seconds when the server does not answer or the SQLite file cannot be written;
+    once connected, HTTP calls are retried with backoff for about `retry_seconds`. A new SQLite
+    store is created (and migrated) under a file lock beside it: MLflow corrupts a store that
+    several processes create at once. Runs that this machine's dead processes left RUNNING are
+    ended FAILED.
+    """
     uri = resolve_tracking_uri(configured_uri)
     if uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        _retry_http_for(retry_seconds)
         try:
             requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
         except requests.RequestException as error:
-            raise TrackingError(f"MLflow tracking server {uri} is unreachable: {error}") from error
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if not folder.is_dir():
-            raise TrackingError(f"folder of the tracking database does not exist: {folder}")
+            raise TrackingError(redact(f"MLflow tracking server {uri} is unreachable: {error}")) from error
+    database = sqlite_path(uri)
+    if database is not None:
+        check_writable(database)
     mlflow.set_tracking_uri(uri)
-    if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: its run already has an experiment
-        return uri
     try:
-        mlflow.set_experiment(experiment)
+        with _store_lock(database):
+            MlflowClient().search_experiments(max_results=1)  # creates and migrates a new store
+            if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: its run already has an experiment
+                experiment_id = MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
+            else:
+                experiment_id = mlflow.set_experiment(experiment).experiment_id
+        end_orphaned_runs([experiment_id])
+    except TrackingError:
+        raise
     except Exception as error:  # the store answers with many exception types
-        raise TrackingError(f"cannot use experiment {experiment!r} at {uri}: {error}") from error
+        raise TrackingError(redact(f"cannot use experiment {experiment!r} at {uri}: {one_line(error)}")) from error
     return uri
+
+
+def check_writable(database: Path) -> None:
+    """Refuse at once a SQLite store that cannot be written (MLflow would retry for minutes)."""
+    if not database.parent.is_dir():
+        raise TrackingError(f"folder of the tracking database does not exist: {database.parent}")
+    try:
+        if database.exists():
+            open(database, "r+b").close()
+        with tempfile.TemporaryFile(dir=database.parent):  # SQLite writes its journal beside the file
+            pass
+    except OSError as error:
+        raise TrackingError(f"the tracking store {database} is not writable ({error.strerror}): "
+                            "fix its permissions or set mlflow.tracking_uri") from error
+
+
+def _store_lock(database: Path | None):
+    if database is None:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(f"{database}.lock", timeout=300)
+
+
+def _retry_http_for(seconds: float) -> None:
+    """MLflow's HTTP retries (urllib3, backoff 0, 2, 4, 8 ... s) spread over about `seconds`.
+    Variables the user set win."""
+    retries = next((n for n in range(1, 11) if 2 ** n - 2 >= seconds), 10)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+@contextlib.contextmanager
+def _quick_http():
+    """Few, short HTTP retries: ending a run after a failure must not wait minutes for a dead store."""
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def one_line(error: BaseException, limit: int = 500) -> str:
+    """An error's message on one line, cut at `limit` characters, passwords masked."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    return redact(text if len(text) <= limit else text[:limit] + " ...")
+
+
+# --- runs -----------------------------------------------------------------------------------------
+# Which process owns a run: how `end_orphaned_runs` tells a live job from one that died.
+HOST_TAG, PID_TAG, PID_STARTED_TAG = "rakuten.host", "rakuten.pid", "rakuten.pid_started"
+ENDED_BY_TAG = "rakuten.ended_by"
+_open_runs: list[str] = []  # runs this process started and has not ended, outermost first
+
+
+def process_tags() -> dict[str, str]:
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+            PID_STARTED_TAG: f"{psutil.Process().create_time():.3f}"}
 
 
 @contextlib.contextmanager
 def run(run_name: str, tags: dict[str, str], nested_in_env_run: bool = False):
-    """One MLflow run, ended FAILED if the body raises (never left RUNNING).
+    """One MLflow run, ended FINISHED, FAILED, or KILLED (Ctrl-C), never left RUNNING.
 
     Under `mlflow run`, MLFLOW_RUN_ID names the run it created: a single job logs into it, and
     with `nested_in_env_run` (a Hydra multirun) each job is a child of it.
     """
     env_run_id = os.environ.get("MLFLOW_RUN_ID")
-    with contextlib.ExitStack() as stack:
+    owned = {**tags, **process_tags()}
+    opened = []
+    try:
         if env_run_id and nested_in_env_run:
-            stack.enter_context(mlflow.start_run(run_id=env_run_id))
-            active = stack.enter_context(mlflow.start_run(run_name=run_name, nested=True, tags=tags))
+            opened.append(mlflow.start_run(run_id=env_run_id))
+            opened.append(mlflow.start_run(run_name=run_name, nested=True, tags=owned))
+        elif env_run_id:
+            opened.append(mlflow.start_run(run_id=env_run_id))
+            mlflow.set_tags({"mlflow.runName": run_name, **owned})
         else:
-            active = stack.enter_context(mlflow.start_run(run_name=run_name, tags=tags))
-            if env_run_id:
-                mlflow.set_tags({"mlflow.runName": run_name, **tags})
-        yield active
+            opened.append(mlflow.start_run(run_name=run_name, tags=owned))
+        _open_runs.extend(r.info.run_id for r in opened)
+        yield opened[-1]
+    except BaseException as error:
+        _end(opened, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED", quick=True)
+        raise
+    else:
+        _end(opened, "FINISHED")
+
+
+def _end(opened: list, status: str, quick: bool = False) -> None:
+    for active in reversed(opened):
+        run_id = active.info.run_id
+        try:
+            with _quick_http() if quick else contextlib.nullcontext():
+                mlflow.end_run(status)
+        except Exception as error:
+            if not quick:
+                raise
+            log.warning("run %s is left RUNNING (the store did not answer: %s); the next job, or "
+                        "`python -m rakuten.runs --repair`, ends it FAILED", run_id, one_line(error))
+        finally:
+            if run_id in _open_runs:
+                _open_runs.remove(run_id)
+
+
+def end_open_runs(status: str) -> list[str]:
+    """End every run this process has open (from any thread): what a kill does before exiting."""
+    ended = []
+    with _quick_http():
+        for run_id in reversed(list(_open_runs)):
+            try:
+                MlflowClient().set_tag(run_id, ENDED_BY_TAG, status.lower())
+                MlflowClient().set_terminated(run_id, status)
+                ended.append(run_id)
+            except Exception as error:  # noqa: BLE001 - a kill goes on whatever the store says
+                log.warning("could not end run %s %s: %s", run_id, status, one_line(error))
+    _open_runs.clear()
+    return ended
+
+
+def end_orphaned_runs(experiment_ids: list[str] | None = None) -> list[str]:
+    """End FAILED the RUNNING runs (of these experiments; None: all) whose process, on this
+    machine, is gone: killed with -9, crashed, or stopped by a store outage that outlasted the
+    retries. Runs of other machines are left alone (their processes cannot be seen from here).
+    Returns the ids ended."""
+    found = mlflow.search_runs(
+        experiment_ids=experiment_ids, search_all_experiments=experiment_ids is None,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
+        output_format="list",
+    )
+    ended = []
+    for found_run in found:
+        tags = found_run.data.tags
+        if _process_alive(tags.get(PID_TAG), tags.get(PID_STARTED_TAG)):
+            continue
+        client = MlflowClient()
+        client.set_tag(found_run.info.run_id, ENDED_BY_TAG,
+                       f"repair: process {tags.get(PID_TAG)} on {tags.get(HOST_TAG)} is gone")
+        client.set_terminated(found_run.info.run_id, "FAILED")
+        ended.append(found_run.info.run_id)
+    if ended:
+        log.warning("ended FAILED %d runs left RUNNING by processes that are gone: %s", len(ended), ended)
+    return ended
+
+
+def _process_alive(pid: str | None, started: str | None) -> bool:
+    try:
+        process = psutil.Process(int(pid))
+        return started is None or abs(process.create_time() - float(started)) < 1.0
+    except (TypeError, ValueError, psutil.Error):
+        return False
 
 
 def git_commit() -> str:
@@ -111,8 +280,8 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 def log_config(cfg: DictConfig) -> None:
     """The resolved config, as params (flattened) and as the artifact `config.yaml`."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    mlflow.log_params({key: value[:6000] for key, value in flatten(resolved).items()})
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_params({key: redact(value)[:6000] for key, value in flatten(resolved).items()})
+    mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
 
 def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: str, figures: dict) -> None:
@@ -176,7 +345,8 @@ def log_files_to_run(run_id: str, paths, artifact_path: str) -> None:
 
 def log_candidate(candidate, kind: str) -> None:
     """One search candidate as a child run of the active run: its params and CV score."""
-    with mlflow.start_run(run_name=f"{kind}-{candidate.number}", nested=True, tags={"search": kind}):
+    tags = {"search": kind, **process_tags()}  # a kill mid-candidate: `end_orphaned_runs` ends it
+    with mlflow.start_run(run_name=f"{kind}-{candidate.number}", nested=True, tags=tags):
         mlflow.log_params({key: str(value) for key, value in candidate.params.items()})
         mlflow.log_metrics({"cv_f1_weighted": candidate.cv_score, "cv_f1_weighted_std": candidate.cv_std,
                             "fit_seconds": candidate.fit_seconds})

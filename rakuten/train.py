@@ -15,17 +15,21 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
+from requests import RequestException
 
-from rakuten import PROJECT_ROOT, data, evaluate, promote, runs, search, track
+from rakuten import PROJECT_ROOT, data, evaluate, lifecycle, promote, runs, search, track
 
 log = logging.getLogger("rakuten.train")
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
-# Mistakes in the data or the command line: reported in one line, exit code 2. Anything else is a
-# bug and keeps its traceback. Either way the run, if it had started, is ended FAILED.
-USER_ERRORS = (data.DataError, track.TrackingError, InstantiationException, ValueError)
+# Mistakes in the data or the command line, and a store that fails: reported in one line, exit
+# code 2. Anything else is a bug and keeps its traceback. Either way the run, if it had started,
+# is ended FAILED.
+USER_ERRORS = (data.DataError, track.TrackingError, InstantiationException, ValueError, MlflowException,
+               RequestException)
 
 
 def compose_config(*overrides: str) -> DictConfig:
@@ -41,12 +45,12 @@ def run(cfg: DictConfig) -> float:
     trainers = {"text": _run_text, "image": _run_image, "fusion": _run_fusion}
     if cfg.model.modality not in trainers:
         raise ValueError(f"model.modality must be one of {list(trainers)}, got {cfg.model.modality!r}")
-    track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
     return trainers[cfg.model.modality](cfg)
 
 
 def _tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
-    return {
+    tags = {
         "model": cfg.model.name,
         "resampler": cfg.resampler.name,
         "search": cfg.search.name,
@@ -55,6 +59,9 @@ def _tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
         "data_fingerprint": parts.fingerprint,
         "data_dir": str(cfg.data.dir),
     }
+    if parts.train_only_classes:  # classes too small to split: trained on, not scored
+        tags["train_only_classes"] = ",".join(map(str, parts.train_only_classes))
+    return tags
 
 
 def _evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics: dict, figures=None) -> dict:
@@ -208,11 +215,12 @@ def _run_fusion(cfg: DictConfig) -> float:
 def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split) -> None:
     name = promote.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
-    version = promote.register(model_uri, name, metrics, parts.fingerprint, summary)
-    decision = promote.promote_if_better(
-        name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
-        rescore=lambda uri: runs.score_model(uri, parts),
-    )
+    with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
+        version = promote.register(model_uri, name, metrics, parts.fingerprint, summary)
+        decision = promote.promote_if_better(
+            name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
+            rescore=lambda uri: runs.score_model(uri, parts),
+        )
     track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason})
     verb = "is now" if decision.promoted else "is not"
     log.info("%s v%s %s champion: %s", name, version.version, verb, decision.reason)
@@ -228,11 +236,15 @@ def _choice(group: str) -> str:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    """SIGTERM or a second Ctrl-C end the run KILLED at once (exit 143 / 130), see `rakuten.lifecycle`."""
     try:
-        return run(cfg)
+        return lifecycle.run_job(lambda: run(cfg), end_runs=track.end_open_runs)
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {track.one_line(error)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: the run was ended KILLED", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def test_unreadable_file_is_named(tmp_path):
         data.read_products(tmp_path / f"{data.X_FILE}.gz")
     with gzip.open(tmp_path / "latin.csv.gz", "wb") as handle:
         handle.write(",designation\n0,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(data.DataError, match="cannot read"):
+    with pytest.raises(data.DataError, match=r"latin.csv.gz: data row 1 \(index 0\) has bytes that are not UTF-8"):
         data.read_products(tmp_path / "latin.csv.gz")
 
 

@@ -5,13 +5,21 @@ An entry holds the fitted features transformer and the train and test matrices, 
 of the split's fingerprint, the resolved features config and the source of the text features
 (so a change of cleaning code is a new key). Entries are written atomically: parallel jobs never
 read half a file.
+
+An entry is a pickle, and loading a pickle runs code: the cache lives in a folder only its owner
+can enter (mode 0700; a folder that others may write is not used), and each entry is loaded only
+if its HMAC, made at save time with a secret kept in that folder, matches its bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 import os
+import secrets
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,7 +27,11 @@ from pathlib import Path
 
 import joblib
 
+from rakuten import lifecycle
 from rakuten.features import text
+
+log = logging.getLogger("rakuten.features.cache")
+SECRET_FILE = ".secret"
 
 
 @dataclass
@@ -40,19 +52,63 @@ def cache_key(fingerprint: str, features_config: dict) -> str:
 def fit_features(transformer, X_train, X_test, key: str, cache_dir: str | Path | None) -> Features:
     """Fitted `transformer` and both matrices, from `cache_dir` when present (None: no cache)."""
     started = time.perf_counter()
-    path = Path(cache_dir) / f"{key}.joblib" if cache_dir else None
+    folder = private_folder(cache_dir) if cache_dir else None
+    path = folder / f"{key}.joblib" if folder else None
     if path is not None and path.is_file():
         try:
+            if not _signature(folder, path) == _read(path.with_suffix(".hmac")):
+                raise ValueError("its HMAC does not match")
             fitted, train, test = joblib.load(path)
             return Features(fitted, train, test, True, time.perf_counter() - started)
-        except Exception:  # a corrupt or incompatible entry is rebuilt, not trusted
+        except Exception as error:  # a corrupt, unsigned or incompatible entry is rebuilt, not trusted
+            log.warning("features cache entry %s not used (%s): rebuilt", path.name, error)
             path.unlink(missing_ok=True)
     train = transformer.fit_transform(X_train)
     test = transformer.transform(X_test)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
         os.close(handle)
-        joblib.dump((transformer, train, test), temporary)
-        os.replace(temporary, path)
+        with lifecycle.removed_if_killed(temporary):
+            joblib.dump((transformer, train, test), temporary)
+            path.with_suffix(".hmac").write_bytes(_signature(folder, Path(temporary)))
+            os.replace(temporary, path)
     return Features(transformer, train, test, False, time.perf_counter() - started)
+
+
+def private_folder(cache_dir: str | Path) -> Path | None:
+    """`cache_dir`, created with mode 0700; None (no cache) when others may write into it."""
+    folder = Path(cache_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        log.warning("features cache %s is not private to this user (owner or mode): not used", folder)
+        return None
+    return folder
+
+
+def _signature(folder: Path, path: Path) -> bytes:
+    digest = hmac.new(_secret(folder), digestmod=hashlib.sha256)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest().encode()
+
+
+def _secret(folder: Path) -> bytes:
+    """The cache's secret, made once (mode 0600) by whichever job comes first."""
+    path = folder / SECRET_FILE
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another job may be writing it right now
+            if len(value := path.read_bytes()) == 64:
+                return value
+            time.sleep(0.05)
+        raise ValueError(f"{path} is not a cache secret")
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secrets.token_hex(32).encode())
+    return path.read_bytes()
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b""

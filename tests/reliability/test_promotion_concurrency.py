@@ -1,0 +1,76 @@
+"""Fault: jobs that finish together each read the same champion and move the alias.
+
+Expected: whatever the interleaving, `champion` ends on the best version of its data
+fingerprint, and a worse model never holds it at the end."""
+
+import random
+import subprocess
+import sys
+import threading
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from rakuten import PROJECT_ROOT, promote
+from rakuten.train import run
+from tests.conftest import config
+from tests.reliability.conftest import (
+    FAST, assert_no_run_running, champion_is_best_on_its_fingerprint, job_env, start_train,
+)
+
+# four models of clearly different strength on the same 300 rows (one data fingerprint)
+JOBS = [("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300"),
+        ("model=complementnb",), ("model=sgd",), ("model=linearsvc",)]
+
+
+@pytest.mark.parametrize("repetition", range(2))
+def test_parallel_jobs_leave_the_best_as_champion(tmp_path, repetition):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    jobs = [start_train(uri, tmp_path / f"job{number}", *overrides, *FAST)
+            for number, overrides in enumerate(JOBS)]
+    assert [job.wait(timeout=300) for job in jobs] == [0, 0, 0, 0], [
+        (tmp_path / f"job{n}" / "job.log").read_text()[-1500:] for n in range(len(JOBS))]
+    champion, best = champion_is_best_on_its_fingerprint(uri)
+    assert champion == best
+    assert len(MlflowClient().search_model_versions("name='rakuten-text'")) == 4
+    assert_no_run_running(uri)
+
+
+def test_interleaved_promotions_converge_on_the_best(store):
+    """Eight promoters at once, in random order, over versions registered on one fingerprint."""
+    scores = [run(config("data.max_rows=300", *overrides)) for overrides in JOBS]
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions("name='rakuten-text'"), key=lambda v: int(v.version))
+    fingerprint = versions[0].tags["data_fingerprint"]
+    best = str(max(versions, key=lambda v: (float(v.tags["test_f1_weighted"]), -int(v.version))).version)
+    for trial in range(5):
+        client.set_registered_model_alias("rakuten-text", "champion", versions[0].version)  # the weakest
+        order = random.Random(trial).choices(versions, k=8)
+        barrier = threading.Barrier(len(order))
+
+        def promote_one(version):
+            barrier.wait()
+            promote.promote_if_better("rakuten-text", str(version.version), float(version.tags["test_f1_weighted"]),
+                                      fingerprint, rescore=lambda uri: 0.0)
+
+        threads = [threading.Thread(target=promote_one, args=(v,)) for v in order]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        # every promoter compares every version on the fingerprint, its own and the others'
+        assert str(promote.current_champion("rakuten-text").version) == best, f"trial {trial}"
+    assert max(scores) == pytest.approx(float(client.get_model_version("rakuten-text", best).tags["test_f1_weighted"]))
+
+
+def test_promote_command_registers_runs_logged_without_registration(store, tmp_path):
+    """`python -m rakuten.promote` in a fresh process, on runs trained with register=false."""
+    for overrides in JOBS[:2]:
+        run(config("data.max_rows=300", "register=false", *overrides))
+    result = subprocess.run([sys.executable, "-m", "rakuten.promote"], cwd=PROJECT_ROOT,
+                            env=job_env(store, tmp_path), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "v1: champion" in result.stdout and "challenger" in result.stdout
+    champion, best = champion_is_best_on_its_fingerprint(store)
+    assert champion == best

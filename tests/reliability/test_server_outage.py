@@ -1,0 +1,71 @@
+"""Fault: the tracking server dies in the middle of two runs and comes back later.
+
+Expected: a job that may retry long enough (mlflow.retry_seconds=120) finishes as if nothing
+happened; a job whose retries run out first exits 2 with one line; once the server is back,
+`python -m rakuten.runs --repair` ends its run FAILED with a tag saying why. Nothing RUNNING."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+from mlflow import MlflowClient
+
+from rakuten import PROJECT_ROOT
+from tests.reliability.conftest import assert_no_run_running, job_env, start_train
+from tests.services import free_port, start_mlflow_server, stop
+
+JOB = ("model=svc", "data.max_rows=1500", "cache.enabled=false")
+
+
+def running_runs(uri: str) -> list:
+    mlflow.set_tracking_uri(uri)
+    return [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+            if r.info.status == "RUNNING"]
+
+
+def test_outage_mid_run(tmp_path, shared_dir):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    backend, artifacts, log = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log"
+    server = start_mlflow_server(backend, artifacts, port, log)
+    patient = hasty = None
+    try:
+        patient = start_train(uri, tmp_path / "patient", *JOB, f"data.dir={shared_dir}", "mlflow.retry_seconds=120")
+        hasty = start_train(uri, tmp_path / "hasty", *JOB, f"data.dir={shared_dir}", "mlflow.retry_seconds=4",
+                            "register=false")
+        deadline = time.monotonic() + 120
+        while len(running_runs(uri)) < 2:
+            assert time.monotonic() < deadline and patient.poll() is None and hasty.poll() is None
+            time.sleep(0.3)
+        stop(server, signal.SIGKILL)  # an outage, not a clean shutdown
+
+        assert hasty.wait(timeout=120) == 2
+        hasty_log = (tmp_path / "hasty" / "job.log").read_text().strip().splitlines()
+        assert hasty_log[-1].startswith("error: ") and "Traceback" not in "\n".join(hasty_log)
+
+        time.sleep(3)
+        server = start_mlflow_server(backend, artifacts, port, log)
+        assert patient.wait(timeout=300) == 0, (tmp_path / "patient" / "job.log").read_text()[-3000:]
+
+        client = MlflowClient(uri)
+        runs = {r.data.tags["mlflow.runName"]: r for r in mlflow.search_runs(search_all_experiments=True,
+                                                                            output_format="list")}
+        statuses = sorted(r.info.status for r in runs.values())
+        assert statuses == ["FINISHED", "RUNNING"]  # the hasty job's run waits for the repair
+        repair = subprocess.run([sys.executable, "-m", "rakuten.runs", "--repair", "--tracking-uri", uri],
+                                cwd=PROJECT_ROOT, env=job_env(uri, tmp_path), capture_output=True, text=True,
+                                timeout=120)
+        assert repair.returncode == 0, repair.stderr
+        assert "ended FAILED 1 runs" in repair.stdout
+        ended = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                 if r.info.status == "FAILED"]
+        assert len(ended) == 1 and "repair: process" in ended[0].data.tags["rakuten.ended_by"]
+        assert client.get_model_version_by_alias("rakuten-text", "champion") is not None
+        assert_no_run_running(uri)
+    finally:
+        for job in (patient, hasty):
+            if job is not None and job.poll() is None:
+                job.kill()
+        stop(server)

@@ -1,0 +1,38 @@
+"""What reaches the store and the console: never a password."""
+
+import socket
+import subprocess
+import sys
+
+import mlflow
+
+from rakuten import PROJECT_ROOT, track
+from rakuten.train import run
+from tests.conftest import config
+
+
+def test_redact_masks_every_password():
+    text = "http://alice:s3cret@host:5000 and postgresql+psycopg://bob:p%40ss@db/mlflow, http://host/x@y"
+    assert track.redact(text) == ("http://alice:***@host:5000 and postgresql+psycopg://bob:***@db/mlflow, "
+                                  "http://host/x@y")
+
+
+def test_no_password_in_params_or_config(store):
+    run(config("data.max_rows=300", "register=false", "+search.storage=postgresql://alice:hunter2@db/optuna"))
+    logged = mlflow.search_runs(output_format="list")[0]
+    assert logged.data.params["search.storage"] == "postgresql://alice:***@db/optuna"
+    assert "hunter2" not in str(logged.data.params) + str(logged.data.tags)
+    assert "hunter2" not in mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")
+
+
+def test_no_password_in_the_error_line(store, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "rakuten.train", f"mlflow.tracking_uri=http://alice:hunter2@127.0.0.1:{port}",
+         f"hydra.run.dir={tmp_path}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr + result.stdout
+    assert f"http://alice:***@127.0.0.1:{port}" in result.stderr
