@@ -146,6 +146,23 @@ def _quick_http():
                 os.environ[key] = value
 
 
+def is_outage(error: BaseException) -> bool:
+    """The store did not answer (after MLflow's retries), as opposed to answering with an error."""
+    text = str(error)
+    return isinstance(error, requests.ConnectionError) or any(
+        marker in text for marker in ("Max retries exceeded", "Connection refused", "Read timed out"))
+
+
+def describe(error: BaseException) -> str:
+    """One line for the user: an outage is said as such, anything else is the error's message."""
+    if is_outage(error):
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+        return (f"the tracking store {redact(mlflow.get_tracking_uri())} stopped answering and still did not "
+                f"after {retries} retries (raise mlflow.retry_seconds to wait longer); the run is ended FAILED "
+                "once it answers again, by the next job or `python -m rakuten.runs --repair`")
+    return one_line(error)
+
+
 def one_line(error: BaseException, limit: int = 500) -> str:
     """An error's message on one line, cut at `limit` characters, passwords masked."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
@@ -201,8 +218,8 @@ def _end(opened: list, status: str, quick: bool = False) -> None:
         except Exception as error:
             if not quick:
                 raise
-            log.warning("run %s is left RUNNING (the store did not answer: %s); the next job, or "
-                        "`python -m rakuten.runs --repair`, ends it FAILED", run_id, one_line(error))
+            log.warning("run %s is left RUNNING: the store did not answer (%s)", run_id,
+                        "no connection" if is_outage(error) else one_line(error, 200))
         finally:
             if run_id in _open_runs:
                 _open_runs.remove(run_id)

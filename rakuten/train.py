@@ -237,10 +237,11 @@ def _choice(group: str) -> str:
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """SIGTERM or a second Ctrl-C end the run KILLED at once (exit 143 / 130), see `rakuten.lifecycle`."""
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # each retry: the end says it once
     try:
         return lifecycle.run_job(lambda: run(cfg), end_runs=track.end_open_runs)
     except USER_ERRORS as error:
-        print(f"error: {track.one_line(error)}", file=sys.stderr)
+        print(f"error: {track.describe(error)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: the run was ended KILLED", file=sys.stderr)

@@ -32,7 +32,7 @@ def test_mlproject_main_entry_point():
     assert {name: spec["default"] for name, spec in main["parameters"].items()} == {
         "model": "linearsvc", "resampler": "none", "overrides": ""}
     assert main["command"].startswith("python -m rakuten.train model={model} resampler={resampler}")
-    for name in ("predict", "promote", "explain"):
+    for name in ("predict", "promote", "explain", "serve"):
         assert project["entry_points"][name]["command"].startswith(f"python -m rakuten.{name} ")
 
 

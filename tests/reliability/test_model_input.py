@@ -4,12 +4,33 @@ Expected: zero rows in, zero rows out (an empty `prdtypecode` frame; the server 
 an empty list); a malformed payload gets a 4xx with a message, and no answer carries a stack
 trace (it would show the server's paths)."""
 
+import os
+import subprocess
+import sys
+
 import mlflow
 import pandas as pd
 import pytest
 import requests
 
-from tests.test_serve import server  # noqa: F401 - the served champion
+from rakuten import PROJECT_ROOT
+from tests.services import free_port, stop, wait_for
+
+
+@pytest.fixture(scope="module")
+def server(champion_store, tmp_path_factory):
+    """`python -m rakuten.serve` on the champion."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--port", str(port)], cwd=PROJECT_ROOT,
+                                   env={**os.environ, "MLFLOW_TRACKING_URI": champion_store}, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +45,7 @@ def test_empty_frame_in_empty_frame_out(model):
     assert result["prdtypecode"].dtype == "int64"
 
 
-def test_served_empty_rows_get_an_empty_list(server):  # noqa: F811
+def test_served_empty_rows_get_an_empty_list(server):
     answer = requests.post(f"{server}/invocations", timeout=30,
                            json={"dataframe_split": {"columns": ["designation", "description"], "data": []}})
     assert answer.status_code == 200, answer.text
@@ -40,7 +61,7 @@ def test_served_empty_rows_get_an_empty_list(server):  # noqa: F811
     ('{"inputs": {"designation": [[1, 2]]}}', "application/json"),
     ("designation\n\"unclosed", "text/csv"),
 ])
-def test_malformed_payloads_get_a_message_and_no_stack_trace(server, payload, content_type):  # noqa: F811
+def test_malformed_payloads_get_a_message_and_no_stack_trace(server, payload, content_type):
     answer = requests.post(f"{server}/invocations", data=payload, headers={"Content-Type": content_type},
                            timeout=30)
     assert answer.status_code < 500 or answer.status_code == 500 and "message" in answer.json()
