@@ -2,10 +2,13 @@
 
     python -m rakuten.predict X_test_update.csv --output y_test.csv
     python -m rakuten.predict X_test_update.csv.gz --model-uri models:/rakuten-text/3 --skip-bad-rows
+    python -m rakuten.predict X_test.parquet --engine spark --spark-master local[*]
 
-The input is read in chunks, so memory stays flat whatever its size; the output (header
+The engine decides how rows are spread, the model URI what they are scored with. `pandas` (the
+default) reads the input in chunks, so memory stays flat whatever its size; `spark` spreads them over
+a Spark session through `mlflow.pyfunc.spark_udf` (`rakuten.spark`). Either way the output (header
 `,prdtypecode`, the input's index) is written to a temporary file and moved into place only when
-every chunk has been predicted.
+every row has been predicted.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ def bad_rows(chunk: pd.DataFrame) -> pd.Series:
 
 
 def read_chunks(path: Path, chunk_size: int):
-    """The X file in chunks of rows, index as in the file; checks the header first."""
+    """The X file (CSV, plain or .gz, or Parquet) in chunks of rows, index as in the file; checks
+    the header first."""
+    if path.suffix == ".parquet":
+        yield from _parquet_chunks(path, chunk_size)
+        return
     try:
         reader = pd.read_csv(
             path, index_col=0, chunksize=chunk_size, dtype={"designation": object, "description": object},
@@ -59,6 +66,17 @@ def read_chunks(path: Path, chunk_size: int):
             yield chunk
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"cannot read {path}: {error}") from error
+
+
+def _parquet_chunks(path: Path, chunk_size: int):
+    try:
+        products = pd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read {path}: {error}") from error
+    if "designation" not in products.columns:
+        raise DataError(f"{path} has no ['designation'] column (columns: {list(products.columns)})")
+    for start in range(0, len(products), chunk_size):
+        yield products.iloc[start:start + chunk_size]
 
 
 def predict_file(
@@ -105,18 +123,30 @@ def predict_file(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write y_test.csv (,prdtypecode) for an X-format CSV.")
-    parser.add_argument("input", type=Path, help="X-format CSV (,designation,description,productid,imageid), plain or .gz")
+    parser.add_argument("input", type=Path,
+                        help="X-format CSV (,designation,description,productid,imageid), plain or .gz, or Parquet")
     parser.add_argument("--output", type=Path, default=Path("y_test.csv"))
     parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--skip-bad-rows", action="store_true", help="report bad rows and leave them out")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db of the repo")
+    parser.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
+                        help="how rows are spread: pandas chunks in this process, or a Spark session")
+    parser.add_argument("--spark-master", default="local[*]", help="Spark master URL (engine spark)")
     args = parser.parse_args(argv)
     lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C
     try:
         mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
-        model = load_model(args.model_uri)
-        counts = predict_file(model, args.input, args.output, args.chunk_size, args.skip_bad_rows)
+        if not args.input.is_file():
+            raise DataError(f"input file not found: {args.input}")
+        if args.engine == "spark":
+            from rakuten import spark
+
+            counts = spark.predict_file(args.model_uri, args.input, args.output, args.spark_master,
+                                        args.skip_bad_rows)
+        else:
+            counts = predict_file(load_model(args.model_uri), args.input, args.output, args.chunk_size,
+                                  args.skip_bad_rows)
     except (DataError, track.TrackingError) as error:
         print(f"error: {track.one_line(error)}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ class Result:
     best_score: float
     head: object  # the head refitted on the whole training part with best_params
     candidates: list[Candidate] = field(default_factory=list)
+    study: dict = field(default_factory=dict)  # optuna: the study's name, finished trials, best trial
 
 
 def _prefix(head) -> str:
@@ -134,15 +135,7 @@ def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        storage=options.get("storage"),
-        study_name=options.get("study_name"),
-        load_if_exists=True,
-        # seeded in memory (reproducible); unseeded on a shared storage, or every worker would
-        # propose the same points
-        sampler=optuna.samplers.TPESampler(seed=None if options.get("storage") else seed),
-    )
+    study = _create_study(options, seed)
     candidates = []
 
     def objective(trial) -> float:
@@ -160,7 +153,29 @@ def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on
                    show_progress_bar=bool(options.get("progress_bar", True)))
     best = dict(study.best_params)  # over every trial of the study, other workers' included
     refit = clone(head).set_params(**{prefix + k: v for k, v in best.items()}).fit(X, y)
-    return Result(best, float(study.best_value), refit, candidates)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return Result(best, float(study.best_value), refit, candidates,
+                  study={"name": study.study_name, "trials": len(finished), "best_trial": study.best_trial.number})
+
+
+def _create_study(options: dict, seed: int, attempts: int = 5):
+    """The study, created or joined. Workers that start together on a new storage race to create
+    its tables and the study: the losers retry and join it."""
+    import optuna
+
+    storage = options.get("storage")
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.create_study(
+                direction="maximize", storage=storage, study_name=options.get("study_name"), load_if_exists=True,
+                # seeded in memory (reproducible); unseeded on a shared storage, or every worker
+                # would propose the same points
+                sampler=optuna.samplers.TPESampler(seed=None if storage else seed),
+            )
+        except Exception:  # noqa: BLE001 - the storage's integrity errors vary by database
+            if attempt == attempts or not storage:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def _plain(value):

@@ -370,8 +370,13 @@ def log_candidate(candidate, kind: str) -> None:
 
 
 def log_search_result(result) -> None:
+    """The best params and CV score; for a shared Optuna study, those of the whole study so far
+    (other workers' trials included), its size and name."""
     mlflow.log_params({f"best.{key}": str(value) for key, value in result.best_params.items()})
     mlflow.log_metrics({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)})
+    if result.study:
+        mlflow.log_metrics({"study_trials": result.study["trials"], "study_best_trial": result.study["best_trial"]})
+        mlflow.set_tag("optuna_study", result.study["name"])
 
 
 def log_epoch(metrics: dict[str, float], step: int) -> None:

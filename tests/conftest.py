@@ -55,3 +55,35 @@ def champion_store(tmp_path_factory):
         uri = make_store(tmp_path_factory.mktemp("champion"), monkeypatch)
         run(config("data.max_rows=800"))
         yield uri
+
+
+def required_service_missing(what: str):
+    """Skip, or fail where RAKUTEN_REQUIRE_SERVICES is set (CI: every service test must run)."""
+    if os.environ.get("RAKUTEN_REQUIRE_SERVICES"):
+        pytest.fail(f"{what} (RAKUTEN_REQUIRE_SERVICES is set)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL on a free port, stopped at the end of the session."""
+    from tests.services import PG_BIN, Postgres, free_port
+
+    if not Postgres.available():
+        required_service_missing(f"PostgreSQL binaries not found in {PG_BIN} (set RAKUTEN_PG_BIN)")
+    server = Postgres(free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def team_server(postgres, tmp_path_factory):
+    """The team set-up: `mlflow server` on PostgreSQL with proxied artifacts; its URL."""
+    from tests.services import free_port, start_mlflow_server, stop
+
+    folder = tmp_path_factory.mktemp("team-server")
+    port = free_port()
+    process = start_mlflow_server(postgres.create_database("mlflow"), folder / "artifacts", port,
+                                  folder / "server.log")
+    yield f"http://127.0.0.1:{port}"
+    stop(process)

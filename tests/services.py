@@ -62,3 +62,51 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             process.wait(timeout=30)
         except ProcessLookupError:
             pass
+
+
+PG_BIN = Path(os.environ.get("RAKUTEN_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class Postgres:
+    """A throwaway PostgreSQL server on 127.0.0.1 (as the `postgres` user when run as root)."""
+
+    def __init__(self, port: int):
+        import shutil
+        import tempfile
+
+        self.port = port
+        self.folder = Path(tempfile.mkdtemp(prefix="rakuten-pg-"))  # not under root's home: postgres enters it
+        self.folder.chmod(0o755)
+        self.data = self.folder / "data"
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        if os.getuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        options = f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options, "-w", "start")
+
+    @staticmethod
+    def available() -> bool:
+        return (PG_BIN / "initdb").is_file() and (PG_BIN / "pg_ctl").is_file()
+
+    def _run(self, program: str, *args: str) -> None:
+        result = subprocess.run([*self.as_owner, str(PG_BIN / program), *args], capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed: {result.stderr[-2000:]}")
+
+    def create_database(self, name: str) -> str:
+        """A new database; its SQLAlchemy URL (psycopg 3)."""
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -69,3 +69,30 @@ def test_multirun_gives_one_run_per_job(store):
     runs = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")
     assert sorted(r.data.tags["model"] for r in runs) == ["complementnb", "multinomialnb"]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_submitit_launcher_runs_jobs_as_separate_processes(store, tmp_path):
+    """The SLURM path's launcher, run locally: each job its own process, its own run."""
+    result = run_cli(
+        [sys.executable, "-m", "rakuten.train", "-m", "model=multinomialnb,complementnb",
+         "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={tmp_path}",
+         "data.max_rows=300", "register=false", "cache.enabled=false"],
+        store,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")
+    assert sorted(r.data.tags["model"] for r in runs) == ["complementnb", "multinomialnb"]
+    assert len({r.data.tags["rakuten.pid"] for r in runs}) == 2
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["hydra/launcher=submitit_slurm", "hydra.launcher.partition=cpu",
+                                 "hydra.launcher.cpus_per_task=2", "hydra.launcher.timeout_min=30"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.cpus_per_task, launcher.timeout_min) == ("cpu", 2, 30)

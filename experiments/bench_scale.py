@@ -1,0 +1,129 @@
+"""Past one machine, measured: a benchmark (not a test) that prints its figures.
+
+    python experiments/bench_scale.py --rows 10000 200000
+
+Starts a throwaway PostgreSQL and an `mlflow server` on it (127.0.0.1, free ports) and prints:
+1. a tracked training job through the server against the same job on a SQLite file (ratio);
+2. Optuna trials per minute on one PostgreSQL study with 1 and with 2 worker processes;
+3. batch scoring rows/s of `rakuten.predict`, pandas engine against Spark local[2], at each
+   `--rows` (the shared real products replicated), in fresh processes.
+Everything it starts is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from rakuten import PROJECT_ROOT
+from tests.services import Postgres, free_port, start_mlflow_server, stop
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_predict import write_input  # noqa: E402
+
+SHARED = PROJECT_ROOT.parent / "shared" / "data" / "rakuten"
+
+
+def train(uri: str, folder: Path, *overrides: str, wait: bool = True):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
+    env.pop("MLFLOW_RUN_ID", None)
+    command = [sys.executable, "-m", "rakuten.train", *overrides, "cache.enabled=false",
+               f"hydra.run.dir={folder / str(time.monotonic_ns())}"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    if not wait:
+        return process
+    _, err = process.communicate()
+    if process.returncode:
+        raise RuntimeError(err[-2000:])
+    return process
+
+
+def timed(function, *args, **kwargs) -> float:
+    started = time.perf_counter()
+    function(*args, **kwargs)
+    return time.perf_counter() - started
+
+
+def tracking_overhead(server: str, folder: Path, repeats: int) -> None:
+    job = (f"data.dir={SHARED}", "model=linearsvc")
+    sqlite = f"sqlite:///{folder / 'bench.db'}"
+    train(sqlite, folder, *job)  # creates the store: not timed
+    train(server, folder, *job)
+    local = min(timed(train, sqlite, folder, *job) for _ in range(repeats))
+    remote = min(timed(train, server, folder, *job) for _ in range(repeats))
+    print("\n1. tracked LinearSVC job on data=full (4,972 rows), best of", repeats)
+    print(f"   SQLite file {local:6.1f}s   mlflow server on PostgreSQL {remote:6.1f}s   ratio {remote / local:.2f}")
+
+
+def optuna_rate(server: str, postgres: Postgres, folder: Path, trials: int) -> None:
+    print(f"\n2. Optuna, model=sgd on data=full, {trials} trials per worker, one PostgreSQL study")
+    for workers in (1, 2):
+        storage = postgres.create_database(f"optuna_{workers}")
+        optuna.create_study(study_name="bench", storage=storage, direction="maximize")
+        started = time.perf_counter()
+        jobs = [train(server, folder, f"data.dir={SHARED}", "model=sgd", "search=optuna", "search.progress_bar=false",
+                      f"search.n_trials={trials}", f"search.storage={storage}", "search.study_name=bench",
+                      "register=false", wait=False) for _ in range(workers)]
+        for job in jobs:
+            if job.wait():
+                raise RuntimeError(job.stderr.read()[-2000:])
+        seconds = time.perf_counter() - started
+        done = len(optuna.load_study(study_name="bench", storage=storage).trials)
+        print(f"   {workers} worker(s): {done} trials in {seconds:5.1f}s = {60 * done / seconds:5.1f} trials/min "
+              "(job start-up and refit included)")
+
+
+def scoring_rates(uri: str, folder: Path, sizes: list[int]) -> None:
+    print("\n3. rakuten.predict on the champion, rows/s (fresh process each, start-up included)")
+    print(f"   {'rows':>8} {'pandas':>9} {'spark local[2]':>15} {'spark/pandas':>13}")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
+    for rows in sizes:
+        source = folder / f"X_{rows}.csv"
+        write_input(SHARED, rows, source)
+        rates = {}
+        for engine in ("pandas", "spark"):
+            command = [sys.executable, "-m", "rakuten.predict", str(source), "--output", str(folder / f"y_{engine}.csv"),
+                       "--engine", engine, "--spark-master", "local[2]"]
+            seconds = timed(subprocess.run, command, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
+            rates[engine] = rows / seconds
+        same = (folder / "y_pandas.csv").read_bytes() == (folder / "y_spark.csv").read_bytes()
+        print(f"   {rows:>8} {rates['pandas']:>9,.0f} {rates['spark']:>15,.0f} {rates['spark'] / rates['pandas']:>13.2f}"
+              f"{'' if same else '   OUTPUTS DIFFER'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 200_000])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    postgres = Postgres(free_port())
+    server = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="rakuten-bench-") as name:
+            folder = Path(name)
+            port = free_port()
+            server = start_mlflow_server(postgres.create_database("mlflow"), folder / "artifacts", port,
+                                         folder / "server.log")
+            uri = f"http://127.0.0.1:{port}"
+            print(f"machine: {os.cpu_count()} cores; server {uri} on PostgreSQL port {postgres.port}")
+            tracking_overhead(uri, folder, args.repeats)
+            optuna_rate(uri, postgres, folder, args.trials)
+            scoring_rates(uri, folder, args.rows)
+    finally:
+        if server is not None:
+            stop(server)
+        postgres.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The team set-up, for real: `mlflow server` on PostgreSQL with proxied artifacts, jobs from
+several processes, the registry, and the tools that start from a model URI."""
+
+import subprocess
+import sys
+
+import mlflow
+import optuna
+import pandas as pd
+from mlflow import MlflowClient
+
+from rakuten import PROJECT_ROOT, data
+from tests.conftest import SAMPLE_DIR
+from tests.reliability.conftest import (
+    FAST, champion_is_best_on_its_fingerprint, job_env, start_train, train,
+)
+
+MODELS = ("linearsvc", "sgd", "complementnb", "multinomialnb")
+
+
+def test_parallel_sweep_registry_and_tools_through_the_server(team_server, tmp_path):
+    result = train(team_server, tmp_path / "run", "-m", f"model={','.join(MODELS)}", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}", "mlflow.experiment=team",
+                   *FAST, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mlflow.set_tracking_uri(team_server)
+    runs = mlflow.search_runs(experiment_names=["team"], output_format="list")
+    assert sorted(r.data.tags["model"] for r in runs) == sorted(MODELS)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    champion, best = champion_is_best_on_its_fingerprint(team_server)
+    assert champion == best
+
+    # artifacts come back through the server's proxy
+    first = runs[0].info.run_id
+    config = mlflow.artifacts.load_text(f"runs:/{first}/config.yaml")
+    assert "model:" in config
+    assert {"confusion_matrix.png", "classification_report.json"} <= {
+        a.path for a in MlflowClient().list_artifacts(first)}
+
+    # the champion loads with pyfunc and scores raw rows; rakuten.promote and rakuten.predict use it
+    products, _ = data.load_labelled(SAMPLE_DIR, max_rows=40)
+    predicted = mlflow.pyfunc.load_model("models:/rakuten-text@champion").predict(products)["prdtypecode"]
+    assert len(predicted) == 40
+    env = job_env(team_server, tmp_path)
+    promoted = subprocess.run([sys.executable, "-m", "rakuten.promote", "--experiment", "team"], cwd=PROJECT_ROOT,
+                              env=env, capture_output=True, text=True, timeout=180)
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    assert "challenger" in promoted.stdout
+    products.to_csv(tmp_path / "X_test.csv")
+    written = subprocess.run([sys.executable, "-m", "rakuten.predict", str(tmp_path / "X_test.csv"), "--output",
+                              str(tmp_path / "y_test.csv")], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, timeout=180)
+    assert written.returncode == 0, written.stderr[-2000:]
+    y_test = pd.read_csv(tmp_path / "y_test.csv", index_col=0)
+    assert y_test["prdtypecode"].tolist() == predicted.tolist()
+
+
+def test_two_optuna_workers_fill_one_study(team_server, postgres, tmp_path):
+    storage = postgres.create_database("optuna")
+    workers = [start_train(team_server, tmp_path / f"worker{n}", "model=sgd", "search=optuna",
+                           f"search.storage={storage}", "search.study_name=sgd-shared", "search.n_trials=4",
+                           "search.progress_bar=false", "mlflow.experiment=optuna-team", *FAST)
+               for n in range(2)]
+    assert [w.wait(timeout=400) for w in workers] == [0, 0], [
+        (tmp_path / f"worker{n}" / "job.log").read_text()[-2000:] for n in range(2)]
+
+    study = optuna.load_study(study_name="sgd-shared", storage=storage)
+    numbers = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(numbers) == list(range(8)), "every trial once, none twice"
+
+    mlflow.set_tracking_uri(team_server)
+    runs = mlflow.search_runs(experiment_names=["optuna-team"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 2 and len(children) == 8
+    for parent in parents:  # each worker: its own 4 trials nested under its own parent
+        assert sum(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children) == 4
+        assert parent.data.tags["optuna_study"] == "sgd-shared" and parent.data.metrics["study_trials"] >= 4
+    last = max(parents, key=lambda r: r.data.metrics["study_trials"])
+    assert last.data.metrics["study_trials"] == 8
+    assert last.data.metrics["best_cv_f1_weighted"] == study.best_value
+    assert {k[len("best."):]: v for k, v in last.data.params.items() if k.startswith("best.")} == {
+        k: str(v) for k, v in study.best_params.items()}
+    assert "registered_version" in last.data.tags, "the study's best is registered"
