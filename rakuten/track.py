@@ -22,6 +22,7 @@ import mlflow
 import psutil
 import requests
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import PROJECT_ROOT
@@ -91,13 +92,36 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
             if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: its run already has an experiment
                 experiment_id = MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
             else:
-                experiment_id = mlflow.set_experiment(experiment).experiment_id
+                experiment_id = mlflow.set_experiment(experiment_id=ensure_experiment(experiment, database)).experiment_id
         end_orphaned_runs([experiment_id])
     except TrackingError:
         raise
     except Exception as error:  # the store answers with many exception types
         raise TrackingError(redact(f"cannot use experiment {experiment!r} at {uri}: {one_line(error)}")) from error
     return uri
+
+
+# What the MLflow UI (3.17) shows for the experiment: the runs table of classic model development
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def ensure_experiment(name: str, database: Path | None = None) -> str:
+    """The id of experiment `name`, created if needed, tagged as custom model development. On a
+    SQLite store its artifacts go beside the database (`<folder>/mlruns/<name>`), not into
+    whatever folder the first job happened to start in."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if database is not None:
+        location = (database.parent / "mlruns" / re.sub(r"[^\w.-]", "_", name)).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def check_writable(database: Path) -> None:
@@ -154,8 +178,9 @@ def is_outage(error: BaseException) -> bool:
 
 
 def describe(error: BaseException) -> str:
-    """One line for the user: an outage is said as such, anything else is the error's message."""
-    if is_outage(error):
+    """One line for the user: an outage during a run is said as such, anything else is the error's
+    message (ours already say what to fix)."""
+    if is_outage(error) and not isinstance(error, TrackingError):
         retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
         return (f"the tracking store {redact(mlflow.get_tracking_uri())} stopped answering and still did not "
                 f"after {retries} retries (raise mlflow.retry_seconds to wait longer); the run is ended FAILED "

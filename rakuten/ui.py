@@ -1,0 +1,87 @@
+"""`python -m rakuten.ui`: the MLflow UI, opened on the experiment's runs table.
+
+MLflow 3.17 opens an experiment on the view of its `workflowType`, taken from the link's
+`?workflowType=` or else from the browser's last choice (stored as `mlflow.workflowType`, "genai" by
+default: the traces overview). Links with `workflowType=machine_learning` land on the runs table
+whatever the browser remembers; this module makes every link the project prints that way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import mlflow
+import requests
+
+DEFAULT_PORT = 5000
+VIEW = "workflowType=machine_learning"
+
+
+def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
+    """Where the UI of this store is: the server itself, or the `python -m rakuten.ui` of a file store."""
+    from rakuten.track import redact
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return redact(tracking_uri.rstrip("/")).replace(":***@", "@")
+    return f"http://127.0.0.1:{port}"
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    return f"{base}/#/experiments/{experiment_id}?{VIEW}"
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rakuten import track
+
+    parser = argparse.ArgumentParser(description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
+    parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
+    args = parser.parse_args(argv)
+    uri = track.resolve_tracking_uri(args.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.MlflowClient().get_experiment_by_name(args.experiment)
+    except Exception as error:  # the store answers with many exception types
+        print(f"error: cannot read {track.redact(uri)}: {track.one_line(error)}", file=sys.stderr)
+        return 2
+    if experiment is None:
+        print(f"error: no experiment {args.experiment!r} in {track.redact(uri)} yet: train a model first",
+              file=sys.stderr)
+        return 2
+    if uri.startswith(("http://", "https://")):  # a server has its UI already
+        print(f"MLflow UI: {experiment_url(ui_base(uri), experiment.experiment_id)}")
+        return 0
+    mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    server = subprocess.Popen([mlflow_cli, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+                               "--port", str(args.port)], start_new_session=True)
+    try:
+        base = ui_base(uri, args.port)
+        for _ in range(240):
+            if server.poll() is not None:
+                return server.returncode or 1
+            try:
+                if requests.get(f"{base}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        print(f"MLflow UI: {experiment_url(base, experiment.experiment_id)}  (Ctrl-C to stop)", flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
