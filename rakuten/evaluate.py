@@ -32,44 +32,48 @@ def report(y_true, y_pred, labels) -> tuple[dict, str]:
 
 
 def plot_confusion_matrix(y_true, y_pred, labels, title: str = "Confusion matrix (row-normalised)"):
-    """Row-normalised confusion matrix: each row shows where one true class went."""
-    labels = list(labels)
+    """Row-normalised confusion matrix: each row shows where one true class went.
+
+    Sized for the MLflow UI's preview: codes in sorted order on both axes in a readable size, and
+    a cell says its share in whole percent only where it is 10% or more.
+    """
+    labels = sorted(labels)
     counts = confusion_matrix(y_true, y_pred, labels=labels)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
-    size = max(6.0, 0.42 * len(labels) + 2)
-    figure, axes = plt.subplots(figsize=(size, size * 0.9))
+    figure, axes = plt.subplots(figsize=(10, 9), dpi=130)
     image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(len(labels)), [str(label) for label in labels], rotation=90, fontsize=8)
-    axes.set_yticks(range(len(labels)), [str(label) for label in labels], fontsize=8)
-    axes.set_xlabel("predicted prdtypecode")
-    axes.set_ylabel("true prdtypecode")
-    axes.set_title(title)
+    axes.set_xticks(range(len(labels)), [str(label) for label in labels], rotation=90, fontsize=11)
+    axes.set_yticks(range(len(labels)), [str(label) for label in labels], fontsize=11)
+    axes.set_xlabel("predicted prdtypecode", fontsize=12)
+    axes.set_ylabel("true prdtypecode", fontsize=12)
+    axes.set_title(title, fontsize=13)
     for row in range(len(labels)):
         for col in range(len(labels)):
-            if shares[row, col] >= 0.05:
+            if shares[row, col] >= 0.1:
                 colour = "white" if shares[row, col] > 0.5 else "black"
-                axes.text(col, row, f"{shares[row, col]:.2f}"[1:] if shares[row, col] < 1 else "1",
-                          ha="center", va="center", fontsize=6, color=colour)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+                axes.text(col, row, f"{100 * shares[row, col]:.0f}", ha="center", va="center", fontsize=8,
+                          color=colour)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class (cells: %)")
     figure.tight_layout()
     return figure
 
 
 def plot_per_class_f1(report_dict: dict, labels, title: str = "F1 per class"):
-    """Horizontal bars of F1 per prdtypecode, with the class's test support."""
-    names = [str(label) for label in labels]
+    """Horizontal bars of F1 per prdtypecode (sorted codes), with the class's test support."""
+    names = [str(label) for label in sorted(labels)]
     f1 = [report_dict[name]["f1-score"] for name in names]
     support = [int(report_dict[name]["support"]) for name in names]
-    figure, axes = plt.subplots(figsize=(7, max(4.0, 0.3 * len(names) + 1)))
+    figure, axes = plt.subplots(figsize=(8, 9), dpi=130)
     axes.barh(range(len(names)), f1, color="tab:blue")
-    axes.set_yticks(range(len(names)), [f"{n} (n={s})" for n, s in zip(names, support)], fontsize=8)
+    axes.set_yticks(range(len(names)), [f"{n} (n={s})" for n, s in zip(names, support)], fontsize=11)
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
-    axes.set_xlabel("F1")
+    axes.set_xlabel("F1", fontsize=12)
+    axes.tick_params(axis="x", labelsize=11)
     axes.axvline(report_dict["weighted avg"]["f1-score"], color="tab:red", linestyle="--", label="weighted F1")
-    axes.legend(loc="lower right")
-    axes.set_title(title)
+    axes.legend(loc="lower right", fontsize=11)
+    axes.set_title(title, fontsize=13)
     figure.tight_layout()
     return figure
 

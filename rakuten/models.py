@@ -29,7 +29,8 @@ def assemble(features, head: Pipeline) -> Pipeline:
 
 
 def features_from_config(cfg: DictConfig):
-    return instantiate(cfg.features, max_features=cfg.model.get("max_features"), _convert_="all")
+    builder = OmegaConf.masked_copy(cfg.features, [key for key in cfg.features if key != "name"])
+    return instantiate(builder, max_features=cfg.model.get("max_features"), _convert_="all")
 
 
 def head_from_config(cfg: DictConfig) -> Pipeline:

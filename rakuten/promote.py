@@ -38,8 +38,11 @@ def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: 
     The version carries its fingerprint and score as tags from the start: that is what concurrent
     promotions compare.
     """
-    version = mlflow.register_model(
-        model_uri, name, tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC]))})
+    from rakuten.track import muted
+
+    with muted():  # MLflow prints its own "Successfully registered" lines
+        version = mlflow.register_model(
+            model_uri, name, tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC]))})
     client = MlflowClient()
     scores = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()) if key.startswith("test_"))
     client.update_model_version(
@@ -123,17 +126,28 @@ def versions_of_run(name: str, run_id: str) -> list:
 
 
 def ranking(experiment: str, modality: str, fingerprint: str | None, metric: str = METRIC) -> tuple[list, str]:
-    """Finished runs of `experiment` with `modality` and a logged model, best first, on one data
-    fingerprint (by default that of the newest such run)."""
+    """Finished runs with `modality` and a logged model, best first, on one data fingerprint (by
+    default that of the newest such run): the runs of `experiment`, and the run of every version of
+    the registered model, whichever experiment it is in (`mlflow run .` logs into `Default`)."""
     found = mlflow.search_runs(
         experiment_names=[experiment],
         filter_string=f"tags.modality = '{modality}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         output_format="list",
     )
-    found = [r for r in found if metric in r.data.metrics and "data_fingerprint" in r.data.tags]
+    seen = {r.info.run_id for r in found}
+    client = MlflowClient()
+    for version in client.search_model_versions(f"name='{registry_name(modality)}'"):
+        if version.run_id and version.run_id not in seen:
+            seen.add(version.run_id)
+            registered = client.get_run(version.run_id)
+            if registered.info.status == "FINISHED" and registered.data.tags.get("modality") == modality:
+                found.append(registered)
+    found = sorted((r for r in found if metric in r.data.metrics and "data_fingerprint" in r.data.tags),
+                   key=lambda r: r.info.start_time, reverse=True)
     if not found:
-        raise LookupError(f"no finished {modality} run with {metric} in experiment {experiment!r}")
+        raise LookupError(f"no finished {modality} run with {metric} in experiment {experiment!r} "
+                          f"nor behind a version of {registry_name(modality)}")
     fingerprint = fingerprint or found[0].data.tags["data_fingerprint"]
     same_data = [r for r in found if r.data.tags["data_fingerprint"] == fingerprint]
     if not same_data:

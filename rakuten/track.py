@@ -6,6 +6,7 @@ Other modules compute; this one records. The promotion rule lives in `rakuten.pr
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -93,6 +94,7 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
                 experiment_id = MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
             else:
                 experiment_id = mlflow.set_experiment(experiment_id=ensure_experiment(experiment, database)).experiment_id
+            MlflowClient().set_experiment_tag(experiment_id, RUNS_VIEW_TAG, json.dumps(RUNS_VIEW))
         end_orphaned_runs([experiment_id])
     except TrackingError:
         raise
@@ -101,8 +103,16 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
     return uri
 
 
-# What the MLflow UI (3.17) shows for the experiment: the runs table of classic model development
+# What the MLflow UI (3.17) shows for the experiment: the runs table of classic model development,
+# best weighted F1 first, with the columns people compare (a shared view, `rakuten.ui` links to it)
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+RUNS_VIEW_KEY = "rakuten-runs"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+RUNS_VIEW = {
+    "orderByKey": "metrics.`test_f1_weighted`", "orderByAsc": False,
+    "selectedColumns": [f"metrics.`{m}`" for m in ("test_f1_weighted", "fit_seconds")]
+    + [f"params.`{p}`" for p in ("model.C", "model.alpha", "model.name", "resampler.name")],
+}
 
 
 def ensure_experiment(name: str, database: Path | None = None) -> str:
@@ -188,6 +198,38 @@ def describe(error: BaseException) -> str:
     return one_line(error)
 
 
+_verbose = True  # library use: MLflow prints as it always does; the commands turn it down
+
+
+def set_console(verbose: bool) -> None:
+    """The commands' console: without `verbose`, MLflow's own chatter (INFO lines, download bars,
+    registry and run-link prints, each HTTP retry) is kept out, so what the project says shows."""
+    global _verbose
+    _verbose = verbose
+    if not verbose:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def muted():
+    """MLflow's prints (not its log records) silenced, unless verbose."""
+    if _verbose:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    return stack
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def experiment_name(experiment_id: str) -> str:
+    return MlflowClient().get_experiment(experiment_id).name
+
+
 def one_line(error: BaseException, limit: int = 500) -> str:
     """An error's message on one line, cut at `limit` characters, passwords masked."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
@@ -238,7 +280,7 @@ def _end(opened: list, status: str, quick: bool = False) -> None:
     for active in reversed(opened):
         run_id = active.info.run_id
         try:
-            with _quick_http() if quick else contextlib.nullcontext():
+            with _quick_http() if quick else contextlib.nullcontext(), muted():
                 mlflow.end_run(status)
         except Exception as error:
             if not quick:
@@ -320,10 +362,62 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 
 
 def log_config(cfg: DictConfig) -> None:
-    """The resolved config, as params (flattened) and as the artifact `config.yaml`."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    mlflow.log_params({key: redact(value)[:6000] for key, value in flatten(resolved).items()})
+    """The params a person compares (`comparable_params`) and the whole resolved config as the
+    artifact `config.yaml`."""
+    mlflow.log_params({key: redact(value)[:6000] for key, value in comparable_params(cfg).items()})
     mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+
+
+def comparable_params(cfg: DictConfig) -> dict[str, str]:
+    """What tells runs apart, in the groups that apply to the run's modality: the model, its
+    estimator's class (short) and own hyperparameters (`model.C`), the resampler and its settings,
+    the features and their key settings, the search, the data and the seed."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    model, data = config["model"], config["data"]
+    params = {"model.name": model["name"], "modality": model["modality"], "seed": config["seed"],
+              "data.dir": data["dir"], "data.max_rows": data.get("max_rows"), "data.test_size": data["test_size"]}
+    if model["modality"] == "text":
+        params.update(_text_params(model, config))
+    elif model["modality"] == "image":
+        params.update(_image_params(model, config))
+    else:
+        params.update({"model.method": model["method"], "model.text": model["text"]["name"],
+                       "model.image": model["image"]["name"], **_text_params(model["text"], config, "model.text."),
+                       **_image_params(model["image"], config, "model.image.")})
+    search = config.get("search") or {}
+    params["search.name"] = search.get("name", "none")
+    if params["search.name"] != "none":
+        params.update({f"search.{k}": v for k, v in search.items()
+                       if k in ("cv", "n_iter", "n_trials", "grid_points", "study_name", "storage")})
+    return {key: json.dumps(value) if isinstance(value, (list, dict)) else str(value) for key, value in params.items()}
+
+
+def _own_settings(spec: dict, prefix: str) -> dict:
+    """A `_target_` block's own arguments (its class and seed aside)."""
+    return {f"{prefix}{k}": v for k, v in spec.items() if k not in ("_target_", "random_state")}
+
+
+def _text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    estimator = model["estimator"]
+    params = {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
+              f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
+    resampler = config["resampler"]
+    params["resampler.name"] = resampler["name"]
+    params.update(_own_settings(resampler.get("sampler") or {}, "resampler."))
+    features = config["features"]
+    params.update({"features.name": features.get("name", "custom"),
+                   "features.vectorizers": ",".join(features["vectorizers"]),
+                   "features.normalizer": (features.get("cleaning") or {}).get("normalizer")})
+    return params
+
+
+def _image_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights")
+    params = {f"{prefix}{k}": model[k] for k in keys if k in model}
+    params[f"{prefix}class"] = model["network"]["_target_"].rsplit(".", 1)[-1].removeprefix("build_")
+    params.update(_own_settings(model["network"], prefix))
+    params["augment.name"] = config["augment"]["name"]
+    return params
 
 
 def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: str, figures: dict) -> None:

@@ -6,6 +6,8 @@ each stage lives in its own module.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import time
@@ -20,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from requests import RequestException
 
 from rakuten import PROJECT_ROOT, data, evaluate, lifecycle, promote, runs, search, track
+from rakuten.console import SWEEP_TAG
 
 log = logging.getLogger("rakuten.train")
 
@@ -45,8 +48,18 @@ def run(cfg: DictConfig) -> float:
     trainers = {"text": _run_text, "image": _run_image, "fusion": _run_fusion}
     if cfg.model.modality not in trainers:
         raise ValueError(f"model.modality must be one of {list(trainers)}, got {cfg.model.modality!r}")
+    if cfg.model.modality != "text":
+        _require_images_extra(cfg.model.name)
     track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
     return trainers[cfg.model.modality](cfg)
+
+
+def _require_images_extra(model: str) -> None:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as error:
+        raise ValueError(f"model={model} needs TensorFlow, which the text-only install leaves out: "
+                         "pip install -e '.[images]'") from error
 
 
 def _tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
@@ -59,6 +72,8 @@ def _tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
         "data_fingerprint": parts.fingerprint,
         "data_dir": str(cfg.data.dir),
     }
+    if _is_multirun():  # how the sweep's summary finds its jobs
+        tags[SWEEP_TAG] = str(HydraConfig.get().sweep.dir)
     if parts.train_only_classes:  # classes too small to split: trained on, not scored
         tags["train_only_classes"] = ",".join(map(str, parts.train_only_classes))
     return tags
@@ -79,7 +94,7 @@ def _evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics
             **(figures or {}),
         },
     )
-    log.info("%s: test_f1_weighted=%.4f (fit %.1fs%s)", cfg.model.name, metrics["test_f1_weighted"],
+    log.debug("%s: test_f1_weighted=%.4f (fit %.1fs%s)", cfg.model.name, metrics["test_f1_weighted"],
              extra_metrics["fit_seconds"], ", features cached" if extra_metrics.get("features_cache_hit") else "")
     return metrics
 
@@ -91,7 +106,8 @@ def _run_text(cfg: DictConfig) -> float:
     parts = data.text_split(cfg.data.dir, cfg.data.max_rows, cfg.data.test_size, cfg.seed)
     features, head = features_from_config(cfg), head_from_config(cfg)
     classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
-    with track.run(f"{cfg.model.name}-{cfg.resampler.name}", _tags(cfg, parts), nested_in_env_run=_is_multirun()):
+    with track.run(_run_name(cfg, cfg.resampler.name, cfg.search.name), _tags(cfg, parts),
+                   nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
                            "max_features": cfg.model.get("max_features")}
@@ -105,9 +121,11 @@ def _run_text(cfg: DictConfig) -> float:
                 cfg.search.name, head, cached.train, parts.y_train,
                 OmegaConf.to_container(cfg.model.get("search_space") or {}, resolve=True),
                 OmegaConf.to_container(cfg.search, resolve=True), cfg.seed,
-                on_candidate=lambda candidate: track.log_candidate(candidate, cfg.search.name),
+                on_candidate=lambda candidate: _candidate(candidate, cfg.search.name),
             )
             track.log_search_result(result)
+            print(f"best of {len(result.candidates)} candidates: cv_f1_weighted={result.best_score:.4f} "
+                  f"with {result.best_params}", flush=True)
             head = result.head
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
@@ -119,9 +137,8 @@ def _run_text(cfg: DictConfig) -> float:
             "test_rows": len(parts.X_test)})
         model_info = track.log_text_model(assemble(cached.transformer, head),
                                           parts.X_test[["designation", "description"]].head(3))
-        if cfg.register:
-            _register(cfg, model_info.model_uri, metrics, parts)
-    return metrics["test_f1_weighted"]
+        decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
+    return _report(cfg, active, metrics, decision)
 
 
 def _run_image(cfg: DictConfig) -> float:
@@ -130,8 +147,8 @@ def _run_image(cfg: DictConfig) -> float:
     parts, counts = data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
                                      cfg.data.test_size, cfg.seed)
     classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
-    with track.run(f"{cfg.model.name}-{cfg.augment.name}", {**_tags(cfg, parts), "augment": cfg.augment.name},
-                   nested_in_env_run=_is_multirun()):
+    with track.run(_run_name(cfg, cfg.augment.name), {**_tags(cfg, parts), "augment": cfg.augment.name},
+                   nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
                            "images_unreadable": counts.unreadable})
@@ -154,9 +171,8 @@ def _run_image(cfg: DictConfig) -> float:
             "train_accuracy": history["accuracy"][-1], "train_rows": len(parts.X_train),
             "test_rows": len(parts.X_test)}, figures)
         model_info = track.log_image_model(network, settings, parts.X_test[["image_path"]].head(2))
-        if cfg.register:
-            _register(cfg, model_info.model_uri, metrics, parts)
-    return metrics["test_f1_weighted"]
+        decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
+    return _report(cfg, active, metrics, decision)
 
 
 def _run_fusion(cfg: DictConfig) -> float:
@@ -175,7 +191,7 @@ def _run_fusion(cfg: DictConfig) -> float:
     text_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     text_cfg.model = text_cfg.model.text
     image_frame = frame.drop(frame.index.intersection(held_out))
-    with track.run(f"fusion-{cfg.model.method}", _tags(cfg, parts), nested_in_env_run=_is_multirun()):
+    with track.run(_run_name(cfg, cfg.model.method), _tags(cfg, parts), nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
         started = time.perf_counter()
         text_rows = products.drop(held_out)
@@ -207,12 +223,29 @@ def _run_fusion(cfg: DictConfig) -> float:
             extra_artifacts={"fusion": {"text_pipeline": text_pipeline, "combiner": combiner,
                                         "classes": [int(c) for c in classes]}},
         )
-        if cfg.register:
-            _register(cfg, model_info.model_uri, metrics, parts)
+        decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
+    return _report(cfg, active, metrics, decision)
+
+
+def _candidate(candidate, kind: str) -> None:
+    track.log_candidate(candidate, kind)
+    print(f"  {kind} candidate {candidate.number}: cv_f1_weighted={candidate.cv_score:.4f} "
+          f"± {candidate.cv_std:.4f}  {candidate.params}", flush=True)
+
+
+def _report(cfg: DictConfig, active, metrics: dict, decision: str) -> float:
+    """The job's one summary line: model, score, run, experiment, champion decision, link."""
+    from rakuten.ui import run_url, ui_base
+
+    info = active.info
+    experiment = track.experiment_name(info.experiment_id)
+    url = run_url(ui_base(track.tracking_uri()), info.experiment_id, info.run_id)
+    print(f"{info.run_name}: test_f1_weighted={metrics['test_f1_weighted']:.4f} | run {info.run_id[:8]} in "
+          f"experiment {experiment} | {decision} | {url}", flush=True)
     return metrics["test_f1_weighted"]
 
 
-def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split) -> None:
+def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split) -> str:
     name = promote.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
@@ -222,8 +255,15 @@ def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split)
             rescore=lambda uri: runs.score_model(uri, parts),
         )
     track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason})
-    verb = "is now" if decision.promoted else "is not"
-    log.info("%s v%s %s champion: %s", name, version.version, verb, decision.reason)
+    verb = "is champion" if decision.promoted else "is not champion"
+    return f"{name} v{version.version} {verb}: {decision.reason}"
+
+
+def _run_name(cfg: DictConfig, *choices: str) -> str:
+    """Model, the choices that matter (resampler, search, augmentation...) and a short digest of
+    every compared param: two runs of different configs never share a name."""
+    digest = hashlib.sha1(json.dumps(track.comparable_params(cfg), sort_keys=True).encode()).hexdigest()[:4]
+    return "-".join([cfg.model.name, *(c for c in choices if c and c != "none"), digest])
 
 
 def _is_multirun() -> bool:
@@ -237,7 +277,7 @@ def _choice(group: str) -> str:
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """SIGTERM or a second Ctrl-C end the run KILLED at once (exit 143 / 130), see `rakuten.lifecycle`."""
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # each retry: the end says it once
+    track.set_console(verbose=bool(cfg.get("verbose", False)))
     try:
         return lifecycle.run_job(lambda: run(cfg), end_runs=track.end_open_runs)
     except USER_ERRORS as error:

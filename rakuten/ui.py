@@ -2,8 +2,10 @@
 
 MLflow 3.17 opens an experiment on the view of its `workflowType`, taken from the link's
 `?workflowType=` or else from the browser's last choice (stored as `mlflow.workflowType`, "genai" by
-default: the traces overview). Links with `workflowType=machine_learning` land on the runs table
-whatever the browser remembers; this module makes every link the project prints that way.
+default: the traces overview); the experiment tag `mlflow.experimentKind` alone does not decide it.
+Links with `workflowType=machine_learning` land on the runs table whatever the browser remembers,
+and `viewStateShareKey` opens the shared view that `rakuten.track` keeps on each experiment: sorted
+by weighted F1, its columns and the key hyperparameters shown. Every link the project prints is so.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
 
 
 def experiment_url(base: str, experiment_id: str) -> str:
-    return f"{base}/#/experiments/{experiment_id}?{VIEW}"
+    from rakuten.track import RUNS_VIEW_KEY
+
+    return f"{base}/#/experiments/{experiment_id}/runs?{VIEW}&viewStateShareKey={RUNS_VIEW_KEY}"
 
 
 def run_url(base: str, experiment_id: str, run_id: str) -> str:
@@ -39,7 +43,7 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rakuten import track
+    from rakuten import lifecycle, track
 
     parser = argparse.ArgumentParser(description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
     parser.add_argument("--experiment", default="rakuten")
@@ -60,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if uri.startswith(("http://", "https://")):  # a server has its UI already
         print(f"MLflow UI: {experiment_url(ui_base(uri), experiment.experiment_id)}")
         return 0
+    lifecycle.exit_on_sigterm()  # so that the server below is stopped too
     mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
     server = subprocess.Popen([mlflow_cli, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                                "--port", str(args.port)], start_new_session=True)

@@ -30,7 +30,9 @@ def make_store(folder: Path, monkeypatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id="0")  # forget the experiment of the previous store
+    with monkeypatch.context() as here:  # MLflow roots the store's Default experiment at ./mlruns
+        here.chdir(folder)
+        mlflow.set_experiment(experiment_id="0")  # forget the experiment of the previous store
     return uri
 
 

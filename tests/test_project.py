@@ -17,12 +17,13 @@ def pins_of(requirements) -> dict[str, str]:
 
 def test_pyproject_and_conda_yaml_pin_the_same_versions():
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    pyproject = pins_of(project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    pyproject = pins_of(project["dependencies"] + extras["dev"] + extras["images"])  # conda env: text and images
     conda = yaml.safe_load((PROJECT_ROOT / "conda.yaml").read_text())
     pip_section = next(item["pip"] for item in conda["dependencies"] if isinstance(item, dict))
     assert pins_of(pip_section) == pyproject
     assert "python=3.11" in conda["dependencies"]
-    assert len(pyproject) == len(project["dependencies"]) + 1, "every dependency is pinned"
+    assert len(pyproject) == len(project["dependencies"]) + 1 + len(extras["images"]), "every dependency is pinned"
 
 
 def test_mlproject_main_entry_point():
@@ -47,7 +48,8 @@ def run_cli(args, store):
 def test_mlflow_run_logs_into_the_run_it_created(store):
     result = run_cli(
         [os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", ".", "--env-manager", "local",
-         "-P", "model=sgd", "-P", "overrides=data.max_rows=400 register=false"],
+         "-P", "model=sgd", "-P",
+         f"overrides=data.max_rows=400 register=false cache.enabled=false hydra.run.dir={os.path.dirname(store[len('sqlite:///'):])}/h"],
         store,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -62,7 +64,8 @@ def test_mlflow_run_logs_into_the_run_it_created(store):
 def test_multirun_gives_one_run_per_job(store):
     result = run_cli(
         [sys.executable, "-m", "rakuten.train", "-m", "model=multinomialnb,complementnb",
-         "data.max_rows=300", "register=false", "hydra.sweep.dir=" + os.path.dirname(store[len("sqlite:///"):])],
+         "data.max_rows=300", "register=false", "cache.enabled=false",
+         "hydra.sweep.dir=" + os.path.dirname(store[len("sqlite:///"):])],
         store,
     )
     assert result.returncode == 0, result.stderr[-2000:]

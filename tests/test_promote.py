@@ -92,3 +92,11 @@ def test_command_never_moves_champion_to_a_worse_model(store, capsys):
 def test_command_without_runs_fails_clearly(store, capsys):
     assert promote.main(["--experiment", "nothing-here"]) == 2
     assert "no finished text run" in capsys.readouterr().err
+
+
+def test_command_sees_registered_versions_of_any_experiment(store, capsys):
+    """`mlflow run .` logs into `Default`: its champion is still ranked by `rakuten.promote`."""
+    run(config(*QUICK, "mlflow.experiment=Default"))
+    assert promote.main(["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 text runs" in printed and "<- champion" in printed

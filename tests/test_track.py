@@ -18,11 +18,26 @@ def test_redact_masks_every_password():
 
 
 def test_no_password_in_params_or_config(store):
-    run(config("data.max_rows=300", "register=false", "+search.storage=postgresql://alice:hunter2@db/optuna"))
-    logged = mlflow.search_runs(output_format="list")[0]
-    assert logged.data.params["search.storage"] == "postgresql://alice:***@db/optuna"
+    run(config("data.max_rows=300", "register=false", "mlflow.experiment=secrets",
+               "+search.storage=postgresql://alice:hunter2@db/optuna"))
+    logged = mlflow.search_runs(experiment_names=["secrets"], output_format="list")[0]
     assert "hunter2" not in str(logged.data.params) + str(logged.data.tags)
+    assert "alice:***@db" in mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")
     assert "hunter2" not in mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")
+    with mlflow.start_run():  # a search's storage is a param of its run
+        track.log_config(config("search=optuna", "search.storage=postgresql://alice:hunter2@db/optuna"))
+        params = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    assert params["search.storage"] == "postgresql://alice:***@db/optuna"
+
+
+def test_params_are_the_ones_people_compare(store):
+    params = track.comparable_params(config("model=sgd", "resampler=smote"))
+    assert {"model.name": "sgd", "model.class": "SGDClassifier", "model.alpha": "0.0001", "resampler.name": "smote",
+            "resampler.k_neighbors": "5", "features.name": "tfidf", "search.name": "none"}.items() <= params.items()
+    assert not any(key.startswith(("augment.", "cache.", "mlflow.")) or "search_space" in key for key in params)
+    assert len(params) < 25
+    image = track.comparable_params(config("model=sequential"))
+    assert image["augment.name"] == "low" and not any(key.startswith(("resampler.", "features.")) for key in image)
 
 
 def test_no_password_in_the_error_line(store, tmp_path):

@@ -80,7 +80,7 @@ def test_logged_model_reproduces_the_logged_score_on_shared_data(zoo_store, shar
 def test_resolved_config_is_logged_as_params_and_file(zoo_store):
     run(config("model=sgd", "data.max_rows=600", "register=false", "model.estimator.alpha=0.001"))
     logged = last_run()
-    assert logged.data.params["model.estimator.alpha"] == "0.001"
+    assert logged.data.params["model.alpha"] == "0.001" and logged.data.params["model.class"] == "SGDClassifier"
     assert logged.data.params["data.test_size"] == "0.2"
     assert logged.data.params["data.dir"].endswith("data/sample")
     text = mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")

@@ -1,5 +1,6 @@
 """Bad input through the real command line: one clear line, a non-zero exit, nothing half-written."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from tests.test_data import write_challenge_files
 
 
 def train(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """The command line, its Hydra folder beside the throwaway store (not in the checkout)."""
+    hydra_dir = os.path.dirname(os.environ["MLFLOW_TRACKING_URI"][len("sqlite:///"):]) + "/hydra"
     return subprocess.run(
-        [sys.executable, "-m", "rakuten.train", *overrides],
+        [sys.executable, "-m", "rakuten.train", *overrides, f"hydra.run.dir={hydra_dir}", "cache.enabled=false"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
     )
 
@@ -95,4 +98,17 @@ def test_bad_values_are_named(store, override):
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and ("test_size" in last or "normalizer" in last)
+    assert_nothing_half_written()
+
+
+def test_image_model_without_the_images_extra_says_which_extra(store, tmp_path):
+    """TensorFlow blocked from importing, as in a text-only install (`pip install -e .`)."""
+    script = ("import sys; sys.modules['tensorflow'] = None; "
+              f"sys.argv = ['train', 'model=sequential', 'hydra.run.dir={tmp_path}']; "
+              "import runpy; runpy.run_module('rakuten.train', run_name='__main__', alter_sys=True)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: model=sequential needs TensorFlow, which the text-only install leaves out: pip install -e '.[images]'")
     assert_nothing_half_written()

@@ -1,0 +1,61 @@
+"""The MLflow UI as a person sees it: `python -m rakuten.ui` on a store holding two runs, its printed
+link opened in a real headless Chromium."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from rakuten import PROJECT_ROOT
+from rakuten.train import run
+from tests.conftest import config, required_service_missing
+from tests.services import free_port, stop
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not found:
+        required_service_missing("Chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def browse(browser: str, url: str, screenshot: Path) -> str:
+    """The page's DOM once its scripts have run, and a screenshot of it."""
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,1000",
+              "--virtual-time-budget=20000"]
+    subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True)
+    return subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tmp_path):
+    browser = chromium()
+    run(config("data.max_rows=400", "register=false"))
+    run(config("data.max_rows=400", "register=false", "model=complementnb"))
+    port = free_port()
+    log = tmp_path / "ui.log"
+    with open(log, "w") as out:
+        ui = subprocess.Popen([sys.executable, "-m", "rakuten.ui", "--port", str(port)], cwd=PROJECT_ROOT,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": store}, stdout=out, stderr=subprocess.STDOUT,
+                              start_new_session=True, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "MLflow UI: " not in log.read_text():
+            assert ui.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        link = log.read_text().split("MLflow UI: ")[1].split()[0]
+        assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/") and "workflowType=machine_learning" in link
+        artifacts = Path(os.environ.get("RAKUTEN_TEST_ARTIFACTS") or tempfile.mkdtemp(prefix="rakuten-ui-"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        dom = browse(browser, link, artifacts / "ui_runs_table.png")
+        print(f"screenshot: {artifacts / 'ui_runs_table.png'}")
+    finally:
+        stop(ui)
+    assert "linearsvc-" in dom and "complementnb-" in dom, "the runs table is not what the page shows"
+    assert "test_f1_weighted" in dom, "weighted F1 is not in view"
+    assert "model.C" in dom and "model.alpha" in dom, "the key hyperparameters are not in view"
+    assert "Show more columns" not in dom or dom.index("test_f1_weighted") < dom.index("Show more columns")
