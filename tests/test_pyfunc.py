@@ -79,3 +79,17 @@ def test_probabilities_when_the_model_has_them(loaded):
     assert ((result["probability"] > 0) & (result["probability"] <= 1)).all()
     assert all(len(top) == 2 and top[0]["prdtypecode"] == code for top, code in zip(result["top_k"], result["prdtypecode"]))
     assert (model.predict(RAW)["prdtypecode"] == result["prdtypecode"]).all()
+
+
+def test_a_model_without_probabilities_says_how_to_get_them(fitted, tmp_path, monkeypatch):
+    from mlflow.exceptions import MlflowException
+    from sklearn.svm import LinearSVC
+
+    _, products, labels = fitted
+    features = build_text_features({"words": {"column": "text"}})
+    pipeline = build_pipeline(features, None, LinearSVC()).fit(products, labels)
+    make_store(tmp_path, monkeypatch)
+    with mlflow.start_run():
+        info = track.log_text_model(pipeline, products[["designation", "description"]].head(2))
+    with pytest.raises(MlflowException, match="model.calibrate=true"):
+        mlflow.pyfunc.load_model(info.model_uri).predict(RAW, params={"return_proba": True})

@@ -67,6 +67,14 @@ def test_bad_payloads_get_a_4xx_with_a_message(server):
     no_designation = requests.post(
         f"{server}/invocations", json={"dataframe_records": [{"description": "x"}]}, timeout=30)
     assert 400 <= no_designation.status_code < 500 and "designation" in no_designation.json()["message"]
-    no_proba = requests.post(
-        f"{server}/invocations", json={"dataframe_split": ROWS, "params": {"return_proba": True}}, timeout=30)
-    assert no_proba.status_code == 400 and "model.calibrate=true" in no_proba.json()["message"]
+    bad_top_k = requests.post(
+        f"{server}/invocations", json={"dataframe_split": ROWS, "params": {"top_k": "three"}}, timeout=30)
+    assert 400 <= bad_top_k.status_code < 500 and "top_k" in bad_top_k.json()["message"]
+
+
+def test_served_default_champion_answers_with_probabilities(server):
+    answer = requests.post(f"{server}/invocations", timeout=30,
+                           json={"dataframe_split": ROWS, "params": {"return_proba": True, "top_k": 2}})
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert all(0 < p["probability"] <= 1 and len(p["top_k"]) == 2 for p in predictions)
