@@ -7,10 +7,40 @@ that fitted features can come from the cache; `assemble` joins them into the pip
 
 from __future__ import annotations
 
+import numpy as np
 from hydra.utils import instantiate
 from imblearn.pipeline import Pipeline
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.utils.metaestimators import available_if
+
+
+class Calibrated(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """`estimator` with sigmoid-calibrated probabilities (scikit-learn's CalibratedClassifierCV over
+    `cv` stratified folds). The folds shrink to the smallest class's size; where a class has a
+    single product (tiny samples, the folds of a search) the estimator is fitted alone and gives no
+    probabilities, so the run still trains."""
+
+    def __init__(self, estimator, cv: int = 3):
+        self.estimator = estimator
+        self.cv = cv
+
+    def fit(self, X, y):
+        folds = min(self.cv, int(np.unique(y, return_counts=True)[1].min()))
+        if folds >= 2:
+            self.model_ = CalibratedClassifierCV(clone(self.estimator), method="sigmoid", cv=folds).fit(X, y)
+        else:
+            self.model_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+    @available_if(lambda self: hasattr(self.model_, "predict_proba"))
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
 
 
 def build_pipeline(features, sampler, estimator) -> Pipeline:
@@ -38,8 +68,8 @@ def head_from_config(cfg: DictConfig) -> Pipeline:
 
     `model.sklearn_defaults=true` keeps only the estimator's class (and seed): the library's
     default hyperparameters, for comparisons with tuned values. `model.calibrate=true` wraps the
-    estimator in a 3-fold sigmoid CalibratedClassifierCV, which gives probabilities to models that
-    have none (LinearSVC, SGD with hinge loss).
+    estimator in `Calibrated` (3-fold sigmoid calibration), which gives probabilities to models
+    that have none (LinearSVC, SGD with hinge loss).
     """
     sampler = instantiate(cfg.resampler.sampler) if cfg.resampler.get("sampler") else None
     if cfg.model.get("sklearn_defaults"):
@@ -49,7 +79,7 @@ def head_from_config(cfg: DictConfig) -> Pipeline:
     else:
         estimator = instantiate(cfg.model.estimator, _convert_="all")
     if cfg.model.get("calibrate"):
-        estimator = CalibratedClassifierCV(estimator, method="sigmoid", cv=3)
+        estimator = Calibrated(estimator, cv=3)
     return build_head(sampler, estimator)
 
 

@@ -47,7 +47,8 @@ def score_model(model_uri: str, parts: data.Split) -> float:
     """Weighted F1 of any registered or logged model on a test part, through its own pyfunc."""
     from rakuten import evaluate
 
-    predicted = mlflow.pyfunc.load_model(model_uri).predict(parts.X_test)["prdtypecode"]
+    inputs = parts.X_test[[c for c in ("designation", "description", "image_path") if c in parts.X_test.columns]]
+    predicted = mlflow.pyfunc.load_model(model_uri).predict(inputs)["prdtypecode"]
     return evaluate.score(parts.y_test, predicted)["test_f1_weighted"]
 
 

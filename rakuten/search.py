@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
 KINDS = ("none", "grid", "bayes", "optuna")
@@ -44,7 +43,9 @@ class Result:
 
 def _prefix(head) -> str:
     """Where the estimator's parameters live in the head."""
-    return "model__estimator__" if isinstance(head["model"], CalibratedClassifierCV) else "model__"
+    from rakuten.models import Calibrated
+
+    return "model__estimator__" if isinstance(head["model"], Calibrated) else "model__"
 
 
 def _is_int(spec: dict) -> bool:
@@ -109,13 +110,14 @@ def run_search(
         return _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on_candidate)
     if kind == "grid":
         grid = {prefix + name: grid_values(spec, int(options.get("grid_points", 4))) for name, spec in space.items()}
-        searcher = GridSearchCV(head, grid, cv=folds, scoring=scoring, n_jobs=n_jobs, refit=True)
+        searcher = GridSearchCV(head, grid, cv=folds, scoring=scoring, n_jobs=n_jobs, refit=True,
+                                verbose=options.get("verbose", 0))
     else:
         from skopt import BayesSearchCV
 
         spaces = {prefix + name: skopt_space(spec) for name, spec in space.items()}
         searcher = BayesSearchCV(head, spaces, n_iter=int(options.get("n_iter", 16)), cv=folds, scoring=scoring,
-                                 n_jobs=n_jobs, refit=True, random_state=seed)
+                                 n_jobs=n_jobs, refit=True, random_state=seed, verbose=options.get("verbose", 0))
     searcher.fit(X, y)
     results = searcher.cv_results_
     candidates = []

@@ -111,8 +111,12 @@ def _run_text(cfg: DictConfig) -> float:
         track.log_config(cfg)
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
                            "max_features": cfg.model.get("max_features")}
+        print(f"features: {cfg.features.get('name', 'custom')} on {len(parts.X_train):,} training rows ...", end=" ",
+              flush=True)
         cached = fit_features(features, parts.X_train, parts.X_test, cache_key(parts.fingerprint, features_config),
                               cfg.cache.dir if cfg.cache.enabled else None)
+        print(f"{'from the cache' if cached.cache_hit else 'fitted'} in {cached.seconds:.1f}s; fitting {cfg.model.name}",
+              flush=True)
         started = time.perf_counter()
         if cfg.search.name == "none":
             head.fit(cached.train, parts.y_train)
