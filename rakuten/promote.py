@@ -103,7 +103,10 @@ def promote_if_better(
                 f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
             if best_score <= champion_score:
                 break
-        client.set_registered_model_alias(name, CHAMPION, best)
+        try:
+            client.set_registered_model_alias(name, CHAMPION, best)
+        except MlflowException:  # another job wrote the alias at the same instant (a unique-key clash)
+            continue  # re-read and decide again
     final = current_champion(name)
     promoted = final is not None and str(final.version) == str(version)
     if promoted == first_look.promoted:

@@ -226,6 +226,10 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def run_info(run_id: str):
+    return MlflowClient().get_run(run_id).info
+
+
 def experiment_name(experiment_id: str) -> str:
     return MlflowClient().get_experiment(experiment_id).name
 

@@ -241,7 +241,7 @@ def _report(cfg: DictConfig, active, metrics: dict, decision: str) -> float:
     """The job's one summary line: model, score, run, experiment, champion decision, link."""
     from rakuten.ui import run_url, ui_base
 
-    info = active.info
+    info = track.run_info(active.info.run_id)  # as stored: `mlflow run` names its run before the job does
     experiment = track.experiment_name(info.experiment_id)
     url = run_url(ui_base(track.tracking_uri()), info.experiment_id, info.run_id)
     print(f"{info.run_name}: test_f1_weighted={metrics['test_f1_weighted']:.4f} | run {info.run_id[:8]} in "

@@ -8,11 +8,18 @@ CHAMPION = "models:/rakuten-text@champion"
 
 
 def test_linearsvc_gets_class_scores_summing_to_one(champion_store):
-    pipeline = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline
-    assert not hasattr(pipeline, "predict_proba")
-    scores = explain.class_scores(pipeline)(["Piscine tubulaire ronde ||| pompe et filtre", "Jeu PS4"])
-    assert scores.shape == (2, len(pipeline.classes_))
-    assert np.allclose(scores.sum(axis=1), 1)
+    from rakuten import data
+    from rakuten.models import pipeline_from_config
+    from tests.conftest import SAMPLE_DIR, config
+
+    products, labels = data.load_labelled(SAMPLE_DIR, max_rows=400)
+    plain = pipeline_from_config(config("model.calibrate=false")).fit(products, labels)  # no predict_proba
+    default = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline  # calibrated: probabilities
+    assert not hasattr(plain, "predict_proba") and hasattr(default, "predict_proba")
+    for pipeline in (plain, default):
+        scores = explain.class_scores(pipeline)(["Piscine tubulaire ronde ||| pompe et filtre", "Jeu PS4"])
+        assert scores.shape == (2, len(pipeline.classes_))
+        assert np.allclose(scores.sum(axis=1), 1)
 
 
 def test_explanations_are_logged_to_the_model_run(champion_store, tmp_path, capsys):

@@ -5,7 +5,7 @@ from sklearn.naive_bayes import MultinomialNB
 
 from rakuten import data
 from rakuten.features.text import build_text_features
-from rakuten.models import build_pipeline, pipeline_from_config
+from rakuten.models import Calibrated, build_pipeline, pipeline_from_config
 from tests.conftest import SAMPLE_DIR, config
 
 MODELS = ["logreg", "multinomialnb", "complementnb", "svc", "linearsvc", "sgd", "knn", "decisiontree",
@@ -17,11 +17,13 @@ def test_every_model_config_builds_its_estimator(name):
     pipeline = pipeline_from_config(config(f"model={name}"))
     assert [step for step, _ in pipeline.steps] == ["features", "resampler", "model"]
     cfg = config(f"model={name}")
-    assert type(pipeline["model"]).__name__ == cfg.model.estimator._target_.rsplit(".", 1)[1]
+    estimator = pipeline["model"].estimator if isinstance(pipeline["model"], Calibrated) else pipeline["model"]
+    assert type(estimator).__name__ == cfg.model.estimator._target_.rsplit(".", 1)[1]
+    assert isinstance(pipeline["model"], Calibrated) == bool(cfg.model.get("calibrate"))
 
 
 def test_seed_values_reach_the_estimators():
-    assert pipeline_from_config(config("model=linearsvc"))["model"].C == pytest.approx(0.7399651076649312)
+    assert pipeline_from_config(config("model=linearsvc"))["model"].estimator.C == pytest.approx(0.7399651076649312)
     sgd = pipeline_from_config(config("model=sgd"))["model"]
     assert (sgd.loss, sgd.alpha, sgd.penalty, sgd.max_iter) == ("modified_huber", 1e-4, "l2", 2000)
     nb = pipeline_from_config(config("model=multinomialnb"))["model"]

@@ -120,7 +120,7 @@ def test_search_logs_a_parent_with_candidate_children_and_registers_the_best(sto
     champion = MlflowClient().get_model_version_by_alias("rakuten-text", "champion")
     assert champion.run_id == parent.info.run_id
     refit = mlflow.pyfunc.load_model("models:/rakuten-text@champion").unwrap_python_model().pipeline
-    assert refit["model"].C == pytest.approx(float(parent.data.params["best.C"]))
+    assert refit["model"].estimator.C == pytest.approx(float(parent.data.params["best.C"]))  # calibrated LinearSVC
 
 
 def test_features_are_cached_across_models(store, tmp_path):
