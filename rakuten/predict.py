@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
                         help="how rows are spread: pandas chunks in this process, or a Spark session")
     parser.add_argument("--spark-master", default="local[*]", help="Spark master URL (engine spark)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
+    track.set_console(verbose=args.verbose)
     lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C
     try:
         mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))

@@ -90,7 +90,10 @@ def promote_if_better(
         if champion is None:
             first_look = first_look or Decision(best == str(version), "there was no champion")
         elif str(champion.version) == best:
-            first_look = first_look or Decision(True, f"v{best} is already champion", best_score)
+            first_look = first_look or (
+                Decision(True, f"v{best} is already champion", best_score) if best == str(version) else
+                Decision(False, f"{score:.4f} does not beat champion v{best} ({best_score:.4f}, its logged score)",
+                         best_score))
             break
         else:
             try:
@@ -184,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fingerprint", default=None, help="data fingerprint to rank on (default: newest run's)")
     parser.add_argument("--dry-run", action="store_true", help="print the ranking and the decision, change nothing")
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
+    track.set_console(verbose=args.verbose)
     try:
         mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
         name = registry_name(args.modality)
