@@ -74,14 +74,18 @@ def run_job(job: Callable[[], object], end_runs: Callable[[str], list[str]]):
 
     worker = threading.Thread(target=target, name="rakuten-job", daemon=True)
     interrupts = 0
+    dying = False
 
     def on_signal(signum, frame):
-        nonlocal interrupts
+        nonlocal interrupts, dying
+        if dying:  # already ending the job: a further signal changes nothing
+            return
         if signum == signal.SIGINT and interrupts == 0:
             interrupts += 1
             print("interrupted: stopping after the current step (Ctrl-C again to stop now)", file=sys.stderr)
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(KeyboardInterrupt))
             return
+        dying = True
         raise _Kill(signum)
 
     previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
