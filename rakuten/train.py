@@ -95,7 +95,7 @@ def _evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics
         },
     )
     log.debug("%s: test_f1_weighted=%.4f (fit %.1fs%s)", cfg.model.name, metrics["test_f1_weighted"],
-             extra_metrics["fit_seconds"], ", features cached" if extra_metrics.get("features_cache_hit") else "")
+              extra_metrics["fit_seconds"], ", features cached" if extra_metrics.get("features_cache_hit") else "")
     return metrics
 
 
