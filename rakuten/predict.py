@@ -14,6 +14,7 @@ every row has been predicted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -79,45 +80,50 @@ def _parquet_chunks(path: Path, chunk_size: int):
         yield products.iloc[start:start + chunk_size]
 
 
-def predict_file(
-    model, input_path: Path, output_path: Path, chunk_size: int = 10_000, skip_bad_rows: bool = False
-) -> dict[str, int]:
-    """Predict every row of `input_path` into `output_path`; returns counts of rows written and skipped."""
+@contextlib.contextmanager
+def atomic_output(output_path: Path):
+    """A text file that appears at `output_path` only once written whole (every engine's y_test.csv)."""
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=output_path.parent, prefix=".y_test.", suffix=".csv")
-    written = skipped = rows_seen = 0
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out, tqdm(
-            desc="predicting", unit=" rows", disable=None
-        ) as progress:
-            out.write(f",{LABEL}\n")
-            for chunk in read_chunks(Path(input_path), chunk_size):
-                reasons = bad_rows(chunk)
-                bad = reasons != ""
-                if bad.any():
-                    first = reasons[bad].index[0]
-                    position = rows_seen + int(bad.to_numpy().argmax()) + 1
-                    if not skip_bad_rows:
-                        raise BadRowsError(
-                            f"{input_path}: data row {position} (index {first}): {reasons[first]}"
-                            f" ({int(bad.sum())} bad rows in this chunk; --skip-bad-rows to skip them)"
-                        )
-                    for index, reason in reasons[bad].items():
-                        print(f"skipped index {index}: {reason}", file=sys.stderr)
-                    skipped += int(bad.sum())
-                rows_seen += len(chunk)
-                good = chunk[~bad]
-                if len(good):
-                    columns = [c for c in ("designation", "description") if c in good.columns]
-                    predicted = model.predict(good[columns])[LABEL]
-                    predicted.to_csv(out, header=False)
-                    written += len(good)
-                progress.update(len(chunk))
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            yield out
         os.replace(temporary, output_path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def predict_file(
+    model, input_path: Path, output_path: Path, chunk_size: int = 10_000, skip_bad_rows: bool = False
+) -> dict[str, int]:
+    """Predict every row of `input_path` into `output_path`; returns counts of rows written and skipped."""
+    written = skipped = rows_seen = 0
+    with atomic_output(output_path) as out, tqdm(desc="predicting", unit=" rows", disable=None) as progress:
+        out.write(f",{LABEL}\n")
+        for chunk in read_chunks(Path(input_path), chunk_size):
+            reasons = bad_rows(chunk)
+            bad = reasons != ""
+            if bad.any():
+                first = reasons[bad].index[0]
+                position = rows_seen + int(bad.to_numpy().argmax()) + 1
+                if not skip_bad_rows:
+                    raise BadRowsError(
+                        f"{input_path}: data row {position} (index {first}): {reasons[first]}"
+                        f" ({int(bad.sum())} bad rows in this chunk; --skip-bad-rows to skip them)"
+                    )
+                for index, reason in reasons[bad].items():
+                    print(f"skipped index {index}: {reason}", file=sys.stderr)
+                skipped += int(bad.sum())
+            rows_seen += len(chunk)
+            good = chunk[~bad]
+            if len(good):
+                columns = [c for c in ("designation", "description") if c in good.columns]
+                predicted = model.predict(good[columns])[LABEL]
+                predicted.to_csv(out, header=False)
+                written += len(good)
+            progress.update(len(chunk))
     return {"written": written, "skipped": skipped}
 
 

@@ -15,6 +15,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from rakuten.track import muted
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 METRIC = "test_f1_weighted"
@@ -38,8 +40,6 @@ def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: 
     The version carries its fingerprint and score as tags from the start: that is what concurrent
     promotions compare.
     """
-    from rakuten.track import muted
-
     with muted():  # MLflow prints its own "Successfully registered" lines
         version = mlflow.register_model(
             model_uri, name, tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC]))})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from rakuten.data import LABEL, DataError
@@ -79,14 +78,8 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, master: st
                   .select(INDEX, ROW, LABEL).orderBy(ROW).toPandas())
     finally:
         spark.stop()
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=output_path.parent, prefix=".y_test.", suffix=".csv")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            scored.set_index(INDEX)[[LABEL]].rename_axis(None).to_csv(out)
-        os.replace(temporary, output_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    from rakuten.predict import atomic_output
+
+    with atomic_output(output_path) as out:
+        scored.set_index(INDEX)[[LABEL]].rename_axis(None).to_csv(out)
     return {"written": len(scored), "skipped": int(skipped)}

@@ -353,18 +353,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def flatten(config: dict, prefix: str = "") -> dict[str, str]:
-    """Nested config -> {"model.estimator.C": "0.74", ...}, the shape MLflow params take."""
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-    return flat
-
-
 def log_config(cfg: DictConfig) -> None:
     """The params a person compares (`comparable_params`) and the whole resolved config as the
     artifact `config.yaml`."""

@@ -9,7 +9,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 
 from rakuten import PROJECT_ROOT
 from rakuten.train import run

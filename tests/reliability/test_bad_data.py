@@ -6,7 +6,6 @@ import gzip
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import PROJECT_ROOT, data
+from rakuten import data
 from rakuten.train import run
 from tests.conftest import SAMPLE_DIR, config
 from tests.reliability.conftest import assert_no_run_running, train

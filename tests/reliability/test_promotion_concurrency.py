@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
