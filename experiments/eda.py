@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rakuten import data, track  # noqa: E402
-from rakuten.features.text import TextCleaner  # noqa: E402
+from rakuten.features.text import ProductFields, word_options  # noqa: E402
 
 
 def class_histogram(labels: pd.Series):
@@ -67,10 +67,12 @@ def languages(products: pd.DataFrame) -> pd.Series:
 
 
 def top_words(products: pd.DataFrame, labels: pd.Series, n: int = 15) -> dict[int, list[tuple[str, int]]]:
-    cleaner = TextCleaner(min_word_length=3)
-    cleaned = pd.Series(cleaner.transform(products["designation"] + " " + products["description"]), index=products.index)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    analyze = TfidfVectorizer(**word_options(min_word_length=3)).build_analyzer()
+    texts = pd.Series(ProductFields(("text",)).fit_transform(products)["text"].to_numpy(), index=products.index)
     return {
-        int(code): Counter(" ".join(cleaned[labels == code]).split()).most_common(n)
+        int(code): Counter(word for text in texts[labels == code] for word in analyze(text)).most_common(n)
         for code in sorted(labels.unique())
     }
 

@@ -26,6 +26,15 @@ class MultirunSummary(Callback):
             print(f"(no sweep summary: {track.one_line(error, 200)})")
             return
         print(table(found))
+        study = config.get("study") or {}
+        if study.get("name"):
+            from rakuten import study as studies
+
+            try:
+                print(f"study {study.name}, by cross-validated weighted F1:")
+                print(studies.markdown(studies.log_summary(study.name, config.mlflow.experiment, found)), end="")
+            except Exception as error:  # noqa: BLE001 - the jobs' runs are logged; the table can be redone
+                print(f"(no study summary: {track.one_line(error, 200)})")
 
 
 def table(found: list) -> str:

@@ -13,6 +13,7 @@ from imblearn.pipeline import Pipeline
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import Pipeline as SklearnPipeline
 from sklearn.utils.metaestimators import available_if
 
 
@@ -22,17 +23,23 @@ class Calibrated(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     single product (tiny samples, the folds of a search) the estimator is fitted alone and gives no
     probabilities, so the run still trains."""
 
-    def __init__(self, estimator, cv: int = 3):
+    def __init__(self, estimator, cv: int = 3, ensemble: bool = True):
         self.estimator = estimator
         self.cv = cv
+        self.ensemble = ensemble
 
     def fit(self, X, y):
         folds = min(self.cv, int(np.unique(y, return_counts=True)[1].min()))
         if folds >= 2:
-            self.model_ = CalibratedClassifierCV(clone(self.estimator), method="sigmoid", cv=folds).fit(X, y)
+            self.model_ = CalibratedClassifierCV(clone(self.estimator), method="sigmoid", cv=folds,
+                                                 ensemble=self.ensemble).fit(X, y)
         else:
             self.model_ = clone(self.estimator).fit(X, y)
         self.classes_ = self.model_.classes_
+        for fitted in _linear_models(self.model_):
+            # X @ coef_.T wants coef_.T C-ordered: else scipy copies the whole matrix at every
+            # call (tens of MB), which is most of the time of a one-row prediction
+            fitted.coef_ = np.asfortranarray(fitted.coef_)
         return self
 
     def predict(self, X):
@@ -43,9 +50,14 @@ class Calibrated(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(X)
 
 
+def _linear_models(model) -> list:
+    fitted = [c.estimator for c in getattr(model, "calibrated_classifiers_", [])] or [model]
+    return [m for m in fitted if getattr(m, "coef_", None) is not None and m.coef_.ndim == 2]
+
+
 def build_pipeline(features, sampler, estimator) -> Pipeline:
     """Chain the three stages; `sampler=None` means no resampling."""
-    return Pipeline([("features", features), ("resampler", sampler), ("model", estimator)])
+    return Pipeline([*_feature_steps(features), ("resampler", sampler), ("model", estimator)])
 
 
 def build_head(sampler, estimator) -> Pipeline:
@@ -55,7 +67,13 @@ def build_head(sampler, estimator) -> Pipeline:
 
 def assemble(features, head: Pipeline) -> Pipeline:
     """Fitted features + fitted head -> the fitted pipeline over raw product rows."""
-    return Pipeline([("features", features), *head.steps])
+    return Pipeline([*_feature_steps(features), *head.steps])
+
+
+def _feature_steps(features) -> list[tuple[str, object]]:
+    """The features' own steps (`fields`, `vectorizers`) when they are a pipeline: an
+    imbalanced-learn Pipeline takes no pipeline as a step."""
+    return list(features.steps) if isinstance(features, SklearnPipeline) else [("features", features)]
 
 
 def features_from_config(cfg: DictConfig):
@@ -79,7 +97,7 @@ def head_from_config(cfg: DictConfig) -> Pipeline:
     else:
         estimator = instantiate(cfg.model.estimator, _convert_="all")
     if cfg.model.get("calibrate"):
-        estimator = Calibrated(estimator, cv=3)
+        estimator = Calibrated(estimator, cv=3, ensemble=bool(cfg.model.get("calibration_ensemble", True)))
     return build_head(sampler, estimator)
 
 

@@ -2,7 +2,9 @@
 
 The rule: a new version takes `champion` only if its `test_f1_weighted` beats the champion's on
 the same data. When the champion was scored on other data (another data fingerprint), it is
-scored again on the new run's test part, through its own pyfunc, so both numbers are comparable.
+scored again on the new run's test part, through its own pyfunc, so both numbers are comparable;
+a champion refitted on every labelled row of its data (tag `refit_rows`) may have trained on that
+test part, so its recipe (its pipeline, unfitted) is first trained on the new run's training part.
 A worse model never takes `champion`.
 """
 
@@ -34,15 +36,17 @@ def registry_name(modality: str) -> str:
     return f"rakuten-{modality}"
 
 
-def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: str, summary: str):
+def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: str, summary: str,
+             tags: dict[str, str] | None = None):
     """Register `model_uri` as a new version of `name`, described by its metrics and data.
 
     The version carries its fingerprint and score as tags from the start: that is what concurrent
-    promotions compare.
+    promotions compare. `tags` adds others (`refit_rows`: refitted on every labelled row).
     """
     with muted():  # MLflow prints its own "Successfully registered" lines
         version = mlflow.register_model(
-            model_uri, name, tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC]))})
+            model_uri, name,
+            tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC])), **(tags or {})})
     client = MlflowClient()
     scores = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()) if key.startswith("test_"))
     client.update_model_version(
@@ -70,12 +74,13 @@ def best_version(name: str, fingerprint: str, version: str, score: float) -> tup
 
 
 def promote_if_better(
-    name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str], float]
+    name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str, bool], float]
 ) -> Decision:
     """Point `champion` at the best version on this data if it beats the champion.
 
-    `rescore(model_uri)` scores another model on this run's test part; it is called only when
-    the champion was evaluated on other data. Safe under concurrent jobs without a lock: each job
+    `rescore(model_uri, retrain)` scores another model on this run's test part (`retrain`: its
+    recipe trained on this run's training part first); it is called only when the champion was
+    evaluated on other data. Safe under concurrent jobs without a lock: each job
     registers before it promotes and, after every write of the alias, re-reads the registry and
     writes again until the alias holds the best version it sees. Whichever job writes last has
     thus checked, after its write, every version registered before; a version registered later
@@ -122,9 +127,11 @@ def _champion_score(champion, fingerprint: str, rescore, rescored: dict) -> tupl
     """The champion's score on `fingerprint`: its own when it was scored there, else rescored."""
     if champion.tags.get("data_fingerprint") == fingerprint and METRIC in champion.tags:
         return float(champion.tags[METRIC]), "its logged score"
+    refitted = "refit_rows" in champion.tags
     if str(champion.version) not in rescored:
-        rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}")
-    return rescored[str(champion.version)], "rescored on this test part"
+        rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}", refitted)
+    return rescored[str(champion.version)], ("its recipe retrained and scored on this split" if refitted
+                                             else "rescored on this test part")
 
 
 def versions_of_run(name: str, run_id: str) -> list:
@@ -205,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         best_version = _registered(name, best)
         decision = promote_if_better(
             name, best_version, best.data.metrics[METRIC], fingerprint,
-            rescore=lambda uri: runs.score_model(uri, runs.test_part(best.info.run_id)),
+            rescore=lambda uri, refitted: runs.score_model(uri, runs.test_part(best.info.run_id), retrain=refitted),
         )
         print(f"{name} v{best_version}: {'champion' if decision.promoted else 'not promoted'} ({decision.reason})")
         if runner_up is not None:

@@ -53,17 +53,20 @@ def bad_input(message: str) -> MlflowException:
 
 class TextPredictor:
     def __init__(self, pipeline):
+        from rakuten.workers import ChunkedPipeline
+
         self.pipeline = pipeline
+        self.scorer = ChunkedPipeline(pipeline)  # big batches on every core
         self.classes = np.asarray(pipeline.classes_).astype("int64")
 
     def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        return np.asarray(self.pipeline.predict(text_rows(rows))).astype("int64")
+        return np.asarray(self.scorer.predict(text_rows(rows))).astype("int64")
 
     def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         if not hasattr(self.pipeline, "predict_proba"):
             raise bad_input(f"{type(self.pipeline[-1]).__name__} gives no probabilities; "
                             "train it with model.calibrate=true to get calibrated ones")
-        return self.pipeline.predict_proba(text_rows(rows))
+        return self.scorer.predict_proba(text_rows(rows))
 
 
 class ImagePredictor:

@@ -28,6 +28,8 @@ def session(master: str = "local[*]"):
 
     return (SparkSession.builder.master(master).appName("rakuten-predict")
             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+            # Spark runs a Python worker per core already: each scores its batches alone
+            .config("spark.executorEnv.RAKUTEN_PREDICT_WORKERS", "1")
             .config("spark.ui.enabled", "false").config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .getOrCreate())
 

@@ -393,6 +393,11 @@ def _text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
     estimator = model["estimator"]
     params = {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
               f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
+    if "calibration_ensemble" in model:
+        params[f"{prefix}calibration_ensemble"] = model["calibration_ensemble"]
+    params["refit"] = config.get("refit", "none")
+    if (config.get("cv") or {}).get("folds"):
+        params["cv.folds"] = config["cv"]["folds"]
     resampler = config["resampler"]
     params["resampler.name"] = resampler["name"]
     params.update(_own_settings(resampler.get("sampler") or {}, "resampler."))

@@ -14,6 +14,7 @@ import time
 
 import hydra
 import numpy as np
+import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -21,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 from requests import RequestException
 
-from rakuten import PROJECT_ROOT, data, evaluate, lifecycle, promote, runs, search, track
+from rakuten import PROJECT_ROOT, data, evaluate, lifecycle, promote, runs, search, study, track
 from rakuten.console import SWEEP_TAG
 
 log = logging.getLogger("rakuten.train")
@@ -45,13 +46,16 @@ def compose_config(*overrides: str) -> DictConfig:
 
 def run(cfg: DictConfig) -> float:
     """One tracked training job; returns the test weighted F1."""
+    from joblib import parallel_config
+
     trainers = {"text": _run_text, "image": _run_image, "fusion": _run_fusion}
     if cfg.model.modality not in trainers:
         raise ValueError(f"model.modality must be one of {list(trainers)}, got {cfg.model.modality!r}")
     if cfg.model.modality != "text":
         _require_images_extra(cfg.model.name)
     track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
-    return trainers[cfg.model.modality](cfg)
+    with parallel_config(n_jobs=cfg.get("n_jobs")):  # vectorisers and calibration folds side by side
+        return trainers[cfg.model.modality](cfg)
 
 
 def _require_images_extra(model: str) -> None:
@@ -72,8 +76,9 @@ def _tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
         "data_fingerprint": parts.fingerprint,
         "data_dir": str(cfg.data.dir),
     }
-    if _is_multirun():  # how the sweep's summary finds its jobs
+    if _is_multirun():  # how the sweep's summary finds its jobs, and what it calls them
         tags[SWEEP_TAG] = str(HydraConfig.get().sweep.dir)
+        tags[study.OVERRIDES_TAG] = " ".join(HydraConfig.get().overrides.task) or "(defaults)"
     if parts.train_only_classes:  # classes too small to split: trained on, not scored
         tags["train_only_classes"] = ",".join(map(str, parts.train_only_classes))
     return tags
@@ -109,6 +114,14 @@ def _run_text(cfg: DictConfig) -> float:
     with track.run(_run_name(cfg, cfg.resampler.name, cfg.search.name), _tags(cfg, parts),
                    nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
+        if cfg.get("cv", {}).get("folds"):
+            print(f"cross-validation: {cfg.cv.folds} folds over {len(parts.X_train) + len(parts.X_test):,} rows ...",
+                  end=" ", flush=True)
+            scores = study.cross_validate_text(cfg, pd.concat([parts.X_train, parts.X_test]),
+                                               pd.concat([parts.y_train, parts.y_test]))
+            track.log_metrics(scores)
+            print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}",
+                  flush=True)
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
                            "max_features": cfg.model.get("max_features")}
         print(f"features: {cfg.features.get('name', 'custom')} on {len(parts.X_train):,} training rows ...", end=" ",
@@ -139,10 +152,37 @@ def _run_text(cfg: DictConfig) -> float:
             "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "features_seconds": cached.seconds,
             "features_cache_hit": float(cached.cache_hit), "train_rows": len(parts.X_train),
             "test_rows": len(parts.X_test)})
-        model_info = track.log_text_model(assemble(cached.transformer, head),
-                                          parts.X_test[["designation", "description"]].head(3))
+        model = assemble(cached.transformer, head)
+        if _refit_mode(cfg) == "all":
+            model = _refit_on_all_rows(model, parts)
+        model_info = track.log_text_model(model, parts.X_test[["designation", "description"]].head(3))
         decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
     return _report(cfg, active, metrics, decision)
+
+
+def _refit_mode(cfg: DictConfig) -> str:
+    mode = str(cfg.get("refit", "none"))
+    if mode not in ("all", "none"):
+        raise ValueError(f"refit must be 'all' or 'none', got {mode!r}")
+    return mode
+
+
+def _refit_on_all_rows(scored, parts: data.Split):
+    """The scored pipeline's recipe (best params of a search included) fitted again on every
+    labelled row, train and test parts together: the model to deploy. The split's scores stay
+    the run's metrics: they are the honest estimate of this recipe."""
+    from sklearn.base import clone
+
+    rows = pd.concat([parts.X_train, parts.X_test])
+    labels = pd.concat([parts.y_train, parts.y_test])
+    print(f"refit: {len(rows):,} rows (train and test parts) ...", end=" ", flush=True)
+    started = time.perf_counter()
+    model = clone(scored).fit(rows, labels)
+    seconds = time.perf_counter() - started
+    print(f"{seconds:.1f}s", flush=True)
+    track.set_tags({"refit": "all", "refit_rows": str(len(rows))})
+    track.log_metrics({"refit_seconds": seconds, "refit_rows": len(rows)})
+    return model
 
 
 def _run_image(cfg: DictConfig) -> float:
@@ -253,10 +293,12 @@ def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split)
     name = promote.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
-        version = promote.register(model_uri, name, metrics, parts.fingerprint, summary)
+        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if (
+            cfg.model.modality == "text" and _refit_mode(cfg) == "all") else {}
+        version = promote.register(model_uri, name, metrics, parts.fingerprint, summary, tags=refit)
         decision = promote.promote_if_better(
             name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
-            rescore=lambda uri: runs.score_model(uri, parts),
+            rescore=lambda uri, refitted: runs.score_model(uri, parts, retrain=refitted),
         )
     track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason})
     verb = "is champion" if decision.promoted else "is not champion"

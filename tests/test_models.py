@@ -8,14 +8,14 @@ from rakuten.features.text import build_text_features
 from rakuten.models import Calibrated, build_pipeline, pipeline_from_config
 from tests.conftest import SAMPLE_DIR, config
 
-MODELS = ["logreg", "multinomialnb", "complementnb", "svc", "linearsvc", "sgd", "knn", "decisiontree",
-          "adaboost", "bagging"]
+MODELS = ["logreg", "multinomialnb", "complementnb", "svc", "linearsvc", "sgd", "sgd_hinge", "knn", "decisiontree",
+          "adaboost", "bagging", "voting"]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_config_builds_its_estimator(name):
     pipeline = pipeline_from_config(config(f"model={name}"))
-    assert [step for step, _ in pipeline.steps] == ["features", "resampler", "model"]
+    assert [step for step, _ in pipeline.steps] == ["fields", "vectorizers", "resampler", "model"]
     cfg = config(f"model={name}")
     estimator = pipeline["model"].estimator if isinstance(pipeline["model"], Calibrated) else pipeline["model"]
     assert type(estimator).__name__ == cfg.model.estimator._target_.rsplit(".", 1)[1]

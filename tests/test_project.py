@@ -9,6 +9,7 @@ import mlflow
 import yaml
 
 from rakuten import PROJECT_ROOT
+from rakuten.train import compose_config
 
 
 def pins_of(requirements) -> dict[str, str]:
@@ -30,8 +31,9 @@ def test_mlproject_main_entry_point():
     project = yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())
     main = project["entry_points"]["main"]
     assert project["conda_env"] == "conda.yaml"
+    default_model = compose_config().model.name  # the MLproject's default is the configs' default
     assert {name: spec["default"] for name, spec in main["parameters"].items()} == {
-        "model": "linearsvc", "resampler": "none", "overrides": ""}
+        "model": default_model, "resampler": "none", "overrides": ""}
     assert main["command"].startswith("python -m rakuten.train model={model} resampler={resampler}")
     for name in ("predict", "promote", "explain", "serve"):
         assert project["entry_points"][name]["command"].startswith(f"python -m rakuten.{name} ")
@@ -61,17 +63,28 @@ def test_mlflow_run_logs_into_the_run_it_created(store):
     assert "test_f1_weighted" in logged.data.metrics
 
 
-def test_multirun_gives_one_run_per_job(store):
+def test_multirun_gives_one_run_per_job_and_a_study_its_cv_table(store):
     result = run_cli(
         [sys.executable, "-m", "rakuten.train", "-m", "model=multinomialnb,complementnb",
-         "data.max_rows=300", "register=false", "cache.enabled=false",
+         "data.max_rows=300", "register=false", "cache.enabled=false", "cv.folds=2", "study.name=nb",
          "hydra.sweep.dir=" + os.path.dirname(store[len("sqlite:///"):])],
         store,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")
-    assert sorted(r.data.tags["model"] for r in runs) == ["complementnb", "multinomialnb"]
-    assert all(r.info.status == "FINISHED" for r in runs)
+    jobs = [r for r in runs if r.data.tags.get("run_type") != "summary"]
+    assert sorted(r.data.tags["model"] for r in jobs) == ["complementnb", "multinomialnb"]
+    assert all(r.info.status == "FINISHED" and r.data.metrics["cv_folds"] == 2 for r in jobs)
+    assert all(0 < r.data.metrics["cv_f1_weighted_mean"] < 1 and r.data.metrics["cv_predict_rows_per_s"] > 0
+               for r in jobs)
+    summary, = [r for r in runs if r.data.tags.get("run_type") == "summary"]
+    assert summary.info.run_name == "nb-summary"
+    table = mlflow.artifacts.load_text(f"runs:/{summary.info.run_id}/study.csv").splitlines()
+    assert table[0].startswith("config,cv_f1_weighted,fit_seconds_per_fold,predict_rows_per_s")
+    best = max(jobs, key=lambda r: r.data.metrics["cv_f1_weighted_mean"])
+    assert table[1].startswith(f"model={best.data.tags['model']},") and len(table) == 3  # what differs
+    assert summary.data.metrics["best_cv_f1_weighted_mean"] == best.data.metrics["cv_f1_weighted_mean"]
+    assert "study nb, by cross-validated weighted F1" in result.stdout
 
 
 def test_submitit_launcher_runs_jobs_as_separate_processes(store, tmp_path):

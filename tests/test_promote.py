@@ -39,6 +39,10 @@ def test_champion_from_other_data_is_rescored_on_this_test_part(store):
     run(config("data.max_rows=600", "seed=2", *WEAK))
     assert champion_version() == "1"
     assert MlflowClient().get_model_version_by_alias("rakuten-text", "champion").run_id == first.run_id
+    # v1 was refitted on every row, this test part included: its recipe was retrained on this
+    # split's training part before being scored, not scored on rows it had learnt
+    loser = mlflow.search_runs(filter_string="tags.registered_version = '2'", output_format="list")[0]
+    assert "its recipe retrained and scored on this split" in loser.data.tags["promotion"]
 
 
 def test_no_registration_when_register_is_false(store):
@@ -51,7 +55,7 @@ def test_unscorable_champion_is_kept(store):
     run(config(*QUICK))  # v2: the same score does not beat v1
     assert champion_version() == "1"
 
-    def broken(uri):
+    def broken(uri, refitted):
         raise RuntimeError("cannot load")
 
     decision = promote.promote_if_better("rakuten-text", "2", 1.0, "another-fingerprint", broken)

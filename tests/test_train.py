@@ -64,8 +64,9 @@ def test_every_resampler_runs_with_linearsvc(zoo_store, resampler):
 
 
 def test_logged_model_reproduces_the_logged_score_on_shared_data(zoo_store, shared_dir):
-    """Guards against the seed's label-order bug: the model's own predictions give the logged F1."""
-    cfg = config(f"data.dir={shared_dir}", "data.max_rows=1500", "register=false")
+    """Guards against the seed's label-order bug: the model's own predictions give the logged F1
+    (the model of the training part: a refitted one has learnt the test part)."""
+    cfg = config(f"data.dir={shared_dir}", "data.max_rows=1500", "register=false", "refit=none")
     f1 = run(cfg)
     products, labels = data.load_labelled(shared_dir, 1500, cfg.seed)
     parts = data.split(products, labels, cfg.data.test_size, cfg.seed)
@@ -87,8 +88,9 @@ def test_resolved_config_is_logged_as_params_and_file(zoo_store):
     assert "alpha: 0.001" in text and "${" not in text
 
 
-def test_calibrated_linearsvc_returns_probabilities(zoo_store):
-    run(config("model.calibrate=true", "data.max_rows=800", "register=false"))
+@pytest.mark.parametrize("model", ["sgd_hinge", "linearsvc"])
+def test_calibrated_svms_return_probabilities(zoo_store, model):
+    run(config(f"model={model}", "model.calibrate=true", "data.max_rows=800", "register=false"))
     model = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model")
     products, _ = data.load_labelled(config().data.dir, max_rows=30)
     result = model.predict(products[["designation", "description"]], params={"return_proba": True, "top_k": 27})
@@ -132,3 +134,30 @@ def test_features_are_cached_across_models(store, tmp_path):
     assert [r.data.metrics["features_cache_hit"] for r in runs] == [0.0, 1.0, 0.0]
     assert all("features_seconds" in r.data.metrics for r in runs)
     assert runs[1].data.metrics["test_f1_weighted"] == runs[2].data.metrics["test_f1_weighted"]
+
+
+def test_refit_all_registers_a_model_fitted_on_every_row_scored_on_the_split(tmp_path, monkeypatch):
+    make_store(tmp_path, monkeypatch)
+    split_f1 = run(config("data.max_rows=600", "refit=all"))
+    logged = last_run()
+    assert logged.data.tags["refit"] == "all" and logged.data.tags["refit_rows"] == "600"
+    assert logged.data.metrics["test_f1_weighted"] == split_f1  # the metrics are the split's
+    assert logged.data.metrics["train_rows"] == 480 and logged.data.metrics["refit_rows"] == 600
+    version = MlflowClient().get_model_version_by_alias("rakuten-text", "champion")
+    assert version.run_id == logged.info.run_id and version.tags["refit_rows"] == "600"
+    # the registered model has seen the test part: it scores far above the split's estimate there
+    parts = data.text_split(config().data.dir, 600, 0.2, 42)
+    pipeline = mlflow.pyfunc.load_model("models:/rakuten-text@champion").unwrap_python_model().pipeline
+    assert evaluate.score(parts.y_test, pipeline.predict(parts.X_test))["test_f1_weighted"] > split_f1 + 0.2
+    vocabulary = pipeline["vectorizers"].named_transformers_["designation_words"].vocabulary_
+    train_only = run(config("data.max_rows=600", "refit=none", "register=false"))
+    assert train_only  # the same recipe without refit: its model has never seen the test part
+    unrefitted = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model").unwrap_python_model().pipeline
+    assert len(vocabulary) > len(unrefitted["vectorizers"].named_transformers_["designation_words"].vocabulary_)
+    assert "refit" not in last_run().data.tags
+
+
+def test_refit_must_be_all_or_none(tmp_path, monkeypatch):
+    make_store(tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match="refit must be 'all' or 'none'"):
+        run(config("data.max_rows=300", "refit=every", "register=false"))

@@ -84,9 +84,9 @@ def test_unreachable_tracking_server_fails_within_seconds(store):
 
 
 def test_failure_inside_the_run_ends_it_failed_and_registers_nothing(store):
-    result = train("model.estimator.C=-1", "data.max_rows=300")
+    result = train("model=linearsvc", "model.estimator.C=-1", "data.max_rows=300")
     assert result.returncode == 2
-    assert "'C' parameter of LinearSVC" in result.stderr.splitlines()[-1]
+    assert "The 'C' parameter" in result.stderr.splitlines()[-1] and "Got -1" in result.stderr.splitlines()[-1]
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert [r.info.status for r in runs] == ["FAILED"]
     assert_nothing_half_written()

@@ -33,7 +33,7 @@ def browse(browser: str, url: str, screenshot: Path) -> str:
 
 def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tmp_path):
     browser = chromium()
-    run(config("data.max_rows=400", "register=false"))
+    run(config("data.max_rows=400", "register=false", "model=linearsvc"))
     run(config("data.max_rows=400", "register=false", "model=complementnb"))
     port = free_port()
     log = tmp_path / "ui.log"

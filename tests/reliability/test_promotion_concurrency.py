@@ -51,7 +51,7 @@ def test_interleaved_promotions_converge_on_the_best(store):
         def promote_one(version):
             barrier.wait()
             promote.promote_if_better("rakuten-text", str(version.version), float(version.tags["test_f1_weighted"]),
-                                      fingerprint, rescore=lambda uri: 0.0)
+                                      fingerprint, rescore=lambda uri, refitted: 0.0)
 
         threads = [threading.Thread(target=promote_one, args=(v,)) for v in order]
         for thread in threads:

@@ -1,0 +1,103 @@
+"""Studies: configs compared by cross-validation, the table a default is chosen from.
+
+A job with `cv.folds=K` is scored, beside its usual split, by K-fold stratified cross-validation
+over every labelled row: each fold fits the whole recipe (features included) on the other folds
+and scores its own, so the mean and spread say how a config does, not how one split fell. It logs
+`cv_f1_weighted_mean`, `cv_f1_weighted_std`, `cv_fit_seconds` (per fold) and
+`cv_predict_rows_per_s`. A multirun with `study.name` set ends with a summary run, in the jobs'
+experiment, holding their table (`study.md`, `study.csv`), best CV mean first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STUDY_TAG = "rakuten.study"
+OVERRIDES_TAG = "rakuten.overrides"
+
+
+def folds(count: int, seed: int):
+    from sklearn.model_selection import StratifiedKFold
+
+    if int(count) < 2:
+        raise ValueError(f"cv.folds={count} must be at least 2")
+    return StratifiedKFold(n_splits=int(count), shuffle=True, random_state=seed)
+
+
+def cv_metrics(scores, fit_seconds, predict_seconds, test_rows) -> dict[str, float]:
+    scores = np.asarray(scores, dtype=float)
+    return {"cv_f1_weighted_mean": float(scores.mean()), "cv_f1_weighted_std": float(scores.std()),
+            "cv_fit_seconds": float(np.mean(fit_seconds)),
+            "cv_predict_rows_per_s": float(np.sum(test_rows) / np.sum(predict_seconds)),
+            "cv_folds": float(len(scores))}
+
+
+def cross_validate_text(cfg, rows: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+    """K-fold CV of a text config's whole pipeline (scikit-learn's `cross_validate`)."""
+    from sklearn.model_selection import cross_validate
+
+    from rakuten.models import pipeline_from_config
+
+    splitter = folds(cfg.cv.folds, cfg.seed)
+    result = cross_validate(pipeline_from_config(cfg), rows, labels, cv=splitter, scoring="f1_weighted",
+                            error_score="raise")
+    test_rows = [len(test) for _, test in splitter.split(rows, labels)]
+    return cv_metrics(result["test_score"], result["fit_time"], result["score_time"], test_rows)
+
+
+def table(found: list) -> pd.DataFrame:
+    """The study's jobs, one row each, best CV mean first."""
+    rows = []
+    for run in found:
+        metrics = run.data.metrics
+        if "cv_f1_weighted_mean" not in metrics:
+            continue
+        rows.append({
+            "config": run.data.tags.get(OVERRIDES_TAG) or run.info.run_name,
+            "cv_f1_weighted": f"{metrics['cv_f1_weighted_mean']:.4f} ± {metrics['cv_f1_weighted_std']:.4f}",
+            "cv_f1_weighted_mean": metrics["cv_f1_weighted_mean"],
+            "cv_f1_weighted_std": metrics["cv_f1_weighted_std"],
+            "fit_seconds_per_fold": round(metrics["cv_fit_seconds"], 2),
+            "predict_rows_per_s": round(metrics["cv_predict_rows_per_s"]),
+            "split_test_f1_weighted": round(metrics.get("test_f1_weighted", float("nan")), 4),
+            "run_id": run.info.run_id,
+        })
+    frame = pd.DataFrame(rows)
+    if not rows:
+        return frame
+    shared = set.intersection(*(set(config.split()) for config in frame["config"]))  # the study's own settings
+    frame["config"] = [" ".join(t for t in config.split() if t not in shared) or "(defaults)"
+                       for config in frame["config"]]
+    return frame.sort_values("cv_f1_weighted_mean", ascending=False, ignore_index=True)
+
+
+def log_summary(name: str, experiment: str, found: list) -> pd.DataFrame:
+    """A summary run named `<name>-summary` holding the table; returns the table."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    frame = table(found)
+    if frame.empty:
+        raise ValueError(f"study {name!r}: no job logged cv_f1_weighted_mean (did the jobs set cv.folds?)")
+    mlflow.set_experiment(experiment)
+    shown = frame.drop(columns=["cv_f1_weighted_mean", "cv_f1_weighted_std"])
+    with mlflow.start_run(run_name=f"{name}-summary", tags={STUDY_TAG: name, "run_type": "summary"}):
+        best = frame.iloc[0]
+        mlflow.log_metrics({"best_cv_f1_weighted_mean": best["cv_f1_weighted_mean"],
+                            "best_cv_f1_weighted_std": best["cv_f1_weighted_std"], "configs": len(frame)})
+        mlflow.set_tag("best_config", best["config"])
+        with tempfile.TemporaryDirectory() as folder:
+            shown.to_csv(Path(folder) / "study.csv", index=False)
+            (Path(folder) / "study.md").write_text(markdown(shown))
+            mlflow.log_artifacts(folder)
+    return shown
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A frame as a Markdown table (the README's and the summary run's)."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
