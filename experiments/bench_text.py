@@ -71,9 +71,9 @@ def _fit(cfg, X, y):
         return pipeline_from_config(cfg).fit(X, y)
 
 
-def measure_fit(data_dir: str, which: str) -> dict:
+def measure_fit(data_dir: str, which: str, *overrides: str) -> dict:
     """Features + fit seconds of one pipeline on the training part, and this process's peak memory."""
-    cfg = _config(data_dir, PLAIN if which == "plain" else [])
+    cfg = _config(data_dir, PLAIN if which == "plain" else list(overrides))
     products, labels = data.load_labelled(cfg.data.dir, cfg.data.max_rows, cfg.seed)
     parts = data.split(products, labels, cfg.data.test_size, cfg.seed)
     started = time.perf_counter()
@@ -95,7 +95,7 @@ def best_rates(predictors: dict, rows: pd.DataFrame, repeats: int = 5) -> dict[s
     return {name: len(rows) / min(times) for name, times in seconds.items()}
 
 
-def measure_predict(data_dir: str, store: str) -> dict:
+def measure_predict(data_dir: str, store: str, *overrides: str) -> dict:
     """The default trained by `rakuten.train` (its logged pyfunc) beside the bare plain pipeline."""
     import mlflow
     from sklearn.metrics import f1_score
@@ -103,7 +103,7 @@ def measure_predict(data_dir: str, store: str) -> dict:
     from rakuten.train import run
 
     os.environ["MLFLOW_TRACKING_URI"] = store
-    cfg = _config(data_dir, ["cache.enabled=false", "register=false"])
+    cfg = _config(data_dir, ["cache.enabled=false", "register=false", "refit=none", *overrides])
     default_f1 = run(cfg)
     found = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], max_results=1, output_format="list")[0]
     model = mlflow.pyfunc.load_model(f"runs:/{found.info.run_id}/model")
@@ -142,6 +142,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "rakuten")
     parser.add_argument("--sizes", type=int, nargs="*", default=[5000, 20000, 85000])
+    parser.add_argument("--overrides", nargs="*", default=[],
+                        help="Hydra overrides of the default side (e.g. model=linearsvc), to measure a candidate")
+    parser.add_argument("--skip-predict", action="store_true")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -149,27 +152,31 @@ def main() -> int:
         print(json.dumps({"fit": measure_fit, "predict": measure_predict}[kind](*rest)))
         return 0
 
-    print(f"cores: {len(os.sched_getaffinity(0))}")
+    print(f"cores: {len(os.sched_getaffinity(0))}; default side: {' '.join(args.overrides) or 'the default config'}")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        served = in_subprocess("predict", str(args.data_dir.resolve()), f"sqlite:///{work / 'bench.db'}")
-        print(f"\nprediction on {served['rows']:,} rows (test part repeated), best of 5 interleaved calls")
-        print(f"  default pyfunc {served['default_rows_per_s']:,.0f} rows/s | plain pipeline "
-              f"{served['plain_rows_per_s']:,.0f} rows/s | ratio "
-              f"{served['default_rows_per_s'] / served['plain_rows_per_s']:.2f}")
-        print(f"  default single row: median {served['single_row_ms_median']:.1f} ms, "
-              f"p95 {served['single_row_ms_p95']:.1f} ms")
-        print(f"  weighted F1 on the split: default {served['default_f1']:.4f}, plain {served['plain_f1']:.4f}")
+        if not args.skip_predict:
+            report_prediction(in_subprocess("predict", str(args.data_dir.resolve()), f"sqlite:///{work / 'bench.db'}",
+                                            *args.overrides))
         print(f"\n{'rows':>7} {'train rows':>10} {'default s':>10} {'plain s':>8} {'ratio':>6} "
               f"{'default MB':>11} {'plain MB':>9}")
         for size in args.sizes:
             folder = replicate(args.data_dir, size, work / f"data{size}")
-            default = in_subprocess("fit", str(folder), "default")
+            default = in_subprocess("fit", str(folder), "default", *args.overrides)
             plain = in_subprocess("fit", str(folder), "plain")
             print(f"{size:>7} {default['rows']:>10,} {default['seconds']:>10.1f} {plain['seconds']:>8.1f} "
                   f"{default['seconds'] / plain['seconds']:>6.2f} {default['peak_rss_mb']:>11.0f} "
                   f"{plain['peak_rss_mb']:>9.0f}", flush=True)
     return 0
+
+
+def report_prediction(served: dict) -> None:
+    print(f"\nprediction on {served['rows']:,} rows (test part repeated), best of 5 interleaved calls")
+    print(f"  default pyfunc {served['default_rows_per_s']:,.0f} rows/s | plain pipeline "
+          f"{served['plain_rows_per_s']:,.0f} rows/s | ratio {served['default_rows_per_s'] / served['plain_rows_per_s']:.2f}")
+    print(f"  default single row: median {served['single_row_ms_median']:.1f} ms, "
+          f"p95 {served['single_row_ms_p95']:.1f} ms")
+    print(f"  weighted F1 on the split: default {served['default_f1']:.4f}, plain {served['plain_f1']:.4f}")
 
 
 if __name__ == "__main__":

@@ -70,10 +70,13 @@ class FusionPredictor:
 
     @classmethod
     def load(cls, artifacts: dict) -> FusionPredictor:
-        from rakuten.pyfunc import load_image_predictor
+        """The image part is a picture-descriptor pipeline saved with the rest, or a Keras network."""
+        from rakuten.pyfunc import PicturePredictor, load_image_predictor
 
         parts = joblib.load(artifacts["fusion"])
-        return cls(parts["text_pipeline"], load_image_predictor(artifacts), parts["combiner"], parts["classes"])
+        image = (PicturePredictor(parts["picture_pipeline"]) if "picture_pipeline" in parts
+                 else load_image_predictor(artifacts))
+        return cls(parts["text_pipeline"], image, parts["combiner"], parts["classes"])
 
     def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         from rakuten.pyfunc import text_rows

@@ -34,6 +34,24 @@ def build_sequential(input_shape, n_classes: int, filters=(32, 64, 128), kernel_
     return keras.Sequential(layers, name="sequential_cnn")
 
 
+def build_small_cnn(input_shape, n_classes: int, filters=(32, 64, 128, 256), dropout: float = 0.3) -> keras.Model:
+    """A small modern CNN for a thousand pictures: per stage two 3x3 convolutions with batch
+    normalisation, then max pooling; global average pooling instead of Flatten -> Dense 512 (the
+    seed's 4M-weight dense layer, which memorises 1.4k pictures), dropout, softmax."""
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = inputs
+    for number, width in enumerate(filters):
+        for repeat in range(2):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{number}_{repeat}")(x)
+            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.Activation("relu")(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name="small_cnn")
+
+
 def build_resnet50(input_shape, n_classes: int, weights: str | None = None, trainable_layers: int | None = None,
                    dense_units: int = 128) -> keras.Model:
     """ResNet50 base + Dense ReLU + softmax.
@@ -58,6 +76,23 @@ def build_resnet50(input_shape, n_classes: int, weights: str | None = None, trai
     return keras.Model(inputs, outputs, name="resnet50_classifier")
 
 
+class ValidationF1(keras.callbacks.Callback):
+    """Adds `val_f1_weighted` (the challenge metric on the validation pictures) to each epoch's
+    logs, for early stopping and the learning curve."""
+
+    def __init__(self, validation, targets):
+        super().__init__()
+        self.validation = validation
+        self.targets = np.asarray(targets)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from sklearn.metrics import f1_score
+
+        predicted = np.argmax(self.model.predict(self.validation, verbose=0), axis=1)
+        if logs is not None:
+            logs["val_f1_weighted"] = f1_score(self.targets, predicted, average="weighted")
+
+
 class EpochLogger(keras.callbacks.Callback):
     """Hands each epoch's logs to `log(metrics, step)` (MLflow, through rakuten.track)."""
 
@@ -72,24 +107,51 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 def fit(model: keras.Model, train, validation, epochs: int, learning_rate: float, patience: int | None = 6,
-        on_epoch=None, seed: int = 42) -> dict:
-    """Adam + sparse categorical cross-entropy, ReduceLROnPlateau (patience 4, min_lr 1e-4) and
-    EarlyStopping on the validation loss (best weights kept; `patience=None`: no early stop).
+        on_epoch=None, seed: int = 42, schedule: str = "plateau", label_smoothing: float = 0.0,
+        monitor: str = "val_loss", validation_targets=None, n_classes: int | None = None) -> dict:
+    """Adam + categorical cross-entropy (`label_smoothing`), the learning rate either halved on
+    plateaus of the validation loss (`plateau`, the seed's: patience 4, min_lr 1e-4) or following
+    a cosine decay to zero over `epochs` (`cosine`), and EarlyStopping on `monitor` (`val_loss`, or
+    `val_f1_weighted`, which needs `validation_targets`; best weights kept; `patience=None`: none).
     Returns the history."""
     keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+    callbacks = []
+    rate = learning_rate
+    if schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * len(train))
+    elif schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4,
+                                                           min_lr=min(1e-4, learning_rate)))
+    else:
+        raise ValueError(f"model.schedule must be plateau or cosine, got {schedule!r}")
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=_loss(label_smoothing, n_classes),
                   metrics=["accuracy"])
-    callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4,
-                                                   min_lr=min(1e-4, learning_rate))]
+    if monitor == "val_f1_weighted":
+        callbacks.insert(0, ValidationF1(validation, validation_targets))  # before EarlyStopping reads it
+    elif monitor != "val_loss":
+        raise ValueError(f"model.monitor must be val_loss or val_f1_weighted, got {monitor!r}")
     if patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                       restore_best_weights=True))
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True,
+                                                       mode="max" if monitor == "val_f1_weighted" else "min"))
     if on_epoch is not None:
         callbacks.append(EpochLogger(on_epoch))
     # shuffle=False: the training dataset shuffles itself each epoch
     history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2,
                         shuffle=False)
     return history.history
+
+
+def _loss(label_smoothing: float, n_classes: int | None):
+    """Sparse categorical cross-entropy; with label smoothing, on one-hot targets (Keras's sparse
+    loss has no smoothing)."""
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=float(label_smoothing))
+
+    def loss(y_true, y_pred):
+        return smoothed(tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n_classes), y_pred)
+
+    return loss
 
 
 def predict_indices(model: keras.Model, images) -> np.ndarray:
@@ -160,13 +222,17 @@ def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, o
     options, batch = reading(settings), int(model_cfg.batch_size)
     index_of = {code: number for number, code in enumerate(classes)}
     fitting = data.split(X, y, model_cfg.validation_size, seed)
+    augment = model_cfg.get("augment") or augment  # a network may bring its own augmentation
     train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
                        batch_size=batch, augment=augment, seed=seed, **options)
     validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **options)
     network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
                           n_classes=len(classes))
     history = fit(network, train_ds, validation_ds, int(model_cfg.epochs), float(model_cfg.learning_rate),
-                  model_cfg.patience, on_epoch, seed)
+                  model_cfg.patience, on_epoch, seed, schedule=model_cfg.get("schedule", "plateau"),
+                  label_smoothing=float(model_cfg.get("label_smoothing", 0.0)),
+                  monitor=model_cfg.get("monitor", "val_loss"),
+                  validation_targets=fitting.y_test.map(index_of).to_numpy(), n_classes=len(classes))
     return network, history, settings
 
 

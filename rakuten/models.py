@@ -101,6 +101,16 @@ def head_from_config(cfg: DictConfig) -> Pipeline:
     return build_head(sampler, estimator)
 
 
+def picture_pipeline_from_config(cfg: DictConfig) -> Pipeline:
+    """A classical image model (`model.descriptors` set): picture descriptors from `image_path`,
+    standardised, then the estimator (`model.estimator`, calibrated with `model.calibrate`)."""
+    from sklearn.preprocessing import StandardScaler
+
+    head = head_from_config(cfg)
+    return Pipeline([("pictures", instantiate(cfg.model.descriptors, _convert_="all")), ("scale", StandardScaler()),
+                     *head.steps])
+
+
 def pipeline_from_config(cfg: DictConfig) -> Pipeline:
     """The whole unfitted pipeline of a config."""
     return assemble(features_from_config(cfg), head_from_config(cfg))

@@ -5,6 +5,7 @@ artifacts it was logged with:
 - `pipeline` (joblib): a text pipeline; rows have `designation` and optionally `description`;
 - `keras_model` + `image_config`: an image network; rows have `image_path`, or `imageid` and
   `productid` with `params={"images_dir": ...}`;
+- `picture_pipeline` (joblib): a scikit-learn model over picture descriptors; rows as above;
 - `fusion` (joblib) + the two above: a text + image fusion; rows have the text columns and an
   `image_path` that may be null (then the text model alone decides).
 `predict(df)` returns a DataFrame with `prdtypecode` (int64), indexed like `df`;
@@ -69,6 +70,24 @@ class TextPredictor:
         return self.scorer.predict_proba(text_rows(rows))
 
 
+class PicturePredictor:
+    """A scikit-learn pipeline over pictures (`model=imagefeatures`): rows give their pictures as
+    an image network's do."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.classes = np.asarray(pipeline.classes_).astype("int64")
+
+    def pictures(self, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
+        return pd.DataFrame({"image_path": image_paths(rows, params.get("images_dir") or "")}, index=rows.index)
+
+    def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
+        return np.asarray(self.pipeline.predict(self.pictures(rows, params))).astype("int64")
+
+    def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
+        return self.pipeline.predict_proba(self.pictures(rows, params))
+
+
 class ImagePredictor:
     def __init__(self, model, config: dict):
         self.model = model
@@ -90,6 +109,9 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
         if "pipeline" in artifacts:
             self.predictor = TextPredictor(joblib.load(artifacts["pipeline"]))
             self.pipeline = self.predictor.pipeline  # for rakuten.explain
+        elif "picture_pipeline" in artifacts:
+            self.predictor = PicturePredictor(joblib.load(artifacts["picture_pipeline"]))
+            self.pipeline = self.predictor.pipeline
         elif "fusion" in artifacts:
             from rakuten.fusion import FusionPredictor
 

@@ -35,6 +35,7 @@ MODEL_REQUIREMENTS = (
     "cloudpickle", "stop-words", "simplemma", "nltk",
 )
 IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
+PICTURE_REQUIREMENTS = MODEL_REQUIREMENTS + ("scikit-image", "pillow")
 
 log = logging.getLogger("rakuten.track")
 
@@ -409,11 +410,16 @@ def _text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
 
 
 def _image_params(model: dict, config: dict, prefix: str = "model.") -> dict:
-    keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights")
+    if model.get("descriptors"):  # a scikit-learn model over picture descriptors
+        estimator = model["estimator"]
+        return {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
+                **_own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config.get("refit", "none")}
+    keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights", "schedule",
+            "label_smoothing", "monitor")
     params = {f"{prefix}{k}": model[k] for k in keys if k in model}
     params[f"{prefix}class"] = model["network"]["_target_"].rsplit(".", 1)[-1].removeprefix("build_")
     params.update(_own_settings(model["network"], prefix))
-    params["augment.name"] = config["augment"]["name"]
+    params["augment.name"] = (model.get("augment") or config["augment"])["name"]
     return params
 
 
@@ -497,6 +503,18 @@ def log_search_result(result) -> None:
 
 def log_epoch(metrics: dict[str, float], step: int) -> None:
     mlflow.log_metrics({f"epoch_{key}": value for key, value in metrics.items()}, step=step)
+
+
+def log_picture_model(pipeline, input_example):
+    """Log a scikit-learn pipeline over pictures as the run's model `model` (`image_path` rows)."""
+    from rakuten.pyfunc import IMAGE_SIGNATURE
+
+    return _log_pyfunc({"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example, PICTURE_REQUIREMENTS)
+
+
+def log_fusion_model(fused: dict, input_example, signature):
+    """Log a fusion whose parts are all scikit-learn pipelines (saved together with joblib)."""
+    return _log_pyfunc({"fusion": fused}, {}, signature, input_example, PICTURE_REQUIREMENTS)
 
 
 def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):

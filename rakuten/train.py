@@ -51,11 +51,18 @@ def run(cfg: DictConfig) -> float:
     trainers = {"text": _run_text, "image": _run_image, "fusion": _run_fusion}
     if cfg.model.modality not in trainers:
         raise ValueError(f"model.modality must be one of {list(trainers)}, got {cfg.model.modality!r}")
-    if cfg.model.modality != "text":
+    if _needs_tensorflow(cfg.model):
         _require_images_extra(cfg.model.name)
     track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
     with parallel_config(n_jobs=cfg.get("n_jobs")):  # vectorisers and calibration folds side by side
         return trainers[cfg.model.modality](cfg)
+
+
+def _needs_tensorflow(model: DictConfig) -> bool:
+    """Image networks and fusions with one; not text models nor picture-descriptor models."""
+    if model.modality == "fusion":
+        return _needs_tensorflow(model.image)
+    return model.modality == "image" and not model.get("descriptors")
 
 
 def _require_images_extra(model: str) -> None:
@@ -106,7 +113,7 @@ def _evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics
 
 def _run_text(cfg: DictConfig) -> float:
     from rakuten.features.cache import cache_key, fit_features
-    from rakuten.models import assemble, features_from_config, head_from_config
+    from rakuten.models import assemble, features_from_config, head_from_config, pipeline_from_config
 
     parts = data.text_split(cfg.data.dir, cfg.data.max_rows, cfg.data.test_size, cfg.seed)
     features, head = features_from_config(cfg), head_from_config(cfg)
@@ -115,13 +122,7 @@ def _run_text(cfg: DictConfig) -> float:
                    nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
         if cfg.get("cv", {}).get("folds"):
-            print(f"cross-validation: {cfg.cv.folds} folds over {len(parts.X_train) + len(parts.X_test):,} rows ...",
-                  end=" ", flush=True)
-            scores = study.cross_validate_text(cfg, pd.concat([parts.X_train, parts.X_test]),
-                                               pd.concat([parts.y_train, parts.y_test]))
-            track.log_metrics(scores)
-            print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}",
-                  flush=True)
+            _cross_validate(cfg, pipeline_from_config(cfg), parts)
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
                            "max_features": cfg.model.get("max_features")}
         print(f"features: {cfg.features.get('name', 'custom')} on {len(parts.X_train):,} training rows ...", end=" ",
@@ -160,6 +161,15 @@ def _run_text(cfg: DictConfig) -> float:
     return _report(cfg, active, metrics, decision)
 
 
+def _cross_validate(cfg: DictConfig, pipeline, parts: data.Split) -> None:
+    """`cv.folds`-fold CV of the config over every labelled row, logged as `cv_*` metrics."""
+    rows, labels = pd.concat([parts.X_train, parts.X_test]), pd.concat([parts.y_train, parts.y_test])
+    print(f"cross-validation: {cfg.cv.folds} folds over {len(rows):,} rows ...", end=" ", flush=True)
+    scores = study.cross_validate_pipeline(cfg, pipeline, rows, labels)
+    track.log_metrics(scores)
+    print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}", flush=True)
+
+
 def _refit_mode(cfg: DictConfig) -> str:
     mode = str(cfg.get("refit", "none"))
     if mode not in ("all", "none"):
@@ -185,7 +195,42 @@ def _refit_on_all_rows(scored, parts: data.Split):
     return model
 
 
+def _run_pictures(cfg: DictConfig) -> float:
+    """A scikit-learn model over picture descriptors (`model.descriptors`): tracked, scored,
+    refitted and registered like a text model."""
+    from rakuten.models import picture_pipeline_from_config
+
+    parts, counts = data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
+                                     cfg.data.test_size, cfg.seed)
+    classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
+    with track.run(_run_name(cfg), _tags(cfg, parts), nested_in_env_run=_is_multirun()) as active:
+        track.log_config(cfg)
+        track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
+                           "images_unreadable": counts.unreadable})
+        if cfg.get("cv", {}).get("folds"):
+            _cross_validate(cfg, picture_pipeline_from_config(cfg), parts)
+        print(f"pictures: describing and fitting {cfg.model.name} on {len(parts.X_train):,} pictures ...",
+              end=" ", flush=True)
+        started = time.perf_counter()
+        model = picture_pipeline_from_config(cfg).fit(parts.X_train[["image_path"]], parts.y_train)
+        fit_seconds = time.perf_counter() - started
+        print(f"{fit_seconds:.1f}s", flush=True)
+        started = time.perf_counter()
+        predicted = model.predict(parts.X_test[["image_path"]])
+        predict_seconds = time.perf_counter() - started
+        metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, {
+            "fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "train_rows": len(parts.X_train),
+            "test_rows": len(parts.X_test)})
+        if _refit_mode(cfg) == "all":
+            model = _refit_on_all_rows(model, parts)
+        model_info = track.log_picture_model(model, parts.X_test[["image_path"]].head(2))
+        decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
+    return _report(cfg, active, metrics, decision)
+
+
 def _run_image(cfg: DictConfig) -> float:
+    if cfg.model.get("descriptors"):
+        return _run_pictures(cfg)
     from rakuten import image_models
 
     parts, counts = data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
@@ -196,6 +241,13 @@ def _run_image(cfg: DictConfig) -> float:
         track.log_config(cfg)
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
                            "images_unreadable": counts.unreadable})
+        if cfg.get("cv", {}).get("folds"):
+            rows, labels = pd.concat([parts.X_train, parts.X_test]), pd.concat([parts.y_train, parts.y_test])
+            print(f"cross-validation: {cfg.cv.folds} folds over {len(rows):,} pictures ...", flush=True)
+            scores = study.cross_validate_network(cfg, rows, labels, classes)
+            track.log_metrics(scores)
+            print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}",
+                  flush=True)
         started = time.perf_counter()
         network, history, settings = image_models.fit_from_config(
             cfg.model, OmegaConf.to_container(cfg.augment), parts.X_train, parts.y_train, classes, cfg.seed,
@@ -221,54 +273,132 @@ def _run_image(cfg: DictConfig) -> float:
 
 def _run_fusion(cfg: DictConfig) -> float:
     """Text and image models trained apart, combined on a validation split, scored on products
-    that have both, beside each part alone on the same products."""
-    from rakuten import fusion, image_models
-    from rakuten.models import pipeline_from_config
+    that have both, beside each part alone on the same products. `model.text` is any text config,
+    `model.image` any image config (a network or a picture-descriptor model). With `cv.folds=K`
+    the same is done on K stratified folds of the products that have both, for the spread."""
+    from rakuten import fusion
     from rakuten.pyfunc import FUSION_SIGNATURE
 
     found = data.fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size, cfg.seed)
-    products, labels, frame, image_labels, parts = (found.products, found.labels, found.pictures,
-                                                    found.picture_labels, found.parts)
-    tuning = data.split(parts.X_train, parts.y_train, cfg.model.validation_size, cfg.seed)
-    held_out = parts.X_test.index.union(tuning.X_test.index)  # neither model trains on these
-    classes = np.sort(np.union1d(labels.unique(), image_labels.unique()))
-    text_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    text_cfg.model = text_cfg.model.text
-    image_frame = frame.drop(frame.index.intersection(held_out))
+    parts = found.parts
+    classes = np.sort(np.union1d(found.labels.unique(), found.picture_labels.unique()))
     with track.run(_run_name(cfg, cfg.model.method), _tags(cfg, parts), nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
+        if cfg.get("cv", {}).get("folds"):
+            _cross_validate_fusion(cfg, found, classes)
         started = time.perf_counter()
-        text_rows = products.drop(held_out)
-        text_pipeline = pipeline_from_config(text_cfg).fit(text_rows, labels.loc[text_rows.index])
-        network, _, settings = image_models.fit_from_config(
-            cfg.model.image, OmegaConf.to_container(cfg.augment), image_frame, image_labels.loc[image_frame.index],
-            classes, cfg.seed, on_epoch=track.log_epoch)
-
-        def probabilities(X):
-            p_text = fusion.align(text_pipeline.predict_proba(X), text_pipeline.classes_, classes)
-            return p_text, image_models.predict_proba(network, settings, X["image_path"])
-
-        combiner = fusion.fit_combiner(cfg.model.method, *probabilities(tuning.X_test), tuning.y_test, classes,
-                                       cfg.seed)
+        fitted = _fit_fusion(cfg, found, parts.X_train, parts.y_train, parts.X_test.index, classes, track.log_epoch)
         fit_seconds = time.perf_counter() - started
-        p_text, p_image = probabilities(parts.X_test)
-        predicted = classes[np.argmax(fusion.combine(combiner, p_text, p_image, classes), axis=1)]
-        parts_alone = {f"test_{name}_only_f1_weighted": evaluate.score(parts.y_test, classes[np.argmax(p, 1)])[
-            "test_f1_weighted"] for name, p in (("text", p_text), ("image", p_image))}
-        extra = {"fit_seconds": fit_seconds, **parts_alone, "test_rows": len(parts.X_test),
-                 "validation_rows": len(tuning.X_test), "text_train_rows": len(text_rows),
-                 "image_train_rows": len(image_frame)}
-        if combiner["method"] == "late":
-            extra.update(text_weight=combiner["weight"], validation_f1_weighted=combiner["validation_f1_weighted"])
-        metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, extra)
-        model_info = track.log_image_model(
-            network, settings, parts.X_test[["designation", "description", "image_path"]].head(2),
-            signature=FUSION_SIGNATURE,
-            extra_artifacts={"fusion": {"text_pipeline": text_pipeline, "combiner": combiner,
-                                        "classes": [int(c) for c in classes]}},
-        )
+        scores, _ = fitted.score(parts.X_test, parts.y_test)
+        extra = {"fit_seconds": fit_seconds, "test_text_only_f1_weighted": scores["text"],
+                 "test_image_only_f1_weighted": scores["image"], "test_rows": len(parts.X_test),
+                 "validation_rows": fitted.validation_rows, "text_train_rows": fitted.text_rows,
+                 "image_train_rows": fitted.image_rows}
+        if fitted.combiner["method"] == "late":
+            extra.update(text_weight=fitted.combiner["weight"],
+                         validation_f1_weighted=fitted.combiner["validation_f1_weighted"])
+        metrics = _evaluate_and_log(cfg, parts.y_test, fitted.predict(parts.X_test), classes, extra)
+        example = parts.X_test[["designation", "description", "image_path"]].head(2)
+        fused = {"text_pipeline": fitted.text, "combiner": fitted.combiner, "classes": [int(c) for c in classes]}
+        if hasattr(fitted.image, "model"):  # a Keras network: saved as its own file
+            model_info = track.log_image_model(fitted.image.model, fitted.image.config, example,
+                                               signature=FUSION_SIGNATURE, extra_artifacts={"fusion": fused})
+        else:
+            model_info = track.log_fusion_model({**fused, "picture_pipeline": fitted.image.pipeline}, example,
+                                                FUSION_SIGNATURE)
         decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
     return _report(cfg, active, metrics, decision)
+
+
+class _FittedFusion:
+    """A text model, an image model and their combiner, fitted without the held-out products."""
+
+    def __init__(self, text, image, classes, method: str, tuning: data.Split, seed: int, rows: tuple[int, int]):
+        from rakuten import fusion
+
+        self.text, self.image, self.classes = text, image, classes
+        self.text_rows, self.image_rows = rows
+        self.validation_rows = len(tuning.X_test)
+        self.combiner = fusion.fit_combiner(method, *self.probabilities(tuning.X_test), tuning.y_test, classes, seed)
+
+    def probabilities(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        from rakuten import fusion
+
+        p_text = fusion.align(self.text.predict_proba(X), self.text.classes_, self.classes)
+        return p_text, fusion.align(self.image.proba(X[["image_path"]], {}), self.image.classes, self.classes)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        from rakuten import fusion
+
+        return self.classes[np.argmax(fusion.combine(self.combiner, *self.probabilities(X), self.classes), axis=1)]
+
+    def score(self, X: pd.DataFrame, y: pd.Series) -> tuple[dict[str, float], np.ndarray]:
+        """Weighted F1 of the fusion and of each part alone on (X, y), and the fused predictions."""
+        p_text, p_image = self.probabilities(X)
+        predicted = self.predict(X)
+        scores = {"fused": evaluate.score(y, predicted)["test_f1_weighted"]}
+        scores.update({name: evaluate.score(y, self.classes[np.argmax(p, 1)])["test_f1_weighted"]
+                       for name, p in (("text", p_text), ("image", p_image))})
+        return scores, predicted
+
+
+def _fit_fusion(cfg: DictConfig, found: data.FusionData, X_both: pd.DataFrame, y_both: pd.Series, held_out,
+                classes, on_epoch=None) -> _FittedFusion:
+    """Fit both parts on every product of their modality except `held_out` and the validation
+    part of (X_both, y_both), then the combiner on that validation part."""
+    from rakuten.models import picture_pipeline_from_config, pipeline_from_config
+    from rakuten.pyfunc import ImagePredictor, PicturePredictor
+
+    tuning = data.split(X_both, y_both, cfg.model.validation_size, cfg.seed)
+    held_out = pd.Index(held_out).union(tuning.X_test.index)  # neither model trains on these
+    text_rows = found.products.drop(found.products.index.intersection(held_out))
+    text = pipeline_from_config(_part_config(cfg, "text")).fit(text_rows, found.labels.loc[text_rows.index])
+    pictures = found.pictures.drop(found.pictures.index.intersection(held_out))
+    picture_labels = found.picture_labels.loc[pictures.index]
+    if cfg.model.image.get("descriptors"):
+        image = PicturePredictor(picture_pipeline_from_config(_part_config(cfg, "image")).fit(
+            pictures[["image_path"]], picture_labels))
+    else:
+        from rakuten import image_models
+
+        network, _, settings = image_models.fit_from_config(
+            cfg.model.image, OmegaConf.to_container(cfg.augment), pictures, picture_labels, classes, cfg.seed,
+            on_epoch=on_epoch)
+        image = ImagePredictor(network, settings)
+    return _FittedFusion(text, image, classes, cfg.model.method, tuning, cfg.seed, (len(text_rows), len(pictures)))
+
+
+def _part_config(cfg: DictConfig, part: str) -> DictConfig:
+    """The fusion's config with `model` replaced by its text or image part."""
+    single = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    single.model = single.model[part]
+    return single
+
+
+def _cross_validate_fusion(cfg: DictConfig, found: data.FusionData, classes) -> None:
+    """K stratified folds of the products that have both: on each, the fusion is fitted without
+    the fold and scored on it beside each part alone; logs mean and std of each, and of the fused
+    gain over text alone (`cv_fused_gain_*`)."""
+    rows = pd.concat([found.parts.X_train, found.parts.X_test])
+    labels = pd.concat([found.parts.y_train, found.parts.y_test])
+    print(f"cross-validation: {cfg.cv.folds} folds over the {len(rows):,} products with text and picture ...",
+          flush=True)
+    folds = {"fused": [], "text": [], "image": []}
+    for train, test in study.folds(cfg.cv.folds, cfg.seed).split(rows, labels):
+        fitted = _fit_fusion(cfg, found, rows.iloc[train], labels.iloc[train], rows.index[test], classes)
+        scores, _ = fitted.score(rows.iloc[test], labels.iloc[test])
+        for name, score in scores.items():
+            folds[name].append(score)
+    gains = np.subtract(folds["fused"], folds["text"])
+    metrics = {"cv_f1_weighted_mean": float(np.mean(folds["fused"])), "cv_f1_weighted_std": float(np.std(folds["fused"])),
+               "cv_fused_gain_mean": float(gains.mean()), "cv_fused_gain_std": float(gains.std()),
+               "cv_folds": float(len(gains))}
+    for name in ("text", "image"):
+        metrics.update({f"cv_{name}_only_f1_weighted_mean": float(np.mean(folds[name])),
+                        f"cv_{name}_only_f1_weighted_std": float(np.std(folds[name]))})
+    track.log_metrics(metrics)
+    print(f"fused {metrics['cv_f1_weighted_mean']:.4f} ± {metrics['cv_f1_weighted_std']:.4f}, text alone "
+          f"{metrics['cv_text_only_f1_weighted_mean']:.4f}, gain {gains.mean():+.4f} ± {gains.std():.4f}", flush=True)
 
 
 def _candidate(candidate, kind: str) -> None:
@@ -294,7 +424,7 @@ def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
         refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if (
-            cfg.model.modality == "text" and _refit_mode(cfg) == "all") else {}
+            (cfg.model.modality == "text" or cfg.model.get("descriptors")) and _refit_mode(cfg) == "all") else {}
         version = promote.register(model_uri, name, metrics, parts.fingerprint, summary, tags=refit)
         decision = promote.promote_if_better(
             name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
