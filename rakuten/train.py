@@ -276,7 +276,6 @@ def _run_fusion(cfg: DictConfig) -> float:
     that have both, beside each part alone on the same products. `model.text` is any text config,
     `model.image` any image config (a network or a picture-descriptor model). With `cv.folds=K`
     the same is done on K stratified folds of the products that have both, for the spread."""
-    from rakuten import fusion
     from rakuten.pyfunc import FUSION_SIGNATURE
 
     found = data.fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size, cfg.seed)

@@ -82,7 +82,7 @@ def test_resnet50_without_weights_trains_and_registers(store, shared_dir):
 
 
 def test_fusion_logs_both_parts_beside_it_and_falls_back_to_text(store, shared_dir):
-    f1 = run(config("model=fusion", f"data.dir={shared_dir}", "model.image.epochs=1",
+    f1 = run(config("model=fusion", "model@model.image=sequential", f"data.dir={shared_dir}", "model.image.epochs=1",
                     "model.image.image_size=[32,32]", "augment=none"))
     logged = last_run()
     metrics = logged.data.metrics

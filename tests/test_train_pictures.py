@@ -44,11 +44,12 @@ def test_imagefeatures_trains_registers_and_predicts_with_probabilities(store, s
 
 def test_fusion_takes_the_picture_model_and_reports_its_gain_over_folds(store, shared_dir):
     f1 = run(config("model=fusion", "model@model.image=imagefeatures", "model@model.text=sgd_hinge",
-                    f"data.dir={shared_dir}", "cv.folds=3", "model.image.descriptors.hog_cell=0"))
+                    f"data.dir={shared_dir}", "cv.folds=2", "model.image.descriptors.hog_cell=0",
+                    "model.image.descriptors.size=32", "model.image.descriptors.lbp_radii=[1]"))
     logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
     metrics = logged.data.metrics
     assert logged.data.tags["modality"] == "fusion" and metrics["test_f1_weighted"] == f1
-    assert metrics["cv_folds"] == 3
+    assert metrics["cv_folds"] == 2
     assert metrics["cv_fused_gain_mean"] == pytest.approx(
         metrics["cv_f1_weighted_mean"] - metrics["cv_text_only_f1_weighted_mean"])
     assert 0 <= metrics["cv_image_only_f1_weighted_mean"] < metrics["cv_text_only_f1_weighted_mean"]
