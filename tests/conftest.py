@@ -42,9 +42,12 @@ def store(tmp_path, monkeypatch) -> str:
 
 
 def config(*overrides: str):
-    """The composed Hydra config of `python -m rakuten.train <overrides>`."""
+    """The composed Hydra config of `python -m rakuten.train <overrides>`; without the refit on
+    every row unless asked (`refit=all`: the tests of refitting and of promotion ask for it)."""
     if not any(o.startswith("cache.dir=") for o in overrides):
         overrides = (f"cache.dir={TEST_CACHE_DIR}", *overrides)
+    if not any(o.startswith("refit=") for o in overrides):
+        overrides = ("refit=none", *overrides)
     return compose_config(*overrides)
 
 

@@ -45,7 +45,7 @@ def assert_fully_logged(logged, model: str, resampler: str = "none"):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_and_logs(zoo_store, model):
-    f1 = run(config(f"model={model}", "data.max_rows=1000", "register=false"))
+    f1 = run(config(f"model={model}", "data.max_rows=1000", "register=false", "refit=all"))
     logged = last_run()
     assert_fully_logged(logged, model)
     assert logged.data.metrics["test_f1_weighted"] == f1

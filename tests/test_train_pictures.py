@@ -25,7 +25,7 @@ def test_descriptors_have_one_fixed_width_row_per_picture(shared_dir):
 
 
 def test_imagefeatures_trains_registers_and_predicts_with_probabilities(store, shared_dir):
-    f1 = run(config("model=imagefeatures", f"data.dir={shared_dir}", "data.max_rows=270", "cv.folds=2"))
+    f1 = run(config("model=imagefeatures", f"data.dir={shared_dir}", "data.max_rows=270", "cv.folds=2", "refit=all"))
     logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
     assert logged.info.status == "FINISHED" and logged.data.tags["modality"] == "image"
     assert logged.data.metrics["test_f1_weighted"] == f1 and logged.data.metrics["cv_folds"] == 2
