@@ -236,7 +236,8 @@ def _run_image(cfg: DictConfig) -> float:
     parts, counts = data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
                                      cfg.data.test_size, cfg.seed)
     classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
-    with track.run(_run_name(cfg, cfg.augment.name), {**_tags(cfg, parts), "augment": cfg.augment.name},
+    augment = (cfg.model.get("augment") or cfg.augment).name  # a network may bring its own
+    with track.run(_run_name(cfg, augment), {**_tags(cfg, parts), "augment": augment},
                    nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
