@@ -122,7 +122,8 @@ def _run_text(cfg: DictConfig) -> float:
                    nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
         if cfg.get("cv", {}).get("folds"):
-            _cross_validate(cfg, pipeline_from_config(cfg), parts)
+            _cross_validate(cfg, parts, lambda rows, labels: study.cross_validate_pipeline(
+                cfg, pipeline_from_config(cfg), rows, labels))
         features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
                            "max_features": cfg.model.get("max_features")}
         print(f"features: {cfg.features.get('name', 'custom')} on {len(parts.X_train):,} training rows ...", end=" ",
@@ -157,15 +158,16 @@ def _run_text(cfg: DictConfig) -> float:
         if _refit_mode(cfg) == "all":
             model = _refit_on_all_rows(model, parts)
         model_info = track.log_text_model(model, parts.X_test[["designation", "description"]].head(3))
-        decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
+        decision = (_register(cfg, model_info.model_uri, metrics, parts, refitted=_refit_mode(cfg) == "all")
+                    if cfg.register else "not registered")
     return _report(cfg, active, metrics, decision)
 
 
-def _cross_validate(cfg: DictConfig, pipeline, parts: data.Split) -> None:
-    """`cv.folds`-fold CV of the config over every labelled row, logged as `cv_*` metrics."""
+def _cross_validate(cfg: DictConfig, parts: data.Split, cross_validate) -> None:
+    """`cross_validate(rows, labels)` over every labelled row (`cv.folds` folds), logged as `cv_*` metrics."""
     rows, labels = pd.concat([parts.X_train, parts.X_test]), pd.concat([parts.y_train, parts.y_test])
     print(f"cross-validation: {cfg.cv.folds} folds over {len(rows):,} rows ...", end=" ", flush=True)
-    scores = study.cross_validate_pipeline(cfg, pipeline, rows, labels)
+    scores = cross_validate(rows, labels)
     track.log_metrics(scores)
     print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}", flush=True)
 
@@ -208,7 +210,8 @@ def _run_pictures(cfg: DictConfig) -> float:
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
                            "images_unreadable": counts.unreadable})
         if cfg.get("cv", {}).get("folds"):
-            _cross_validate(cfg, picture_pipeline_from_config(cfg), parts)
+            _cross_validate(cfg, parts, lambda rows, labels: study.cross_validate_pipeline(
+                cfg, picture_pipeline_from_config(cfg), rows, labels))
         print(f"pictures: describing and fitting {cfg.model.name} on {len(parts.X_train):,} pictures ...",
               end=" ", flush=True)
         started = time.perf_counter()
@@ -224,7 +227,8 @@ def _run_pictures(cfg: DictConfig) -> float:
         if _refit_mode(cfg) == "all":
             model = _refit_on_all_rows(model, parts)
         model_info = track.log_picture_model(model, parts.X_test[["image_path"]].head(2))
-        decision = _register(cfg, model_info.model_uri, metrics, parts) if cfg.register else "not registered"
+        decision = (_register(cfg, model_info.model_uri, metrics, parts, refitted=_refit_mode(cfg) == "all")
+                    if cfg.register else "not registered")
     return _report(cfg, active, metrics, decision)
 
 
@@ -243,12 +247,7 @@ def _run_image(cfg: DictConfig) -> float:
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
                            "images_unreadable": counts.unreadable})
         if cfg.get("cv", {}).get("folds"):
-            rows, labels = pd.concat([parts.X_train, parts.X_test]), pd.concat([parts.y_train, parts.y_test])
-            print(f"cross-validation: {cfg.cv.folds} folds over {len(rows):,} pictures ...", flush=True)
-            scores = study.cross_validate_network(cfg, rows, labels, classes)
-            track.log_metrics(scores)
-            print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}",
-                  flush=True)
+            _cross_validate(cfg, parts, lambda rows, labels: study.cross_validate_network(cfg, rows, labels, classes))
         started = time.perf_counter()
         network, history, settings = image_models.fit_from_config(
             cfg.model, OmegaConf.to_container(cfg.augment), parts.X_train, parts.y_train, classes, cfg.seed,
@@ -289,7 +288,7 @@ def _run_fusion(cfg: DictConfig) -> float:
         started = time.perf_counter()
         fitted = _fit_fusion(cfg, found, parts.X_train, parts.y_train, parts.X_test.index, classes, track.log_epoch)
         fit_seconds = time.perf_counter() - started
-        scores, _ = fitted.score(parts.X_test, parts.y_test)
+        scores, predicted = fitted.score(parts.X_test, parts.y_test)
         extra = {"fit_seconds": fit_seconds, "test_text_only_f1_weighted": scores["text"],
                  "test_image_only_f1_weighted": scores["image"], "test_rows": len(parts.X_test),
                  "validation_rows": fitted.validation_rows, "text_train_rows": fitted.text_rows,
@@ -297,7 +296,7 @@ def _run_fusion(cfg: DictConfig) -> float:
         if fitted.combiner["method"] == "late":
             extra.update(text_weight=fitted.combiner["weight"],
                          validation_f1_weighted=fitted.combiner["validation_f1_weighted"])
-        metrics = _evaluate_and_log(cfg, parts.y_test, fitted.predict(parts.X_test), classes, extra)
+        metrics = _evaluate_and_log(cfg, parts.y_test, predicted, classes, extra)
         example = parts.X_test[["designation", "description", "image_path"]].head(2)
         fused = {"text_pipeline": fitted.text, "combiner": fitted.combiner, "classes": [int(c) for c in classes]}
         if hasattr(fitted.image, "model"):  # a Keras network: saved as its own file
@@ -327,15 +326,13 @@ class _FittedFusion:
         p_text = fusion.align(self.text.predict_proba(X), self.text.classes_, self.classes)
         return p_text, fusion.align(self.image.proba(X[["image_path"]], {}), self.image.classes, self.classes)
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def score(self, X: pd.DataFrame, y: pd.Series) -> tuple[dict[str, float], np.ndarray]:
+        """Weighted F1 of the fusion and of each part alone on (X, y), and the fused predictions
+        (each model scores X once)."""
         from rakuten import fusion
 
-        return self.classes[np.argmax(fusion.combine(self.combiner, *self.probabilities(X), self.classes), axis=1)]
-
-    def score(self, X: pd.DataFrame, y: pd.Series) -> tuple[dict[str, float], np.ndarray]:
-        """Weighted F1 of the fusion and of each part alone on (X, y), and the fused predictions."""
         p_text, p_image = self.probabilities(X)
-        predicted = self.predict(X)
+        predicted = self.classes[np.argmax(fusion.combine(self.combiner, p_text, p_image, self.classes), axis=1)]
         scores = {"fused": evaluate.score(y, predicted)["test_f1_weighted"]}
         scores.update({name: evaluate.score(y, self.classes[np.argmax(p, 1)])["test_f1_weighted"]
                        for name, p in (("text", p_text), ("image", p_image))})
@@ -419,12 +416,12 @@ def _report(cfg: DictConfig, active, metrics: dict, decision: str) -> float:
     return metrics["test_f1_weighted"]
 
 
-def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split) -> str:
+def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False) -> str:
+    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it."""
     name = promote.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
-        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if (
-            (cfg.model.modality == "text" or cfg.model.get("descriptors")) and _refit_mode(cfg) == "all") else {}
+        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
         version = promote.register(model_uri, name, metrics, parts.fingerprint, summary, tags=refit)
         decision = promote.promote_if_better(
             name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
