@@ -33,11 +33,15 @@ def test_outage_mid_run(tmp_path, shared_dir):
     patient = hasty = None
     try:
         patient = start_train(uri, tmp_path / "patient", *JOB, f"data.dir={shared_dir}", "mlflow.retry_seconds=120")
-        hasty = start_train(uri, tmp_path / "hasty", *JOB, f"data.dir={shared_dir}", "mlflow.retry_seconds=4",
+        # 10 s of retries: past a busy server's hiccups (2 loaded cores), well short of the outage
+        hasty = start_train(uri, tmp_path / "hasty", *JOB, f"data.dir={shared_dir}", "mlflow.retry_seconds=10",
                             "register=false")
         deadline = time.monotonic() + 120
         while len(running_runs(uri)) < 2:
-            assert time.monotonic() < deadline and patient.poll() is None and hasty.poll() is None
+            for name, job in (("patient", patient), ("hasty", hasty)):
+                assert job.poll() is None, f"{name} exited {job.returncode} before the outage: " + (
+                    tmp_path / name / "job.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the two runs did not start within 120 s"
             time.sleep(0.3)
         stop(server, signal.SIGKILL)  # an outage, not a clean shutdown
 
