@@ -1,4 +1,5 @@
-"""Image features: file paths in, batches of decoded, resized, preprocessed pixels out (tf.data).
+"""Image features: file paths in, batches of decoded, resized, preprocessed pixels out (tf.data,
+imported where used: the augmentation layers serve any Keras backend).
 
 The same `decode` serves training and the logged model, so what a model saw in training is
 exactly what it sees at prediction time.
@@ -7,7 +8,6 @@ exactly what it sees at prediction time.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 PREPROCESS = ("rescale", "resnet50")
 
@@ -34,6 +34,8 @@ def decode(path, image_size=(125, 125), grayscale: bool = False, preprocess: str
 
     `channels` is what the network takes: grayscale pixels are repeated to 3 channels for ResNet50.
     """
+    import tensorflow as tf
+
     raw = tf.io.read_file(path)
     image = tf.io.decode_image(raw, channels=3, expand_animations=False)
     image = tf.image.resize(tf.cast(image, tf.float32), image_size)
@@ -53,8 +55,10 @@ def decode(path, image_size=(125, 125), grayscale: bool = False, preprocess: str
 def dataset(
     paths, targets=None, *, image_size=(125, 125), grayscale=False, preprocess="rescale", channels=3,
     batch_size=32, shuffle=False, augment: dict | None = None, seed=42, cache=True,
-) -> tf.data.Dataset:
+) -> "tf.data.Dataset":
     """A batched dataset of (pixels, class index) or of pixels alone when `targets` is None."""
+    import tensorflow as tf
+
     image_size = tuple(int(s) for s in image_size)
     paths = tf.constant([str(p) for p in paths])
     items = tf.data.Dataset.from_tensor_slices(paths if targets is None else (paths, np.asarray(targets)))

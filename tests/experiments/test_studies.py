@@ -1,9 +1,10 @@
-"""The study tooling: report, EDA run, and the benchmark's data replication."""
+"""The study tooling: report, EDA run, the benchmark's data replication, the CNN ablation's variants."""
 
 import mlflow
+import numpy as np
 import pandas as pd
 
-from experiments import bench_text, eda, report
+from experiments import bench_text, cnn_ablation, eda, report
 from rakuten import data
 from rakuten.train import run
 from tests.conftest import SAMPLE_DIR, config
@@ -59,3 +60,37 @@ def test_replicated_data_keeps_labels_joined_by_index(tmp_path):
     offset = int(original.index.max()) + 1
     assert products.loc[original.index[0] + 2 * offset, "designation"] == original.iloc[0]["designation"]
     assert pd.Series(labels.loc[original.index + offset].to_numpy()).equals(pd.Series(original_labels.to_numpy()))
+
+
+def test_cnn_ablation_variants_each_undo_one_change_of_smallcnn():
+    found = cnn_ablation.variants()
+    small = found["smallcnn"]
+    pictures = {"image_size", "grayscale", "channels"}
+    for name, model in found.items():
+        if name.startswith("smallcnn, "):
+            changed = {key for key in small if model[key] != small[key]}
+            assert len(changed) == 1 or changed == pictures, (name, changed)
+    assert found["sequential (seed)"]["network"]["_target_"] == "rakuten.image_models.build_sequential"
+    assert found["sequential (seed)"]["augment"]["name"] == "low"  # config.yaml's default augmentation
+
+
+def test_cnn_ablation_batches_cover_every_picture_once_per_epoch_in_a_new_order():
+    x, y = np.arange(10)[:, None] * 10, np.arange(10)
+    batches = cnn_ablation.batches(x, y, 4, True, seed=0)
+    first = [batches[number] for number in range(len(batches))]
+    batches.on_epoch_end()
+    second = np.concatenate([batches[number][1] for number in range(len(batches))])
+    assert len(batches) == 3 and [len(b[1]) for b in first] == [4, 4, 2]
+    assert all((b[0][:, 0] == b[1] * 10).all() for b in first)  # pictures stay with their labels
+    assert sorted(np.concatenate([b[1] for b in first])) == list(range(10)) == sorted(second)
+    assert (np.concatenate([b[1] for b in first]) != second).any()
+
+
+def test_cnn_ablation_summary_sets_each_variant_against_smallcnn():
+    results = pd.DataFrame({"variant": ["smallcnn"] * 2 + ["smallcnn, no label smoothing"] * 2,
+                            "fold": [0, 1, 0, 1], "f1_weighted": [0.2, 0.3, 0.1, 0.2], "epochs": 10,
+                            "fit_seconds": 5.0, "predict_pictures_per_s": 100})
+    table = cnn_ablation.summary(results, ["smallcnn", "smallcnn, no label smoothing", "sequential (seed)"])
+    assert table["config"].tolist() == ["smallcnn", "smallcnn, no label smoothing"]
+    assert table["cv_f1_weighted"].tolist() == ["0.2500 ± 0.0500", "0.1500 ± 0.0500"]
+    assert table["vs_smallcnn"].tolist() == ["", "-0.1000"]
