@@ -4,6 +4,9 @@
 - `stacking`: a logistic regression on the two models' probabilities of the validation products
   (which neither model was trained on: held-out probabilities, like out-of-fold ones).
 Products without a picture fall back to the text model.
+
+`fit` trains both parts (any text config, any image config) and the combiner for a fusion run,
+`cross_validate` does it on K folds of the products that have both.
 """
 
 from __future__ import annotations
@@ -92,6 +95,95 @@ class FusionPredictor:
 
     def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         return self.classes[np.argmax(self.proba(rows, params), axis=1)]
+
+
+class FittedFusion:
+    """A text model, an image model and their combiner, fitted without the held-out products."""
+
+    def __init__(self, text, image, classes, method: str, tuning, seed: int, rows: tuple[int, int]):
+        self.text, self.image, self.classes = text, image, classes
+        self.text_rows, self.image_rows = rows
+        self.validation_rows = len(tuning.X_test)
+        self.combiner = fit_combiner(method, *self.probabilities(tuning.X_test), tuning.y_test, classes, seed)
+
+    def probabilities(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        p_text = align(self.text.predict_proba(X), self.text.classes_, self.classes)
+        return p_text, align(self.image.proba(X[["image_path"]], {}), self.image.classes, self.classes)
+
+    def score(self, X: pd.DataFrame, y: pd.Series) -> tuple[dict[str, float], np.ndarray]:
+        """Weighted F1 of the fusion and of each part alone on (X, y), and the fused predictions
+        (each model scores X once)."""
+        p_text, p_image = self.probabilities(X)
+        predicted = self.classes[np.argmax(combine(self.combiner, p_text, p_image, self.classes), axis=1)]
+        scores = {"fused": _f1(y, predicted)}
+        for name, p in (("text", p_text), ("image", p_image)):
+            scores[name] = _f1(y, self.classes[np.argmax(p, 1)])
+        return scores, predicted
+
+
+def fit(cfg, found, X_both: pd.DataFrame, y_both: pd.Series, held_out, classes, on_epoch=None) -> FittedFusion:
+    """Fit both parts on every product of their modality except `held_out` and the validation
+    part of (X_both, y_both), then the combiner on that validation part."""
+    from omegaconf import OmegaConf
+
+    from rakuten import data
+    from rakuten.models import picture_pipeline_from_config, pipeline_from_config
+    from rakuten.pyfunc import ImagePredictor, PicturePredictor
+
+    tuning = data.split(X_both, y_both, cfg.model.validation_size, cfg.seed)
+    held_out = pd.Index(held_out).union(tuning.X_test.index)  # neither model trains on these
+    text_rows = found.products.drop(found.products.index.intersection(held_out))
+    text = pipeline_from_config(part_config(cfg, "text")).fit(text_rows, found.labels.loc[text_rows.index])
+    pictures = found.pictures.drop(found.pictures.index.intersection(held_out))
+    picture_labels = found.picture_labels.loc[pictures.index]
+    if cfg.model.image.get("descriptors"):
+        image = PicturePredictor(picture_pipeline_from_config(part_config(cfg, "image")).fit(
+            pictures[["image_path"]], picture_labels))
+    else:
+        from rakuten import image_models
+
+        network, _, settings = image_models.fit_from_config(
+            cfg.model.image, OmegaConf.to_container(cfg.augment), pictures, picture_labels, classes, cfg.seed,
+            on_epoch=on_epoch)
+        image = ImagePredictor(network, settings)
+    return FittedFusion(text, image, classes, cfg.model.method, tuning, cfg.seed, (len(text_rows), len(pictures)))
+
+
+def part_config(cfg, part: str):
+    """The fusion's config with `model` replaced by its text or image part."""
+    from omegaconf import OmegaConf
+
+    single = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    single.model = single.model[part]
+    return single
+
+
+def cross_validate(cfg, found, classes) -> dict[str, float]:
+    """K stratified folds (`cv.folds`) of the products that have both: on each, the fusion is
+    fitted without the fold and scored on it beside each part alone. Mean and std of each, and of
+    the fused gain over text alone (`cv_fused_gain_*`)."""
+    from rakuten import study
+
+    rows = pd.concat([found.parts.X_train, found.parts.X_test])
+    labels = pd.concat([found.parts.y_train, found.parts.y_test])
+    folds = {"fused": [], "text": [], "image": []}
+    for train, test in study.folds(cfg.cv.folds, cfg.seed).split(rows, labels):
+        fitted = fit(cfg, found, rows.iloc[train], labels.iloc[train], rows.index[test], classes)
+        scores, _ = fitted.score(rows.iloc[test], labels.iloc[test])
+        for name, score in scores.items():
+            folds[name].append(score)
+    gains = np.subtract(folds["fused"], folds["text"])
+    metrics = {"cv_f1_weighted_mean": float(np.mean(folds["fused"])), "cv_f1_weighted_std": float(np.std(folds["fused"])),
+               "cv_fused_gain_mean": float(gains.mean()), "cv_fused_gain_std": float(gains.std()),
+               "cv_folds": float(len(gains))}
+    for name in ("text", "image"):
+        metrics.update({f"cv_{name}_only_f1_weighted_mean": float(np.mean(folds[name])),
+                        f"cv_{name}_only_f1_weighted_std": float(np.std(folds[name]))})
+    return metrics
+
+
+def _f1(y, predicted) -> float:
+    return float(f1_score(y, predicted, average="weighted", zero_division=0))
 
 
 def describe(combiner: dict) -> str:

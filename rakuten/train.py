@@ -276,6 +276,7 @@ def _run_fusion(cfg: DictConfig) -> float:
     that have both, beside each part alone on the same products. `model.text` is any text config,
     `model.image` any image config (a network or a picture-descriptor model). With `cv.folds=K`
     the same is done on K stratified folds of the products that have both, for the spread."""
+    from rakuten import fusion
     from rakuten.pyfunc import FUSION_SIGNATURE
 
     found = data.fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size, cfg.seed)
@@ -286,7 +287,7 @@ def _run_fusion(cfg: DictConfig) -> float:
         if cfg.get("cv", {}).get("folds"):
             _cross_validate_fusion(cfg, found, classes)
         started = time.perf_counter()
-        fitted = _fit_fusion(cfg, found, parts.X_train, parts.y_train, parts.X_test.index, classes, track.log_epoch)
+        fitted = fusion.fit(cfg, found, parts.X_train, parts.y_train, parts.X_test.index, classes, track.log_epoch)
         fit_seconds = time.perf_counter() - started
         scores, predicted = fitted.score(parts.X_test, parts.y_test)
         extra = {"fit_seconds": fit_seconds, "test_text_only_f1_weighted": scores["text"],
@@ -309,93 +310,17 @@ def _run_fusion(cfg: DictConfig) -> float:
     return _report(cfg, active, metrics, decision)
 
 
-class _FittedFusion:
-    """A text model, an image model and their combiner, fitted without the held-out products."""
-
-    def __init__(self, text, image, classes, method: str, tuning: data.Split, seed: int, rows: tuple[int, int]):
-        from rakuten import fusion
-
-        self.text, self.image, self.classes = text, image, classes
-        self.text_rows, self.image_rows = rows
-        self.validation_rows = len(tuning.X_test)
-        self.combiner = fusion.fit_combiner(method, *self.probabilities(tuning.X_test), tuning.y_test, classes, seed)
-
-    def probabilities(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        from rakuten import fusion
-
-        p_text = fusion.align(self.text.predict_proba(X), self.text.classes_, self.classes)
-        return p_text, fusion.align(self.image.proba(X[["image_path"]], {}), self.image.classes, self.classes)
-
-    def score(self, X: pd.DataFrame, y: pd.Series) -> tuple[dict[str, float], np.ndarray]:
-        """Weighted F1 of the fusion and of each part alone on (X, y), and the fused predictions
-        (each model scores X once)."""
-        from rakuten import fusion
-
-        p_text, p_image = self.probabilities(X)
-        predicted = self.classes[np.argmax(fusion.combine(self.combiner, p_text, p_image, self.classes), axis=1)]
-        scores = {"fused": evaluate.score(y, predicted)["test_f1_weighted"]}
-        scores.update({name: evaluate.score(y, self.classes[np.argmax(p, 1)])["test_f1_weighted"]
-                       for name, p in (("text", p_text), ("image", p_image))})
-        return scores, predicted
-
-
-def _fit_fusion(cfg: DictConfig, found: data.FusionData, X_both: pd.DataFrame, y_both: pd.Series, held_out,
-                classes, on_epoch=None) -> _FittedFusion:
-    """Fit both parts on every product of their modality except `held_out` and the validation
-    part of (X_both, y_both), then the combiner on that validation part."""
-    from rakuten.models import picture_pipeline_from_config, pipeline_from_config
-    from rakuten.pyfunc import ImagePredictor, PicturePredictor
-
-    tuning = data.split(X_both, y_both, cfg.model.validation_size, cfg.seed)
-    held_out = pd.Index(held_out).union(tuning.X_test.index)  # neither model trains on these
-    text_rows = found.products.drop(found.products.index.intersection(held_out))
-    text = pipeline_from_config(_part_config(cfg, "text")).fit(text_rows, found.labels.loc[text_rows.index])
-    pictures = found.pictures.drop(found.pictures.index.intersection(held_out))
-    picture_labels = found.picture_labels.loc[pictures.index]
-    if cfg.model.image.get("descriptors"):
-        image = PicturePredictor(picture_pipeline_from_config(_part_config(cfg, "image")).fit(
-            pictures[["image_path"]], picture_labels))
-    else:
-        from rakuten import image_models
-
-        network, _, settings = image_models.fit_from_config(
-            cfg.model.image, OmegaConf.to_container(cfg.augment), pictures, picture_labels, classes, cfg.seed,
-            on_epoch=on_epoch)
-        image = ImagePredictor(network, settings)
-    return _FittedFusion(text, image, classes, cfg.model.method, tuning, cfg.seed, (len(text_rows), len(pictures)))
-
-
-def _part_config(cfg: DictConfig, part: str) -> DictConfig:
-    """The fusion's config with `model` replaced by its text or image part."""
-    single = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    single.model = single.model[part]
-    return single
-
-
 def _cross_validate_fusion(cfg: DictConfig, found: data.FusionData, classes) -> None:
-    """K stratified folds of the products that have both: on each, the fusion is fitted without
-    the fold and scored on it beside each part alone; logs mean and std of each, and of the fused
-    gain over text alone (`cv_fused_gain_*`)."""
-    rows = pd.concat([found.parts.X_train, found.parts.X_test])
-    labels = pd.concat([found.parts.y_train, found.parts.y_test])
-    print(f"cross-validation: {cfg.cv.folds} folds over the {len(rows):,} products with text and picture ...",
-          flush=True)
-    folds = {"fused": [], "text": [], "image": []}
-    for train, test in study.folds(cfg.cv.folds, cfg.seed).split(rows, labels):
-        fitted = _fit_fusion(cfg, found, rows.iloc[train], labels.iloc[train], rows.index[test], classes)
-        scores, _ = fitted.score(rows.iloc[test], labels.iloc[test])
-        for name, score in scores.items():
-            folds[name].append(score)
-    gains = np.subtract(folds["fused"], folds["text"])
-    metrics = {"cv_f1_weighted_mean": float(np.mean(folds["fused"])), "cv_f1_weighted_std": float(np.std(folds["fused"])),
-               "cv_fused_gain_mean": float(gains.mean()), "cv_fused_gain_std": float(gains.std()),
-               "cv_folds": float(len(gains))}
-    for name in ("text", "image"):
-        metrics.update({f"cv_{name}_only_f1_weighted_mean": float(np.mean(folds[name])),
-                        f"cv_{name}_only_f1_weighted_std": float(np.std(folds[name]))})
+    """`fusion.cross_validate` over the products that have both, logged as `cv_*` metrics."""
+    from rakuten import fusion
+
+    print(f"cross-validation: {cfg.cv.folds} folds over the {len(found.parts.X_train) + len(found.parts.X_test):,} "
+          "products with text and picture ...", flush=True)
+    metrics = fusion.cross_validate(cfg, found, classes)
     track.log_metrics(metrics)
     print(f"fused {metrics['cv_f1_weighted_mean']:.4f} ± {metrics['cv_f1_weighted_std']:.4f}, text alone "
-          f"{metrics['cv_text_only_f1_weighted_mean']:.4f}, gain {gains.mean():+.4f} ± {gains.std():.4f}", flush=True)
+          f"{metrics['cv_text_only_f1_weighted_mean']:.4f}, gain {metrics['cv_fused_gain_mean']:+.4f} ± "
+          f"{metrics['cv_fused_gain_std']:.4f}", flush=True)
 
 
 def _candidate(candidate, kind: str) -> None:
