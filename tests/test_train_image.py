@@ -20,10 +20,13 @@ def last_run():
 
 
 def test_sequential_trains_logs_and_predicts_prdtypecodes(store, shared_dir):
-    f1 = run(config("model=sequential", f"data.dir={shared_dir}", "data.max_rows=135", "model.epochs=2", *SMALL))
+    f1 = run(config("model=sequential", f"data.dir={shared_dir}", "data.max_rows=135", "model.epochs=2", "cv.folds=2",
+                    *SMALL))
     logged = last_run()
     assert logged.info.status == "FINISHED" and logged.data.tags["modality"] == "image"
     assert logged.data.metrics["test_f1_weighted"] == f1
+    cv = logged.data.metrics  # the network cross-validated over every row, beside its split
+    assert cv["cv_folds"] == 2 and 0 <= cv["cv_f1_weighted_mean"] <= 1 and cv["cv_predict_rows_per_s"] > 0
     assert logged.data.metrics["images_found"] == 1713 and logged.data.metrics["images_missing"] > 80000
     history = MlflowClient().get_metric_history(logged.info.run_id, "epoch_val_loss")
     assert [m.step for m in history] == [0, 1]
