@@ -94,25 +94,19 @@ def table(found: list) -> pd.DataFrame:
 
 def log_summary(name: str, experiment: str, found: list) -> pd.DataFrame:
     """A summary run named `<name>-summary` holding the table; returns the table."""
-    import tempfile
-    from pathlib import Path
-
-    import mlflow
+    from rakuten import track
 
     frame = table(found)
     if frame.empty:
         raise ValueError(f"study {name!r}: no job logged cv_f1_weighted_mean (did the jobs set cv.folds?)")
-    mlflow.set_experiment(experiment)
     shown = frame.drop(columns=["cv_f1_weighted_mean", "cv_f1_weighted_std"])
-    with mlflow.start_run(run_name=f"{name}-summary", tags={STUDY_TAG: name, "run_type": "summary"}):
-        best = frame.iloc[0]
-        mlflow.log_metrics({"best_cv_f1_weighted_mean": best["cv_f1_weighted_mean"],
-                            "best_cv_f1_weighted_std": best["cv_f1_weighted_std"], "configs": len(frame)})
-        mlflow.set_tag("best_config", best["config"])
-        with tempfile.TemporaryDirectory() as folder:
-            shown.to_csv(Path(folder) / "study.csv", index=False)
-            (Path(folder) / "study.md").write_text(markdown(shown))
-            mlflow.log_artifacts(folder)
+    best = frame.iloc[0]
+    track.log_summary_run(
+        f"{name}-summary", experiment,
+        tags={STUDY_TAG: name, "run_type": "summary", "best_config": best["config"]},
+        metrics={"best_cv_f1_weighted_mean": best["cv_f1_weighted_mean"],
+                 "best_cv_f1_weighted_std": best["cv_f1_weighted_std"], "configs": len(frame)},
+        files={"study.csv": shown.to_csv(index=False), "study.md": markdown(shown)})
     return shown
 
 

@@ -528,5 +528,16 @@ def log_image_model(network, image_config: dict, input_example, signature=None, 
                        IMAGE_REQUIREMENTS)
 
 
+def log_summary_run(run_name: str, experiment: str, tags: dict[str, str], metrics: dict[str, float],
+                    files: dict[str, str]) -> None:
+    """A run made of other runs (a study's table): its tags, metrics and text files as artifacts."""
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags=tags), tempfile.TemporaryDirectory() as folder:
+        mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+        for file_name, text in files.items():
+            (Path(folder) / file_name).write_text(text)
+        mlflow.log_artifacts(folder)
+
+
 def log_metrics(metrics: dict[str, float]) -> None:
     mlflow.log_metrics(metrics)

@@ -84,6 +84,7 @@ def test_multirun_gives_one_run_per_job_and_a_study_its_cv_table(store):
     best = max(jobs, key=lambda r: r.data.metrics["cv_f1_weighted_mean"])
     assert table[1].startswith(f"model={best.data.tags['model']},") and len(table) == 3  # what differs
     assert summary.data.metrics["best_cv_f1_weighted_mean"] == best.data.metrics["cv_f1_weighted_mean"]
+    assert summary.data.tags["best_config"] == table[1].split(",")[0]
     assert "study nb, by cross-validated weighted F1" in result.stdout
 
 
