@@ -16,7 +16,7 @@ from rakuten import PROJECT_ROOT
 from tests.reliability.conftest import assert_no_run_running, job_env, start_train
 from tests.services import free_port, start_mlflow_server, stop
 
-JOB = ("model=svc", "data.max_rows=1500", "cache.enabled=false")
+JOB = ("model=svc", "data.max_rows=1500", "cache.enabled=false", "refit=none")
 
 
 def running_runs(uri: str) -> list:
