@@ -95,7 +95,7 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
                 experiment_id = MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
             else:
                 experiment_id = mlflow.set_experiment(experiment_id=ensure_experiment(experiment, database)).experiment_id
-            MlflowClient().set_experiment_tag(experiment_id, RUNS_VIEW_TAG, json.dumps(RUNS_VIEW))
+            _set_runs_view(experiment_id)
         end_orphaned_runs([experiment_id])
     except TrackingError:
         raise
@@ -114,6 +114,20 @@ RUNS_VIEW = {
     "selectedColumns": [f"metrics.`{m}`" for m in ("test_f1_weighted", "fit_seconds")]
     + [f"params.`{p}`" for p in ("model.C", "model.alpha", "model.name", "resampler.name")],
 }
+
+
+def _set_runs_view(experiment_id: str) -> None:
+    """Tag the experiment with the runs-table view, unless it has it. Jobs that start together on a
+    server race to insert the same tag (PostgreSQL answers all but one with a unique-key error):
+    the tag being there afterwards is what counts."""
+    client, value = MlflowClient(), json.dumps(RUNS_VIEW)
+    if client.get_experiment(experiment_id).tags.get(RUNS_VIEW_TAG) == value:
+        return
+    try:
+        client.set_experiment_tag(experiment_id, RUNS_VIEW_TAG, value)
+    except MlflowException:
+        if client.get_experiment(experiment_id).tags.get(RUNS_VIEW_TAG) != value:
+            raise
 
 
 def ensure_experiment(name: str, database: Path | None = None) -> str:

@@ -1,8 +1,10 @@
 """The team set-up, for real: `mlflow server` on PostgreSQL with proxied artifacts, jobs from
 several processes, the registry, and the tools that start from a model URI."""
 
+import json
 import subprocess
 import sys
+import uuid
 
 import mlflow
 import optuna
@@ -82,3 +84,25 @@ def test_two_optuna_workers_fill_one_study(team_server, postgres, tmp_path):
     assert {k[len("best."):]: v for k, v in last.data.params.items() if k.startswith("best.")} == {
         k: str(v) for k, v in study.best_params.items()}
     assert "registered_version" in last.data.tags, "the study's best is registered"
+
+
+def test_jobs_starting_together_all_get_the_experiment_and_its_view(team_server):
+    """Jobs that connect at the same moment race to tag a new experiment on the server (PostgreSQL
+    refused all but one with a unique-key error, which failed those jobs): all of them connect."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from rakuten import track
+
+    experiment = f"race-{uuid.uuid4().hex[:8]}"
+    mlflow.set_tracking_uri(team_server)
+    experiment_id = MlflowClient().create_experiment(experiment)
+    start = Barrier(8)
+
+    def tag(_):
+        start.wait(timeout=30)
+        track._set_runs_view(experiment_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(tag, range(8)))
+    assert MlflowClient().get_experiment(experiment_id).tags[track.RUNS_VIEW_TAG] == json.dumps(track.RUNS_VIEW)
