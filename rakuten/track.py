@@ -196,10 +196,12 @@ def _quick_http():
 
 
 def is_outage(error: BaseException) -> bool:
-    """The store did not answer (after MLflow's retries), as opposed to answering with an error."""
+    """The store did not answer (after MLflow's retries), as opposed to answering with an error; a
+    server killed in the middle of a reply breaks the connection (`IncompleteRead`)."""
     text = str(error)
     return isinstance(error, requests.ConnectionError) or any(
-        marker in text for marker in ("Max retries exceeded", "Connection refused", "Read timed out"))
+        marker in text for marker in ("Max retries exceeded", "Connection refused", "Read timed out",
+                                      "Connection broken", "Connection aborted", "RemoteDisconnected"))
 
 
 def describe(error: BaseException) -> str:

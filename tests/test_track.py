@@ -51,3 +51,13 @@ def test_no_password_in_the_error_line(store, tmp_path):
     assert result.returncode == 2
     assert "hunter2" not in result.stderr + result.stdout
     assert f"http://alice:***@127.0.0.1:{port}" in result.stderr
+
+
+def test_a_reply_cut_by_a_dying_server_is_an_outage_and_an_answered_error_is_not():
+    from mlflow.exceptions import MlflowException
+
+    cut = MlflowException("API request to http://127.0.0.1:58013/api/2.0/mlflow/runs/get failed with exception "
+                          "('Connection broken: IncompleteRead(0 bytes read, 3570 more expected)', "
+                          "IncompleteRead(0 bytes read, 3570 more expected))")
+    answered = MlflowException("BAD_REQUEST: duplicate key value violates unique constraint")
+    assert track.is_outage(cut) and not track.is_outage(answered)
