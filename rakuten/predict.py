@@ -14,10 +14,7 @@ every row has been predicted.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -25,106 +22,27 @@ import pandas as pd
 from tqdm import tqdm
 
 from rakuten import lifecycle, track
-from rakuten.data import LABEL, DataError, has_surrogates
+from rakuten.batch import BadRowsError, Tally, atomic_output, read_rows  # noqa: F401 - BadRowsError: users catch it
+from rakuten.data import LABEL, DataError
 
 DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
-REQUIRED_COLUMNS = ("designation",)
-
-
-class BadRowsError(DataError):
-    """Rows that cannot be predicted (undecodable bytes, no designation)."""
-
-
-def bad_rows(chunk: pd.DataFrame) -> pd.Series:
-    """A reason per bad row (empty where the row is fine)."""
-    reasons = pd.Series("", index=chunk.index, dtype=object)
-    for column in ("designation", "description"):
-        if column not in chunk.columns:
-            continue
-        # surrogateescape keeps undecodable bytes as lone surrogates: they mark non-UTF-8 rows
-        undecodable = chunk[column].map(lambda text: isinstance(text, str) and has_surrogates(text))
-        reasons[undecodable] += f"non-UTF-8 bytes in {column}; "
-    reasons[chunk["designation"].isna()] += "empty designation; "
-    return reasons.str.rstrip("; ")
-
-
-def read_chunks(path: Path, chunk_size: int):
-    """The X file (CSV, plain or .gz, or Parquet) in chunks of rows, index as in the file; checks
-    the header first."""
-    if path.suffix == ".parquet":
-        yield from _parquet_chunks(path, chunk_size)
-        return
-    try:
-        reader = pd.read_csv(
-            path, index_col=0, chunksize=chunk_size, dtype={"designation": object, "description": object},
-            encoding="utf-8", encoding_errors="surrogateescape",
-        )
-        for number, chunk in enumerate(reader):
-            if number == 0:
-                missing = [c for c in REQUIRED_COLUMNS if c not in chunk.columns]
-                if missing:
-                    raise DataError(f"{path} has no {missing} column (columns: {list(chunk.columns)})")
-            yield chunk
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"cannot read {path}: {error}") from error
-
-
-def _parquet_chunks(path: Path, chunk_size: int):
-    try:
-        products = pd.read_parquet(path)
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read {path}: {error}") from error
-    if "designation" not in products.columns:
-        raise DataError(f"{path} has no ['designation'] column (columns: {list(products.columns)})")
-    for start in range(0, len(products), chunk_size):
-        yield products.iloc[start:start + chunk_size]
-
-
-@contextlib.contextmanager
-def atomic_output(output_path: Path):
-    """A text file that appears at `output_path` only once written whole (every engine's y_test.csv)."""
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=output_path.parent, prefix=".y_test.", suffix=".csv")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            yield out
-        os.replace(temporary, output_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def predict_file(
     model, input_path: Path, output_path: Path, chunk_size: int = 10_000, skip_bad_rows: bool = False
 ) -> dict[str, int]:
     """Predict every row of `input_path` into `output_path`; returns counts of rows written and skipped."""
-    written = skipped = rows_seen = 0
+    written = 0
+    tally = Tally()
     with atomic_output(output_path) as out, tqdm(desc="predicting", unit=" rows", disable=None) as progress:
         out.write(f",{LABEL}\n")
-        for chunk in read_chunks(Path(input_path), chunk_size):
-            reasons = bad_rows(chunk)
-            bad = reasons != ""
-            if bad.any():
-                first = reasons[bad].index[0]
-                position = rows_seen + int(bad.to_numpy().argmax()) + 1
-                if not skip_bad_rows:
-                    raise BadRowsError(
-                        f"{input_path}: data row {position} (index {first}): {reasons[first]}"
-                        f" ({int(bad.sum())} bad rows in this chunk; --skip-bad-rows to skip them)"
-                    )
-                for index, reason in reasons[bad].items():
-                    print(f"skipped index {index}: {reason}", file=sys.stderr)
-                skipped += int(bad.sum())
-            rows_seen += len(chunk)
-            good = chunk[~bad]
-            if len(good):
-                columns = [c for c in ("designation", "description") if c in good.columns]
-                predicted = model.predict(good[columns])[LABEL]
-                predicted.to_csv(out, header=False)
-                written += len(good)
+        for chunk in read_rows(Path(input_path), chunk_size, skip_bad_rows, tally):
+            model.predict(chunk)[LABEL].to_csv(out, header=False)
+            written += len(chunk)
             progress.update(len(chunk))
-    return {"written": written, "skipped": skipped}
+    if written + tally.skipped != tally.seen:  # a guard: every record is written or named
+        raise DataError(f"{input_path}: {tally.seen} rows read, {written} written, {tally.skipped} skipped")
+    return {"written": written, "skipped": tally.skipped}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,9 @@
 """The Spark engine of `rakuten.predict`: rows spread over a Spark session, scored by the model
 through `mlflow.pyfunc.spark_udf` (the same pyfunc as everywhere, not a copy of its code).
 
-Reads the challenge's X format as CSV (plain or .gz; quoted fields may span lines) or Parquet, and
-writes the same `y_test.csv` as the pandas engine: header `,prdtypecode`, the input's index, in the
-input's order, moved into place only when complete.
+Reads the challenge's X format (CSV, plain or .gz, or Parquet) with the pandas engine's reader and
+writes the same `y_test.csv`: header `,prdtypecode`, the input's index, in the input's order, moved
+into place only when complete, and only when Spark scored every row it was given.
 """
 
 from __future__ import annotations
@@ -12,19 +12,26 @@ import os
 import sys
 from pathlib import Path
 
+from rakuten.batch import Tally, atomic_output, read_rows
 from rakuten.data import LABEL, DataError
 
 INDEX = "_index"
 ROW = "_row"
+ROW_GROUP = 100_000  # rows per Parquet row group: Spark's unit of parallel reading
+
+
+def _require_pyspark() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        raise DataError("--engine spark needs PySpark: pip install -e '.[spark]'") from error
 
 
 def session(master: str = "local[*]"):
     """A Spark session bound to 127.0.0.1, its Python workers on this interpreter."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise DataError("--engine spark needs PySpark: pip install -e '.[spark]'") from error
+    _require_pyspark()
+    from pyspark.sql import SparkSession
 
     return (SparkSession.builder.master(master).appName("rakuten-predict")
             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
@@ -34,54 +41,57 @@ def session(master: str = "local[*]"):
             .getOrCreate())
 
 
-def read_products(spark, path: Path):
-    """The products of an X-format CSV or Parquet file with `_index` (as in the file) and `_row`
-    (the input order)."""
-    from pyspark.sql import functions as F
+def stage(input_path: Path, folder: Path, skip_bad_rows: bool, chunk_size: int = 50_000) -> tuple[Tally, int]:
+    """The input's predictable rows as Parquet in `folder`, read by the same reader as the pandas
+    engine (`rakuten.batch`): both engines agree on every record, and none is lost to a CSV
+    dialect. Each row keeps its `_index` (as in the file) and `_row` (its position)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    if path.suffix == ".parquet":
-        frame = spark.read.parquet(str(path))
-        index = next((c for c in ("__index_level_0__", "index") if c in frame.columns), None)
-        frame = frame.withColumn(ROW, F.monotonically_increasing_id())
-        if index is None:  # a RangeIndex is not stored: the rows' positions are the index
-            from pyspark.sql.window import Window
-
-            frame = frame.withColumn(INDEX, (F.row_number().over(Window.orderBy(ROW)) - 1).cast("string"))
-        else:
-            frame = frame.withColumn(INDEX, F.col(index).cast("string"))
-    else:
-        frame = spark.read.csv(str(path), header=True, multiLine=True, escape='"', quote='"')
-        frame = frame.withColumnRenamed(frame.columns[0], INDEX).withColumn(ROW, F.monotonically_increasing_id())
-    if "designation" not in frame.columns:
-        raise DataError(f"{path} has no ['designation'] column (columns: {frame.columns})")
-    if "description" not in frame.columns:
-        frame = frame.withColumn("description", F.lit(None).cast("string"))
-    return frame
+    tally, position, writer = Tally(), 0, None
+    try:
+        for chunk in read_rows(input_path, chunk_size, skip_bad_rows, tally):
+            table = pa.table({INDEX: chunk.index.astype(str).tolist(),
+                              ROW: range(position, position + len(chunk)),
+                              "designation": chunk["designation"].tolist(),
+                              "description": chunk["description"].tolist()})
+            position += len(chunk)
+            if writer is None:
+                writer = pq.ParquetWriter(folder / "rows.parquet", table.schema)
+            writer.write_table(table, row_group_size=ROW_GROUP)
+    finally:
+        if writer is not None:
+            writer.close()
+    return tally, position
 
 
 def predict_file(model_uri: str, input_path: Path, output_path: Path, master: str = "local[*]",
                  skip_bad_rows: bool = False) -> dict[str, int]:
     """Score every row of `input_path` on Spark into `output_path`; counts of rows written and skipped."""
+    import tempfile
+
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    spark = session(master)
-    try:
-        products = read_products(spark, Path(input_path))
-        empty = products.filter(F.col("designation").isNull())
-        skipped = empty.count()
-        if skipped and not skip_bad_rows:
-            first = empty.orderBy(ROW).first()
-            raise DataError(f"{input_path}: index {first[INDEX]}: empty designation ({skipped} such rows; "
-                            "--skip-bad-rows to skip them)")
-        score = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type="long")
-        scored = (products.filter(F.col("designation").isNotNull())
-                  .withColumn(LABEL, score(F.struct("designation", "description")))
-                  .select(INDEX, ROW, LABEL).orderBy(ROW).toPandas())
-    finally:
-        spark.stop()
-    from rakuten.predict import atomic_output
-
+    _require_pyspark()
+    scored = None
+    with tempfile.TemporaryDirectory(prefix="rakuten-spark-") as folder:
+        tally, staged = stage(Path(input_path), Path(folder), skip_bad_rows)  # bad input fails before Spark starts
+        if staged:
+            spark = session(master)
+            try:
+                products = spark.read.parquet(str(Path(folder) / "rows.parquet"))
+                score = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type="long")
+                scored = (products.withColumn(LABEL, score(F.struct("designation", "description")))
+                          .select(INDEX, ROW, LABEL).toPandas().sort_values(ROW))
+            finally:
+                spark.stop()
+    written = 0 if scored is None else len(scored)
+    if written != staged or written + tally.skipped != tally.seen:
+        raise DataError(f"{input_path}: {tally.seen} rows read, {tally.skipped} skipped, but Spark scored {written}: "
+                        "nothing written")
     with atomic_output(output_path) as out:
-        scored.set_index(INDEX)[[LABEL]].rename_axis(None).to_csv(out)
-    return {"written": len(scored), "skipped": int(skipped)}
+        out.write(f",{LABEL}\n")
+        if scored is not None:
+            scored.set_index(INDEX)[[LABEL]].to_csv(out, header=False)
+    return {"written": written, "skipped": tally.skipped}

@@ -56,5 +56,5 @@ def test_spark_engine_names_a_row_without_designation(spark_available, champion_
     broken.to_csv(tmp_path / "X.csv")
     assert run_predict(champion_store, str(tmp_path / "X.csv"), "--output", str(tmp_path / "y.csv"),
                        "--engine", "spark", "--spark-master", "local[2]") == 2
-    assert f"index {raw.index[7]}: empty designation" in capsys.readouterr().err
+    assert f"data row 8 (index {raw.index[7]}): empty designation" in capsys.readouterr().err  # as the pandas engine says it
     assert not (tmp_path / "y.csv").exists()
