@@ -25,14 +25,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from lime.lime_text import LimeTextExplainer  # noqa: E402
 
 from rakuten import runs, track  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
-from rakuten.predict import DEFAULT_MODEL_URI, load_model  # noqa: E402
+from rakuten.cli import command, load_model, open_store  # noqa: E402
+from rakuten.predict import DEFAULT_MODEL_URI  # noqa: E402
 
 SEPARATOR = " ||| "
 
@@ -88,8 +88,10 @@ def write_explanations(explained, folder: Path, true_labels: pd.Series | None = 
     return written
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="LIME explanations of a text model, logged to its run.")
+    parser = argparse.ArgumentParser(prog="python -m rakuten.explain",
+                                     description="LIME explanations of a text model, logged to its run.")
     parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--index", type=int, action="append", help="product index in the run's test part (repeatable)")
     parser.add_argument("--n", type=int, default=5, help="products to sample when no --index is given")
@@ -98,30 +100,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=None, help="also keep the files in this folder")
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
-    try:
-        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
-        pipeline = load_model(args.model_uri).unwrap_python_model().pipeline
-        run_id = runs.model_run_id(args.model_uri)
-        parts = runs.test_part(run_id)
-        if args.index:
-            unknown = [i for i in args.index if i not in parts.X_test.index]
-            if unknown:
-                raise DataError(f"indices {unknown} are not in the test part of run {run_id}")
-            chosen = parts.X_test.loc[args.index]
-        else:
-            chosen = parts.X_test.sample(min(args.n, len(parts.X_test)), random_state=args.seed)
-        explained = explain_products(pipeline, chosen, args.num_features, args.num_samples, args.seed)
-        with tempfile.TemporaryDirectory() as folder:
-            written = write_explanations(explained, Path(folder), parts.y_test)
+    track.set_console(verbose=args.verbose)
+    open_store(args.tracking_uri)
+    pipeline = load_model(args.model_uri).unwrap_python_model().pipeline
+    run_id = runs.model_run_id(args.model_uri)
+    parts = runs.test_part(run_id)
+    if args.index:
+        unknown = [i for i in args.index if i not in parts.X_test.index]
+        if unknown:
+            raise DataError(f"indices {unknown} are not in the test part of run {run_id}")
+        chosen = parts.X_test.loc[args.index]
+    else:
+        chosen = parts.X_test.sample(min(args.n, len(parts.X_test)), random_state=args.seed)
+    explained = explain_products(pipeline, chosen, args.num_features, args.num_samples, args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        written = write_explanations(explained, Path(folder), parts.y_test)
+        with track.muted():
             track.log_files_to_run(run_id, written, "explanations")
-            if args.output:
-                args.output.mkdir(parents=True, exist_ok=True)
-                for path in written:
-                    (args.output / path.name).write_bytes(path.read_bytes())
-    except (DataError, track.TrackingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        if args.output:
+            args.output.mkdir(parents=True, exist_ok=True)
+            for path in written:
+                (args.output / path.name).write_bytes(path.read_bytes())
     for index, predicted, _ in explained:
         print(f"product {index}: predicted {predicted}, true {parts.y_test.loc[index]}")
     print(f"logged {len(written)} files under explanations/ of run {run_id}")

@@ -27,6 +27,7 @@ from pathlib import Path
 log = logging.getLogger("rakuten.lifecycle")
 
 CRITICAL_WAIT_SECONDS = 60
+JOB_FOLDER_PREFIX = "rakuten-job-"  # + the job's PID: what `remove_dead_job_folders` reads
 _critical = threading.Lock()
 _partial_files: set[Path] = set()
 
@@ -63,7 +64,7 @@ def run_job(job: Callable[[], object], end_runs: Callable[[str], list[str]]):
     if threading.current_thread() is not threading.main_thread():
         return job()
     outcome: dict = {}
-    job_tmp = tempfile.mkdtemp(prefix="rakuten-job-")
+    job_tmp = tempfile.mkdtemp(prefix=f"{JOB_FOLDER_PREFIX}{os.getpid()}-")
     saved_tmp, tempfile.tempdir = tempfile.tempdir, job_tmp  # everything temporary goes here
 
     def target():
@@ -103,6 +104,27 @@ def run_job(job: Callable[[], object], end_runs: Callable[[str], list[str]]):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def remove_dead_job_folders(root: str | Path | None = None) -> list[Path]:
+    """Remove the temporary folders (in `root`, default the system's) of jobs whose process is gone
+    (killed with -9: nothing of theirs ran to clean up). A folder whose PID now belongs to a younger
+    process (the PID was reused) is a dead job's too."""
+    import psutil
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{JOB_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(JOB_FOLDER_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not folder.is_dir():
+            continue
+        try:
+            alive = psutil.Process(int(pid)).create_time() <= folder.stat().st_mtime + 1
+        except psutil.Error:
+            alive = False
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def exit_on_sigterm() -> None:

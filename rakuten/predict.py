@@ -17,11 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import mlflow
-import pandas as pd
 from tqdm import tqdm
 
 from rakuten import lifecycle, track
+from rakuten.cli import command, load_model, open_store
 from rakuten.batch import BadRowsError, Tally, atomic_output, read_rows  # noqa: F401 - BadRowsError: users catch it
 from rakuten.data import LABEL, DataError
 
@@ -45,8 +44,10 @@ def predict_file(
     return {"written": written, "skipped": tally.skipped}
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write y_test.csv (,prdtypecode) for an X-format CSV.")
+    parser = argparse.ArgumentParser(prog="python -m rakuten.predict",
+                                     description="Write y_test.csv (,prdtypecode) for an X-format CSV.")
     parser.add_argument("input", type=Path,
                         help="X-format CSV (,designation,description,productid,imageid), plain or .gz, or Parquet")
     parser.add_argument("--output", type=Path, default=Path("y_test.csv"))
@@ -61,30 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     track.set_console(verbose=args.verbose)
     lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C
-    try:
-        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
-        if not args.input.is_file():
-            raise DataError(f"input file not found: {args.input}")
-        if args.engine == "spark":
-            from rakuten import spark
+    if not args.input.is_file():
+        raise DataError(f"input file not found (or not a regular file): {args.input}")
+    open_store(args.tracking_uri)
+    if args.engine == "spark":
+        from rakuten import spark
 
-            counts = spark.predict_file(args.model_uri, args.input, args.output, args.spark_master,
-                                        args.skip_bad_rows)
-        else:
-            counts = predict_file(load_model(args.model_uri), args.input, args.output, args.chunk_size,
-                                  args.skip_bad_rows)
-    except (DataError, track.TrackingError) as error:
-        print(f"error: {track.one_line(error)}", file=sys.stderr)
-        return 2
+        counts = spark.predict_file(args.model_uri, args.input, args.output, args.spark_master, args.skip_bad_rows)
+    else:
+        counts = predict_file(load_model(args.model_uri), args.input, args.output, args.chunk_size,
+                              args.skip_bad_rows)
     print(f"wrote {counts['written']} predictions to {args.output} ({counts['skipped']} rows skipped)")
     return 0
-
-
-def load_model(uri: str):
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except Exception as error:  # MLflow raises several types for a bad URI or an unreachable store
-        raise track.TrackingError(f"cannot load model {uri}: {track.one_line(error)}") from error
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ the same data. When the champion was scored on other data (another data fingerpr
 scored again on the new run's test part, through its own pyfunc, so both numbers are comparable;
 a champion refitted on every labelled row of its data (tag `refit_rows`) may have trained on that
 test part, so its recipe (its pipeline, unfitted) is first trained on the new run's training part.
-A worse model never takes `champion`.
+A worse model never takes `champion`, nor does a version whose run did not finish (FAILED,
+KILLED, or another job's still RUNNING) or whose model does not load and predict its own input
+example (a few rows of its test part, logged with it).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +20,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.track import muted
+from rakuten.cli import command, open_store
+from rakuten.track import muted, redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -50,10 +54,18 @@ def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: 
     client = MlflowClient()
     scores = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()) if key.startswith("test_"))
     client.update_model_version(
-        name, version.version, description=f"{summary}\n{scores}\ndata_fingerprint={fingerprint}"
-    )
+        name, version.version,
+        description=f"{markdown_text(redact(summary))}\n{scores}\ndata_fingerprint={fingerprint}")
     client.set_tag(version.run_id, "registered_version", str(version.version))
     return version
+
+
+def markdown_text(text: str) -> str:
+    """`text` shown as it is by the registry's Markdown view: no tag, link or picture made of it."""
+    import html
+    import re
+
+    return re.sub(r"([\\`*_\[\](){}#+!|~-])", r"\\\1", html.escape(text, quote=False))
 
 
 def current_champion(name: str):
@@ -64,36 +76,103 @@ def current_champion(name: str):
         return None
 
 
-def best_version(name: str, fingerprint: str, version: str, score: float) -> tuple[str, float]:
-    """The best version of `name` scored on `fingerprint` (ties: the oldest), `version` included."""
-    scored = {str(version): float(score)}
-    for found in MlflowClient().search_model_versions(f"name='{name}'"):
-        if found.tags.get("data_fingerprint") == fingerprint and METRIC in found.tags:
-            scored.setdefault(str(found.version), float(found.tags[METRIC]))
+def best_version(name: str, fingerprint: str, version: str, score: float,
+                 refused: frozenset[str] = frozenset()) -> tuple[str | None, float]:
+    """The best version of `name` scored on `fingerprint` (ties: the oldest), `version` included:
+    of the others, only those whose run FINISHED and that are not `refused` (found broken)."""
+    client = MlflowClient()
+    scored = {} if str(version) in refused else {str(version): float(score)}
+    for found in client.search_model_versions(f"name='{name}'"):
+        if (found.tags.get("data_fingerprint") == fingerprint and METRIC in found.tags
+                and str(found.version) not in refused and str(found.version) not in scored
+                and run_finished(found.run_id)):
+            scored[str(found.version)] = float(found.tags[METRIC])
+    if not scored:
+        return None, float("nan")
     return max(scored.items(), key=lambda item: (item[1], -int(item[0])))
 
 
+def run_finished(run_id: str | None) -> bool:
+    try:
+        return bool(run_id) and MlflowClient().get_run(run_id).info.status == "FINISHED"
+    except MlflowException:  # the run was deleted
+        return False
+
+
+@dataclass(frozen=True)
+class _Simulated:
+    """The alias as a dry run would leave it."""
+
+    name: str
+    version: str
+    fingerprint: str
+    score: float
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"data_fingerprint": self.fingerprint, METRIC: repr(self.score)}
+
+
+def loads(model_uri: str) -> str:
+    """'' when the model at `model_uri` loads and predicts its own input example (a few rows of its
+    test part, logged with it), else why not, in one line."""
+    import mlflow.pyfunc
+
+    from rakuten.track import one_line
+
+    try:
+        with muted():
+            model = mlflow.pyfunc.load_model(model_uri)
+            example = model.input_example
+            if example is None:
+                return "it has no input example to predict"
+            predicted = model.predict(example)
+        if len(predicted) != len(example):
+            return f"it predicted {len(predicted)} rows for {len(example)}"
+        return ""
+    except Exception as error:  # noqa: BLE001 - whatever breaks a model, it is not promoted
+        return one_line(error, 300)
+
+
 def promote_if_better(
-    name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str, bool], float]
+    name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str, bool], float],
+    dry_run: bool = False, check_champion: bool = False, version_uri: str | None = None,
 ) -> Decision:
     """Point `champion` at the best version on this data if it beats the champion.
 
     `rescore(model_uri, retrain)` scores another model on this run's test part (`retrain`: its
     recipe trained on this run's training part first); it is called only when the champion was
-    evaluated on other data. Safe under concurrent jobs without a lock: each job
-    registers before it promotes and, after every write of the alias, re-reads the registry and
-    writes again until the alias holds the best version it sees. Whichever job writes last has
-    thus checked, after its write, every version registered before; a version registered later
-    is checked by its own job.
+    evaluated on other data. A version is written to the alias only once it loads and predicts
+    (`loads`); one that does not is passed over. `check_champion`: the champion too must load,
+    else it loses the alias to the best version that does. `dry_run`: decide the same way, write
+    nothing (`version_uri`: where the model of `version` is, when it is not registered yet).
+
+    Safe under concurrent jobs without a lock: each job registers before it promotes and, after
+    every write of the alias, re-reads the registry and writes again until the alias holds the
+    best version it sees. Whichever job writes last has thus checked, after its write, every
+    version registered before; a version registered later is checked by its own job.
     """
     client = MlflowClient()
     rescored: dict[str, float] = {}
+    refused: dict[str, str] = {}  # version -> why it does not load
     first_look = None
+    simulated = current_champion(name) if dry_run else None  # what the alias would hold
+    uri = (lambda v: version_uri if v == str(version) and version_uri else f"models:/{name}/{v}")
     for _ in range(MAX_PROMOTION_ROUNDS):
-        best, best_score = best_version(name, fingerprint, version, score)
-        champion = current_champion(name)
-        if champion is None:
-            first_look = first_look or Decision(best == str(version), "there was no champion")
+        best, best_score = best_version(name, fingerprint, version, score, frozenset(refused))
+        champion = simulated if dry_run else current_champion(name)
+        if champion is not None and check_champion and str(champion.version) not in refused:
+            broken = loads(uri(str(champion.version)))
+            if broken:
+                refused[str(champion.version)] = broken
+                print(f"{name} v{champion.version} is champion but does not load: {broken}", file=sys.stderr)
+                continue
+        if best is None:
+            first_look = first_look or Decision(False, f"v{version} does not load: {refused.get(str(version))}")
+            break
+        if champion is None or str(champion.version) in refused:
+            lost = "" if champion is None else f"champion v{champion.version} does not load"
+            first_look = first_look or Decision(best == str(version), lost or "there was no champion")
         elif str(champion.version) == best:
             first_look = first_look or (
                 Decision(True, f"v{best} is already champion", best_score) if best == str(version) else
@@ -111,16 +190,26 @@ def promote_if_better(
                 f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
             if best_score <= champion_score:
                 break
+        broken = loads(uri(best))
+        if broken:
+            refused[best] = broken
+            first_look = None if best != str(version) else Decision(False, f"v{version} does not load: {broken}")
+            continue
+        if dry_run:
+            simulated = _Simulated(name, best, fingerprint, best_score)
+            continue
         try:
             client.set_registered_model_alias(name, CHAMPION, best)
         except MlflowException:  # another job wrote the alias at the same instant (a unique-key clash)
             continue  # re-read and decide again
-    final = current_champion(name)
+    if first_look is None:
+        return Decision(False, "no version of this data loads")
+    final = simulated if dry_run else current_champion(name)
     promoted = final is not None and str(final.version) == str(version)
     if promoted == first_look.promoted:
         return first_look
-    return Decision(promoted, f"{first_look.reason}; v{final.version} is champion after concurrent promotions",
-                    first_look.champion_score)
+    now = f"v{final.version} is champion" if final is not None else "no version is champion"
+    return Decision(promoted, f"{first_look.reason}; {now} after concurrent promotions", first_look.champion_score)
 
 
 def _champion_score(champion, fingerprint: str, rescore, rescored: dict) -> tuple[float, str]:
@@ -181,14 +270,17 @@ def format_ranking(ranked: list, metric: str, champion_run_id: str | None) -> st
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rakuten.promote`: rank runs, register the best, point champion and challenger."""
+    """`python -m rakuten.promote`: rank runs, register the best, point champion and challenger.
+    What it prints, what `--dry-run` says first and what the registry holds afterwards agree: both
+    go through `promote_if_better`, the dry run writing nothing."""
     import argparse
-    import sys
 
     from rakuten import runs, track
 
-    parser = argparse.ArgumentParser(description="Rank runs by a metric and promote the best to champion.")
+    parser = argparse.ArgumentParser(prog="python -m rakuten.promote",
+                                     description="Rank runs by a metric and promote the best to champion.")
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--modality", default="text", choices=["text", "image", "fusion"])
     parser.add_argument("--fingerprint", default=None, help="data fingerprint to rank on (default: newest run's)")
@@ -197,39 +289,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     track.set_console(verbose=args.verbose)
-    try:
-        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
-        name = registry_name(args.modality)
-        ranked, fingerprint = ranking(args.experiment, args.modality, args.fingerprint)
-        champion = current_champion(name)
-        print(f"{len(ranked)} {args.modality} runs on data {fingerprint}, by {METRIC}:")
-        print(format_ranking(ranked, METRIC, champion.run_id if champion else None))
-        best, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
-        if args.dry_run:
-            print(f"dry run: would offer run {best.info.run_id[:8]} as champion"
-                  + (f" and run {runner_up.info.run_id[:8]} as challenger" if runner_up else ""))
-            return 0
-        best_version = _registered(name, best)
-        decision = promote_if_better(
-            name, best_version, best.data.metrics[METRIC], fingerprint,
-            rescore=lambda uri, refitted: runs.score_model(uri, runs.test_part(best.info.run_id), retrain=refitted),
-        )
-        print(f"{name} v{best_version}: {'champion' if decision.promoted else 'not promoted'} ({decision.reason})")
-        if runner_up is not None:
-            challenger = _registered(name, runner_up)
-            MlflowClient().set_registered_model_alias(name, CHALLENGER, challenger)
-            print(f"{name} v{challenger}: challenger")
-    except (LookupError, MlflowException) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    open_store(args.tracking_uri)
+    name = registry_name(args.modality)
+    ranked, fingerprint = ranking(args.experiment, args.modality, args.fingerprint)
+    champion = current_champion(name)
+    print(f"{len(ranked)} {args.modality} runs on data {fingerprint}, by {METRIC}:")
+    print(format_ranking(ranked, METRIC, champion.run_id if champion else None))
+    best, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+    version, version_uri = _registered(name, best, dry_run=args.dry_run)
+    decision = promote_if_better(
+        name, version, best.data.metrics[METRIC], fingerprint,
+        rescore=lambda uri, refitted: runs.score_model(uri, runs.test_part(best.info.run_id), retrain=refitted),
+        dry_run=args.dry_run, check_champion=True, version_uri=version_uri)
+    would = "would be" if args.dry_run else "is"
+    lost = champion is not None and "does not load" in decision.reason and f"v{champion.version}" in decision.reason
+    print(f"{'dry run: ' if args.dry_run else ''}{name} v{version}: "
+          f"{'champion' if decision.promoted else 'not promoted'} ({decision.reason}); run {best.info.run_id[:8]}")
+    if not args.dry_run:
+        holder = current_champion(name)
+        print(f"{name}@{CHAMPION} {would} v{holder.version}" if holder else f"{name} has no {CHAMPION}")
+    if runner_up is not None and not args.dry_run:
+        challenger, _ = _registered(name, runner_up)
+        MlflowClient().set_registered_model_alias(name, CHALLENGER, challenger)
+        print(f"{name} v{challenger}: challenger")
+    return 2 if lost else 0
 
 
-def _registered(name: str, found) -> str:
-    """The version registered from this run, registering it first if needed."""
+def _registered(name: str, found, dry_run: bool = False) -> tuple[str, str | None]:
+    """The version registered from this run, registering it first if needed (a dry run: the
+    number it would get, and its logged model's URI)."""
     existing = versions_of_run(name, found.info.run_id)
     if existing:
-        return str(max(int(v.version) for v in existing))
+        return str(max(int(v.version) for v in existing)), None
     summary = f"{found.data.tags.get('model')} + resampler {found.data.tags.get('resampler')}, promoted by rakuten.promote"
     logged = mlflow.search_logged_models(
         experiment_ids=[found.info.experiment_id], filter_string=f"source_run_id = '{found.info.run_id}'",
@@ -237,9 +328,12 @@ def _registered(name: str, found) -> str:
     )
     if not logged:
         raise LookupError(f"run {found.info.run_id} logged no model")
+    if dry_run:
+        numbers = [int(v.version) for v in MlflowClient().search_model_versions(f"name='{name}'")]
+        return str(max(numbers, default=0) + 1), logged[0].model_uri
     version = register(logged[0].model_uri, name, found.data.metrics,
                        found.data.tags["data_fingerprint"], summary)
-    return str(version.version)
+    return str(version.version), None
 
 
 if __name__ == "__main__":

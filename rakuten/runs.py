@@ -10,6 +10,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data
+from rakuten.cli import command, open_store
 
 
 def run_config(run_id: str) -> DictConfig:
@@ -65,30 +66,30 @@ def score_model(model_uri: str, parts: data.Split, retrain: bool = False) -> flo
     return evaluate.score(parts.y_test, predicted)["test_f1_weighted"]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     """`python -m rakuten.runs --repair`: end FAILED the runs that dead processes left RUNNING."""
     import argparse
-    import sys
 
-    from rakuten import track
+    from rakuten import lifecycle, track
 
-    parser = argparse.ArgumentParser(description="Housekeeping of the tracking store's runs.")
+    parser = argparse.ArgumentParser(prog="python -m rakuten.runs", description="Housekeeping of the tracking store's runs.")
     parser.add_argument("--repair", action="store_true",
-                        help="end FAILED every RUNNING run whose process, on this machine, is gone")
+                        help="end FAILED every RUNNING run whose process, on this machine, is gone, and every run "
+                             "that `mlflow run` started but whose job never began; remove dead jobs' temporary folders")
+    parser.add_argument("--stale-minutes", type=float, default=track.STALE_LAUNCH_MINUTES,
+                        help="a run of `mlflow run` without a job's process tags this old is orphaned")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     args = parser.parse_args(argv)
     if not args.repair:
         parser.print_help()
         return 2
-    uri = track.resolve_tracking_uri(args.tracking_uri)
-    try:
-        mlflow.set_tracking_uri(uri)
-        ended = track.end_orphaned_runs(None)
-    except Exception as error:  # the store answers with many exception types
-        print(f"error: cannot repair the runs of {track.redact(uri)}: {track.one_line(error)}", file=sys.stderr)
-        return 2
-    print(f"ended FAILED {len(ended)} runs left RUNNING by processes that are gone"
-          + (f": {', '.join(ended)}" if ended else ""))
+    open_store(args.tracking_uri)
+    ended = track.end_orphaned_runs(None, stale_launch_minutes=args.stale_minutes)
+    removed = lifecycle.remove_dead_job_folders()
+    print(f"ended FAILED {len(ended)} runs left RUNNING by processes that are gone or launches that never started"
+          + (f": {', '.join(ended)}" if ended else "")
+          + f"; removed {len(removed)} temporary folders of dead jobs")
     return 0
 
 

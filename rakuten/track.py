@@ -79,7 +79,7 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
     """
     uri = resolve_tracking_uri(configured_uri)
     if uri.startswith(("http://", "https://")):
-        _retry_http_for(retry_seconds)
+        retry_http_for(retry_seconds)
         try:
             requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
         except requests.RequestException as error:
@@ -96,7 +96,9 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
             else:
                 experiment_id = mlflow.set_experiment(experiment_id=ensure_experiment(experiment, database)).experiment_id
             _set_runs_view(experiment_id)
-        end_orphaned_runs([experiment_id])
+        repaired = end_orphaned_runs([experiment_id])
+        if repaired:
+            log.warning("ended FAILED %d runs left RUNNING by processes that are gone: %s", len(repaired), repaired)
     except TrackingError:
         raise
     except Exception as error:  # the store answers with many exception types
@@ -171,13 +173,13 @@ def _store_lock(database: Path | None):
     return FileLock(f"{database}.lock", timeout=300)
 
 
-def _retry_http_for(seconds: float) -> None:
-    """MLflow's HTTP retries (urllib3, backoff 0, 2, 4, 8 ... s) spread over about `seconds`.
-    Variables the user set win."""
+def retry_http_for(seconds: float, timeout: int = 30) -> None:
+    """MLflow's HTTP retries (urllib3, backoff 0, 2, 4, 8 ... s) spread over about `seconds`, each
+    request waiting at most `timeout` s. Variables the user set win."""
     retries = next((n for n in range(1, 11) if 2 ** n - 2 >= seconds), 10)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout))
 
 
 @contextlib.contextmanager
@@ -328,29 +330,47 @@ def end_open_runs(status: str) -> list[str]:
     return ended
 
 
-def end_orphaned_runs(experiment_ids: list[str] | None = None) -> list[str]:
+STALE_LAUNCH_MINUTES = 10.0  # a run `mlflow run` made whose job has not begun after this long is orphaned
+
+
+def end_orphaned_runs(experiment_ids: list[str] | None = None,
+                      stale_launch_minutes: float | None = STALE_LAUNCH_MINUTES) -> list[str]:
     """End FAILED the RUNNING runs (of these experiments; None: all) whose process, on this
     machine, is gone: killed with -9, crashed, or stopped by a store outage that outlasted the
-    retries. Runs of other machines are left alone (their processes cannot be seen from here).
-    Returns the ids ended."""
+    retries. Also those that `mlflow run` created but whose job never began (no process tags; the
+    environment could not be made, say) after `stale_launch_minutes` (None: left alone). Runs of
+    other machines are left alone (their processes cannot be seen from here). Returns the ids ended."""
     found = mlflow.search_runs(
         experiment_ids=experiment_ids, search_all_experiments=experiment_ids is None,
-        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'",
-        output_format="list",
+        filter_string="attributes.status = 'RUNNING'", output_format="list",
     )
-    ended = []
+    client, ended = MlflowClient(), []
     for found_run in found:
         tags = found_run.data.tags
-        if _process_alive(tags.get(PID_TAG), tags.get(PID_STARTED_TAG)):
+        if found_run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):  # this job's own `mlflow run` run
             continue
-        client = MlflowClient()
-        client.set_tag(found_run.info.run_id, ENDED_BY_TAG,
-                       f"repair: process {tags.get(PID_TAG)} on {tags.get(HOST_TAG)} is gone")
-        client.set_terminated(found_run.info.run_id, "FAILED")
-        ended.append(found_run.info.run_id)
-    if ended:
-        log.warning("ended FAILED %d runs left RUNNING by processes that are gone: %s", len(ended), ended)
+        why = _orphaned(tags, found_run.info.start_time, stale_launch_minutes)
+        if why:
+            client.set_tag(found_run.info.run_id, ENDED_BY_TAG, f"repair: {why}")
+            client.set_terminated(found_run.info.run_id, "FAILED")
+            ended.append(found_run.info.run_id)
     return ended
+
+
+def _orphaned(tags: dict, start_time_ms: int, stale_launch_minutes: float | None) -> str:
+    """Why a RUNNING run is orphaned, '' when it is not (or cannot be told from here)."""
+    if PID_TAG in tags:
+        if tags.get(HOST_TAG) != socket.gethostname() or _process_alive(tags.get(PID_TAG), tags.get(PID_STARTED_TAG)):
+            return ""
+        return f"process {tags.get(PID_TAG)} on {tags.get(HOST_TAG)} is gone"
+    if stale_launch_minutes is None or tags.get("mlflow.source.type") != "PROJECT":
+        return ""
+    import time
+
+    age_minutes = (time.time() * 1000 - start_time_ms) / 60_000
+    if age_minutes < stale_launch_minutes:
+        return ""
+    return f"`mlflow run` started it {age_minutes:.0f} min ago and its job never began"
 
 
 def _process_alive(pid: str | None, started: str | None) -> bool:

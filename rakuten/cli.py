@@ -1,0 +1,156 @@
+"""How every command starts and ends: one error path, one console, one store check.
+
+`@command` wraps a command's `main(argv) -> int`:
+- everything it prints, MLflow's and Python's own messages and tracebacks included, passes through
+  a console that masks the password of every URL (`user:***@host`);
+- a user error (bad data, a bad argument, a store that is down or refuses) is one line `error: ...`
+  and exit 2; Ctrl-C is exit 130; anything else is a bug and keeps its (masked) traceback, exit 1.
+`open_store` is the check every command makes before it uses the store: it fails within about 20 s
+with one line, and a wait longer than a few seconds says what it waits for (`announce`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+
+from rakuten.track import redact
+
+
+class _Masked(io.TextIOBase):
+    """A text stream that masks credentials in what it writes, line by line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            complete, self._pending = self._pending.rsplit("\n", 1)
+            self.stream.write(redact(complete + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.stream.write(redact(self._pending))
+            self._pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self):
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def masked_console():
+    """stdout and stderr masked for the block (already masked ones are left as they are)."""
+    if isinstance(sys.stdout, _Masked):
+        yield
+        return
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Masked(sys.stdout), _Masked(sys.stderr)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What a command reports in one line: its own errors, the store's, files it cannot read or write."""
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
+
+    from rakuten.data import DataError
+    from rakuten.track import TrackingError
+
+    return DataError, TrackingError, MlflowException, RequestException, LookupError, ValueError, OSError
+
+
+def command(main: Callable[..., int | None]) -> Callable[..., int]:
+    """The command's `main`, under the rules above."""
+
+    @functools.wraps(main)
+    def guarded(*args, **kwargs) -> int:
+        from rakuten.track import describe
+
+        with masked_console():
+            try:
+                return main(*args, **kwargs) or 0
+            except KeyboardInterrupt:
+                print("interrupted", file=sys.stderr)
+                return 130
+            except user_errors() as error:
+                print(f"error: {describe(error)}", file=sys.stderr)
+                return 2
+            except Exception:  # a bug: its traceback, secrets masked by the console
+                traceback.print_exc()
+                return 1
+
+    return guarded
+
+
+@contextlib.contextmanager
+def announce(what: str, after: float = 5.0):
+    """Say on stderr what the block waits for, once it has taken `after` seconds."""
+    timer = threading.Timer(after, lambda: print(f"... {what} (waited {after:.0f}s so far)", file=sys.stderr,
+                                                 flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def open_store(configured_uri: str | None, retry_seconds: float = 6) -> str:
+    """Point MLflow at the store and check that it answers, as `rakuten.train` does, for commands
+    that read it (predict, promote, explain, serve, runs, ui): a server that does not answer
+    `/health`, or a store that errors, is one `TrackingError` within about 20 s."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from rakuten import track
+
+    uri = track.resolve_tracking_uri(configured_uri)
+    if uri.startswith(("http://", "https://")):
+        track.retry_http_for(retry_seconds, timeout=5)
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+        except requests.RequestException as error:
+            raise track.TrackingError(f"MLflow tracking server {uri} is unreachable: {error}") from error
+    mlflow.set_tracking_uri(uri)
+    try:
+        with announce(f"waiting for the tracking store {uri} to answer"), track.muted():
+            MlflowClient().search_experiments(max_results=1)
+    except Exception as error:  # the store answers with many exception types
+        raise track.TrackingError(f"cannot use the tracking store {uri}: {track.one_line(error)}") from error
+    return uri
+
+
+def load_model(uri: str):
+    """The pyfunc behind `uri`; any failure is one `TrackingError` naming the URI."""
+    import mlflow.pyfunc
+
+    from rakuten import track
+
+    try:
+        with announce(f"loading {uri}"), track.muted():
+            return mlflow.pyfunc.load_model(uri)
+    except Exception as error:  # MLflow raises several types for a bad URI or an unreachable store
+        raise track.TrackingError(f"cannot load model {uri}: {track.one_line(error)}") from error
