@@ -14,6 +14,7 @@ artifacts it was logged with:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -26,6 +27,8 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+from rakuten.picture_input import PictureError, picture_rows
+
 LABEL = "prdtypecode"
 log = logging.getLogger("rakuten.pyfunc")
 _PARAMS = [ParamSpec("return_proba", "boolean", False), ParamSpec("top_k", "long", 3)]
@@ -36,13 +39,13 @@ TEXT_SIGNATURE = ModelSignature(
     outputs=_OUTPUT, params=ParamSchema(_PARAMS),
 )
 IMAGE_SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "image_path", required=False), ColSpec("long", "imageid", required=False),
-                   ColSpec("long", "productid", required=False)]),
+    inputs=Schema([ColSpec("string", "image_path", required=False), ColSpec("string", "image_b64", required=False),
+                   ColSpec("long", "imageid", required=False), ColSpec("long", "productid", required=False)]),
     outputs=_OUTPUT, params=ParamSchema([*_PARAMS, ParamSpec("images_dir", "string", "")]),
 )
 FUSION_SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "designation"), ColSpec("string", "description", required=False),
-                   ColSpec("string", "image_path", required=False)]),
+                   ColSpec("string", "image_path", required=False), ColSpec("string", "image_b64", required=False)]),
     outputs=_OUTPUT, params=ParamSchema(_PARAMS),
 )
 
@@ -79,7 +82,7 @@ class PicturePredictor:
         self.classes = np.asarray(pipeline.classes_).astype("int64")
 
     def pictures(self, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
-        return pd.DataFrame({"image_path": image_paths(rows, params.get("images_dir") or "")}, index=rows.index)
+        return pd.DataFrame({"image_path": image_paths(rows)}, index=rows.index)
 
     def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         return np.asarray(self.pipeline.predict(self.pictures(rows, params))).astype("int64")
@@ -97,7 +100,7 @@ class ImagePredictor:
     def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         from rakuten.image_models import predict_proba
 
-        return predict_proba(self.model, self.config, image_paths(rows, params.get("images_dir") or ""))
+        return predict_proba(self.model, self.config, image_paths(rows))
 
     def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         return self.classes[np.argmax(self.proba(rows, params), axis=1)]
@@ -127,12 +130,17 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
         try:
             if rows.empty:
                 return empty_result(rows.index, bool(params.get("return_proba")))
-            if not params.get("return_proba"):
-                return pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
-            return with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
-                              int(params.get("top_k", 3)))
+            reading = (picture_rows(rows, params.get("images_dir") or "") if not isinstance(self.predictor, TextPredictor)
+                       else contextlib.nullcontext(rows))
+            with reading as rows:
+                if not params.get("return_proba"):
+                    return pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
+                return with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
+                                  int(params.get("top_k", 3)))
         except MlflowException:
             raise
+        except PictureError as error:
+            raise bad_input(str(error)) from None
         except Exception as error:
             log.exception("prediction failed")
             raise MlflowException(f"prediction failed: {type(error).__name__}: {error}",
@@ -171,28 +179,34 @@ def with_top_k(proba: np.ndarray, classes: np.ndarray, index, top_k: int) -> pd.
 
 
 def text_rows(model_input: pd.DataFrame) -> pd.DataFrame:
-    """`designation` and `description` as strings; null or missing description is empty."""
+    """`designation` (text, required) and `description` (text; null or missing is empty) as strings.
+    A value of another type (a number, a list, an object, a null designation) is refused, naming
+    the column and the first such row."""
     if "designation" not in model_input.columns:
         raise bad_input(f"product rows need a 'designation' column (got {list(model_input.columns)})")
     rows = model_input.copy()
     if "description" not in rows.columns:
         rows["description"] = ""
-    for column in ("designation", "description"):
-        rows[column] = rows[column].astype(object).where(rows[column].notna(), "").astype(str)
+    for column, nullable in (("designation", False), ("description", True)):
+        values = rows[column].astype(object)
+        texts = values.map(lambda v: isinstance(v, str))
+        nulls = values.isna() & values.map(lambda v: not isinstance(v, (list, dict)))
+        bad = ~texts & ~(nulls if nullable else False)
+        if bad.any():
+            position = int(np.argmax(bad.to_numpy()))
+            value = values.iloc[position]
+            raise bad_input(f"column '{column}', row {position + 1}: expected text, got "
+                            f"{'null' if value is None or value != value else type(value).__name__}")
+        rows[column] = values.where(texts, "")
     return rows
 
 
-def image_paths(rows: pd.DataFrame, images_dir: str) -> list[str]:
-    """`image_path` per row, or the challenge's file name from `imageid` and `productid`."""
-    if "image_path" in rows.columns and rows["image_path"].notna().all():
-        return rows["image_path"].astype(str).tolist()
-    if {"imageid", "productid"} <= set(rows.columns) and images_dir:
-        from pathlib import Path
-
-        return [str(Path(images_dir) / f"image_{int(i)}_product_{int(p)}.jpg")
-                for i, p in zip(rows["imageid"], rows["productid"])]
-    raise bad_input("image rows need an 'image_path' for every row, or 'imageid' and 'productid' "
-                    "with params={'images_dir': ...}")
+def image_paths(rows: pd.DataFrame) -> list[str]:
+    """The readable picture of every row (rows come through `picture_rows`)."""
+    missing = rows["image_path"].isna().to_numpy()
+    if missing.any():
+        raise bad_input(f"row {int(np.argmax(missing)) + 1} has no picture (image_b64 or image_path)")
+    return rows["image_path"].tolist()
 
 
 # Models-from-code: MLflow loads this file and takes the model declared here.

@@ -1,11 +1,16 @@
-"""Serve a model over REST: MLflow's own scoring app, with no stack trace in any answer.
+"""Serve a model over REST: MLflow's own scoring app, guarded.
 
     python -m rakuten.serve --model-uri models:/rakuten-text@champion --port 5001
+    python -m rakuten.serve --model-uri models:/rakuten-image@champion --images-root /srv/pictures
 
 The app is `mlflow.pyfunc.scoring_server.init(model)`, the one `mlflow models serve` runs, so the
-payloads (`dataframe_split`, `dataframe_records`, CSV) and answers are MLflow's. MLflow adds the
-server's stack trace to some error answers (an input it cannot parse, an unexpected error): that
-shows the server's paths to any client, so here the trace goes to the server's log instead.
+payloads (`dataframe_split`, `dataframe_records`, CSV) and answers are MLflow's. Around it:
+- no stack trace in any answer (MLflow adds the server's to some errors: it shows its paths); the
+  trace goes to the server's log; an error names what to fix, without echoing the whole input;
+- a body over `--max-body-mb` is a 413, a JSON body nested deeper than `MAX_JSON_DEPTH` a 400 (Python's
+  parser would fail with a plain-text 500), both before MLflow reads it;
+- image and fusion models read no file a client names unless it lies under `--images-root`
+  (`rakuten.picture_input`); clients send the picture itself as `image_b64`.
 """
 
 from __future__ import annotations
@@ -15,18 +20,98 @@ import json
 import logging
 import sys
 
-import mlflow
+from rakuten.cli import command, load_model, open_store
 
 log = logging.getLogger("rakuten.serve")
 DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
+MAX_JSON_DEPTH = 64
 
 
-def build_app(model_uri: str):
+def json_depth_over(body: bytes, limit: int) -> bool:
+    """Whether JSON `body` nests arrays or objects deeper than `limit` (strings skipped)."""
+    depth, in_string, escaped = 0, False, False
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+class BodyGuard:
+    """ASGI middleware: reads the request body (at most `max_bytes`), refuses it when too big (413)
+    or too deeply nested (400), else hands it on unchanged."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            return await _answer(send, 413, f"request body over {self.max_bytes // 2**20} MB (--max-body-mb)")
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await _answer(send, 413, f"request body over {self.max_bytes // 2**20} MB (--max-body-mb)")
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if json_depth_over(body, MAX_JSON_DEPTH):
+            return await _answer(send, 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+async def _answer(send, status: int, message: str) -> None:
+    body = json.dumps({"error_code": "BAD_REQUEST" if status == 400 else "REQUEST_TOO_LARGE",
+                       "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _NoInstancesHint(logging.Filter):
+    """MLflow logs a hint about `instances` payloads after any schema error, whatever the payload."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "If using `instances` as input key" not in record.getMessage()
+
+
+def build_app(model, max_body_mb: float = 20):
     from mlflow.pyfunc import scoring_server
     from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.responses import Response
 
-    app = scoring_server.init(mlflow.pyfunc.load_model(model_uri))
+    logging.getLogger("mlflow.pyfunc.scoring_server").addFilter(_NoInstancesHint())
+    app = scoring_server.init(model)
 
     async def without_stack_trace(request, call_next):
         response = await call_next(request)
@@ -40,32 +125,43 @@ def build_app(model_uri: str):
         if isinstance(answer, dict) and "stack_trace" in answer:
             log.error("%s %s answered %d:\n%s", request.method, request.url.path, response.status_code,
                       answer.pop("stack_trace"))
+        if isinstance(answer, dict) and str(answer.get("message", "")).startswith("Failed to predict data"):
+            answer["message"] = answer["message"].split("\nError: ", 1)[-1]  # not the client's whole input back
+        if isinstance(answer, dict):
             body = json.dumps(answer).encode()
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return Response(body, status_code=response.status_code, headers=headers, media_type=response.media_type)
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=without_stack_trace)
-    return app
+    return BodyGuard(app, int(max_body_mb * 2**20))
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    from rakuten import track
+    from rakuten import picture_input, track
 
-    parser = argparse.ArgumentParser(description="Serve a model's pyfunc over REST (POST /invocations).")
+    parser = argparse.ArgumentParser(prog="python -m rakuten.serve",
+                                     description="Serve a model's pyfunc over REST (POST /invocations).")
     parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--host", default="127.0.0.1", help="put a reverse proxy in front to expose it")
     parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--images-root", default=None,
+                        help="image models: read image_path only under this folder (default: no path is read; "
+                             "clients send image_b64)")
+    parser.add_argument("--max-body-mb", type=float, default=20, help="larger request bodies get a 413")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
+    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
+    track.set_console(verbose=args.verbose)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
-        app = build_app(args.model_uri)
-    except Exception as error:  # MLflow raises several types for a bad URI or an unreachable store
-        print(f"error: cannot load model {args.model_uri}: {track.one_line(error)}", file=sys.stderr)
-        return 2
+    picture_input.serve_pictures_from(args.images_root)
+    open_store(args.tracking_uri)
+    app = build_app(load_model(args.model_uri), args.max_body_mb)
+    roots = f"; pictures read under {args.images_root}" if args.images_root else ""
+    print(f"serving {args.model_uri} on http://{args.host}:{args.port} (POST /invocations{roots}; Ctrl-C to stop)",
+          flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -1,0 +1,141 @@
+"""Attacks on `python -m rakuten.serve`, the real server on 127.0.0.1.
+
+Faults and expected outcomes:
+- a client names a file outside the operator's `--images-root` (a private JPEG, /etc/passwd, a
+  missing path, `..`, a link out, `images_dir="/"`): the same 400 with the same message, so it learns
+  nothing of the server's files; the picture sent as `image_b64`, or a path under the root, is scored;
+- a FIFO under the root: a 400 at once, and six such requests block no other request;
+- a picture over 20 MB: 400;
+- a designation that is null, a number, a list or an object: 400 naming the column and the row;
+- a JSON body nested 100,000 deep: 400 (not a plain-text 500); a body over --max-body-mb: 413.
+Before: 200 and a class for the private JPEG, different errors for existing and missing files, a
+prediction for every bad designation, a 500 for the nested body."""
+
+import base64
+import concurrent.futures
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from rakuten import PROJECT_ROOT, data
+from rakuten.picture_input import REFUSED
+from rakuten.train import run
+from tests.conftest import config, make_store
+from tests.services import free_port, stop, wait_for
+
+
+def serve(store: str, folder, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = folder / f"server-{port}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--port", str(port), *args],
+                                   cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": store}, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def pictures(shared_dir, tmp_path_factory):
+    """A root the operator chose (3 real pictures, a FIFO, a link out, a 21 MB file) and a private
+    picture outside it."""
+    frame, _, _ = data.load_images(shared_dir, max_rows=27, seed=3)
+    root = tmp_path_factory.mktemp("root")
+    for path in frame["image_path"].head(3):
+        shutil.copy(path, root)
+    outside = tmp_path_factory.mktemp("private") / "secret.jpg"
+    shutil.copy(frame["image_path"].iloc[4], outside)
+    outside.chmod(0o600)
+    os.mkfifo(root / "pipe.jpg")
+    (root / "link.jpg").symlink_to(outside)
+    with open(root / "huge.jpg", "wb") as handle:
+        handle.truncate(21 * 2**20)
+    return root, outside, frame
+
+
+@pytest.fixture(scope="module")
+def image_server(shared_dir, pictures, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("image-store")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        store = make_store(folder, monkeypatch)
+        run(config("model=imagefeatures", f"data.dir={shared_dir}", "data.max_rows=135"))
+    process, url = serve(store, folder, "--model-uri", "models:/rakuten-image@champion",
+                         "--images-root", str(pictures[0]))
+    yield url
+    stop(process)
+
+
+def ask(url: str, records: list[dict], params: dict | None = None, timeout: float = 60) -> requests.Response:
+    body = {"dataframe_records": records, **({"params": params} if params else {})}
+    return requests.post(f"{url}/invocations", json=body, timeout=timeout)
+
+
+def test_a_picture_sent_or_under_the_root_is_scored(image_server, pictures):
+    root, _, frame = pictures
+    picture = next(p for p in root.iterdir() if p.name.startswith("image_"))
+    sent = ask(image_server, [{"image_b64": base64.b64encode(picture.read_bytes()).decode()}])
+    named = ask(image_server, [{"image_path": str(picture)}])
+    assert sent.status_code == 200 and named.status_code == 200, (sent.text, named.text)
+    assert sent.json() == named.json()
+
+
+def test_no_file_outside_the_root_is_read_and_all_get_the_same_answer(image_server, pictures):
+    root, outside, frame = pictures
+    tries = [{"image_path": str(outside)}, {"image_path": "/etc/passwd"}, {"image_path": "/nope/missing.jpg"},
+             {"image_path": f"{root}/../{outside.parent.name}/{outside.name}"}, {"image_path": str(root / "link.jpg")}]
+    answers = [ask(image_server, [row]) for row in tries]
+    answers.append(ask(image_server, [{"imageid": int(frame["imageid"].iloc[0]),
+                                       "productid": int(frame["productid"].iloc[0])}], {"images_dir": "/"}))
+    assert {a.status_code for a in answers} == {400}
+    assert {a.json()["message"] for a in answers} == {REFUSED}
+
+
+def test_a_fifo_is_refused_at_once_and_blocks_no_one(image_server, pictures):
+    root = pictures[0]
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: ask(image_server, [{"image_path": str(root / "pipe.jpg")}], timeout=20),
+                                range(6)))
+    assert {a.status_code for a in answers} == {400}
+    picture = next(p for p in root.iterdir() if p.name.startswith("image_"))
+    assert ask(image_server, [{"image_path": str(picture)}], timeout=20).status_code == 200
+    assert time.monotonic() - started < 30
+
+
+def test_a_picture_over_the_cap_is_refused(image_server, pictures):
+    answer = ask(image_server, [{"image_path": str(pictures[0] / "huge.jpg")}])
+    assert answer.status_code == 400 and "over 20 MB" in answer.json()["message"]
+
+
+@pytest.fixture(scope="module")
+def text_server(champion_store, tmp_path_factory):
+    process, url = serve(champion_store, tmp_path_factory.mktemp("text-serve"), "--max-body-mb", "1")
+    yield url
+    stop(process)
+
+
+@pytest.mark.parametrize("value,named", [(None, "null"), (42, "int"), (["a", "b"], "list"), ({"a": 1}, "dict")])
+def test_a_designation_that_is_not_text_is_a_400_naming_it(text_server, value, named):
+    answer = ask(text_server, [{"designation": "Jeu PS4 FIFA"}, {"designation": value}])
+    assert answer.status_code == 400, answer.text
+    assert "column 'designation', row 2: expected text" in answer.json()["message"]
+
+
+def test_nested_and_oversized_bodies(text_server):
+    nested = requests.post(f"{text_server}/invocations", data="[" * 100_000 + "]" * 100_000,
+                           headers={"content-type": "application/json"}, timeout=60)
+    assert nested.status_code == 400 and "nested deeper" in nested.json()["message"]
+    big = requests.post(f"{text_server}/invocations", json={"dataframe_records": [{"designation": "x" * 2_000_000}]},
+                        timeout=60)
+    assert big.status_code == 413
+    fine = ask(text_server, [{"designation": "Jeu PS4 FIFA", "description": None}])
+    assert fine.status_code == 200 and len(fine.json()["predictions"]) == 1
