@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rakuten import data, track  # noqa: E402
+from rakuten.cli import command  # noqa: E402
 from rakuten.features.text import ProductFields, word_options  # noqa: E402
 
 
@@ -95,20 +96,17 @@ def word_clouds(words: dict[int, list[tuple[str, int]]]):
     return figure
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python experiments/eda.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--top-words", type=int, default=40)
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
-    try:
-        track.connect(args.tracking_uri, args.experiment)
-        all_labels = data.read_labels(data.find_file(args.data_dir, data.Y_FILE))
-        products, labels = data.load_labelled(args.data_dir)
-    except (data.DataError, track.TrackingError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    track.connect(args.tracking_uri, args.experiment)
+    all_labels = data.read_labels(data.find_file(args.data_dir, data.Y_FILE))
+    products, labels = data.load_labelled(args.data_dir)
     with mlflow.start_run(run_name="eda", tags={"run_type": "eda"}):
         figure, counts = class_histogram(all_labels)
         mlflow.log_figure(figure, "class_histogram.png")

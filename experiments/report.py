@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from rakuten import track  # noqa: E402
+from rakuten.cli import command, open_store  # noqa: E402
 
 SEED_RESULTS = Path(__file__).with_name("seed_results.yaml")
 
@@ -104,18 +105,15 @@ def plot(table: pd.DataFrame, experiment: str):
     return figure
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python experiments/report.py", description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--output", type=Path, default=None, help="also write report.md/report.png here")
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
-    mlflow.set_tracking_uri(track.resolve_tracking_uri(args.tracking_uri))
-    try:
-        table = with_seed_numbers(study_runs(args.experiment), yaml.safe_load(SEED_RESULTS.read_text()))
-    except LookupError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    open_store(args.tracking_uri)
+    table = with_seed_numbers(study_runs(args.experiment), yaml.safe_load(SEED_RESULTS.read_text()))
     markdown = to_markdown(table, args.experiment)
     figure = plot(table, args.experiment)
     with tempfile.TemporaryDirectory() as folder:

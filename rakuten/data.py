@@ -58,6 +58,8 @@ def find_file(data_dir: str | Path, name: str) -> Path:
     for candidate in (data_dir / name, data_dir / f"{name}.gz"):
         if candidate.is_file():
             return candidate
+        if candidate.exists():  # a FIFO, a device, a folder: reading it could block or mean nothing
+            raise DataError(f"{candidate} is not a regular file: put the file itself there")
     present = sorted(p.name for p in data_dir.iterdir())[:10]
     raise DataError(f"{data_dir} has no {name} (nor {name}.gz); it holds: {present or 'nothing'}")
 

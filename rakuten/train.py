@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 
 import hydra
 import numpy as np
@@ -18,22 +19,20 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
-from requests import RequestException
 
 from rakuten import PROJECT_ROOT, data, evaluate, lifecycle, promote, runs, search, study, track
+from rakuten.cli import masked_console, user_errors
 from rakuten.console import SWEEP_TAG
 
 log = logging.getLogger("rakuten.train")
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
-# Mistakes in the data or the command line, and a store that fails: reported in one line, exit
-# code 2. Anything else is a bug and keeps its traceback. Either way the run, if it had started,
+# Mistakes in the data or the command line, a store that fails, a file that cannot be written
+# (a full disk, `ulimit -f`): reported in one line, exit code 2. Anything else is a bug and keeps its traceback. Either way the run, if it had started,
 # is ended FAILED.
-USER_ERRORS = (data.DataError, track.TrackingError, InstantiationException, ValueError, MlflowException,
-               RequestException)
+USER_ERRORS = (*user_errors(), InstantiationException)
 
 
 def compose_config(*overrides: str) -> DictConfig:
@@ -376,14 +375,18 @@ def _choice(group: str) -> str:
 def main(cfg: DictConfig) -> float:
     """SIGTERM or a second Ctrl-C end the run KILLED at once (exit 143 / 130), see `rakuten.lifecycle`."""
     track.set_console(verbose=bool(cfg.get("verbose", False)))
-    try:
-        return lifecycle.run_job(lambda: run(cfg), end_runs=track.end_open_runs)
-    except USER_ERRORS as error:
-        print(f"error: {track.describe(error)}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: the run was ended KILLED", file=sys.stderr)
-        sys.exit(130)
+    with masked_console():
+        try:
+            return lifecycle.run_job(lambda: run(cfg), end_runs=track.end_open_runs)
+        except USER_ERRORS as error:
+            print(f"error: {track.describe(error)}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted: the run was ended KILLED", file=sys.stderr)
+            sys.exit(130)
+        except Exception:  # a bug: its traceback, secrets masked like every other line
+            traceback.print_exc()
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import time
 import mlflow
 import requests
 
+from rakuten.cli import command, open_store
+
 DEFAULT_PORT = 5000
 VIEW = "workflowType=machine_learning"
 
@@ -42,21 +44,18 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     from rakuten import lifecycle, track
 
-    parser = argparse.ArgumentParser(description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
+    parser = argparse.ArgumentParser(prog="python -m rakuten.ui",
+                                     description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     args = parser.parse_args(argv)
-    uri = track.resolve_tracking_uri(args.tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    try:
-        experiment = mlflow.MlflowClient().get_experiment_by_name(args.experiment)
-    except Exception as error:  # the store answers with many exception types
-        print(f"error: cannot read {track.redact(uri)}: {track.one_line(error)}", file=sys.stderr)
-        return 2
+    uri = open_store(args.tracking_uri)
+    experiment = mlflow.MlflowClient().get_experiment_by_name(args.experiment)
     if experiment is None:
         print(f"error: no experiment {args.experiment!r} in {track.redact(uri)} yet: train a model first",
               file=sys.stderr)

@@ -181,3 +181,24 @@ def test_read_only_store_fails_at_once_in_one_line(store, tmp_path):
         folder.chmod(0o755)
         database.chmod(0o644)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_fifo_in_place_of_the_x_file_is_named_not_read(files, store):
+    """Before: "the folder has no such file", listing it in the same line (and a read would block)."""
+    folder, _, _ = files
+    x_path(folder).unlink()
+    os.mkfifo(x_path(folder))
+    with pytest.raises(data.DataError, match=r"X_train_update.csv is not a regular file"):
+        run(config(f"data.dir={folder}"))
+    assert_no_run_running(store)
+
+
+def test_the_data_folder_is_shown_as_text_in_the_registry(files, store, tmp_path_factory):
+    """A folder named like Markdown or HTML (`<img src=x>`) is escaped in the version's description."""
+    folder, _, _ = files
+    strange = tmp_path_factory.mktemp("data") / "<img src=x onerror=alert(1)> [link](http:__x)"
+    shutil.copytree(folder, strange)
+    run(config(f"data.dir='{strange}'"))
+    description = MlflowClient().get_model_version("rakuten-text", "1").description
+    assert "<img" not in description and "&lt;img src=x onerror=alert\\(1\\)&gt;" in description
+    assert "[link](" not in description

@@ -1,0 +1,46 @@
+"""`python -m rakuten.runs --repair` after faults that left no process to clean up.
+
+Faults: `mlflow run` made a run and failed before the project's code ran (no conda, say): RUNNING
+forever, with no process tag to check; a job killed with -9 left its temporary folder behind.
+Expected: both are cleaned (the launch once older than --stale-minutes; a young one, or a live
+job's folder, is left alone) and the summary says how many, once."""
+
+import os
+import subprocess
+import sys
+import time
+
+import mlflow
+from mlflow import MlflowClient
+
+from rakuten import PROJECT_ROOT
+from tests.reliability.conftest import job_env
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_repair_ends_launches_that_never_began_and_removes_dead_jobs_folders(store, tmp_path):
+    client = MlflowClient()
+    launch = {"mlflow.source.type": "PROJECT", "mlflow.project.entryPoint": "main"}
+    old = client.create_run("0", start_time=int((time.time() - 3600) * 1000), tags=launch).info.run_id
+    young = client.create_run("0", tags=launch).info.run_id
+    temp = tmp_path / "tmp"
+    dead = temp / f"rakuten-job-{dead_pid()}-abc123"
+    alive = temp / f"rakuten-job-{os.getpid()}-def456"
+    for folder in (dead, alive):
+        folder.mkdir(parents=True)
+    (dead / "partial.joblib").write_bytes(b"x")
+    result = subprocess.run([sys.executable, "-m", "rakuten.runs", "--repair"], cwd=PROJECT_ROOT,
+                            env={**job_env(store, temp)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ended FAILED") == 1 and result.stderr == ""
+    assert "ended FAILED 1 runs" in result.stdout and "removed 1 temporary folders" in result.stdout
+    assert client.get_run(old).info.status == "FAILED" and "never began" in client.get_run(old).data.tags[
+        "rakuten.ended_by"]
+    assert client.get_run(young).info.status == "RUNNING"
+    assert not dead.exists() and alive.exists()
+    mlflow.MlflowClient().set_terminated(young)

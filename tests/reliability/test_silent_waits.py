@@ -1,0 +1,30 @@
+"""Fault: the tracking store is a closed port. Expected: every command fails within 20 s with one
+line naming the store, exit 2 (before: over 120 s of silence for promote, predict, explain, serve
+and runs --repair); a wait longer than a few seconds says what it waits for."""
+
+import time
+
+import pytest
+
+from rakuten.cli import announce
+from tests.security.test_credentials import COMMANDS, run_command
+from tests.services import free_port
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_closed_port_fails_fast_with_one_line(tmp_path, name):
+    uri = f"http://127.0.0.1:{free_port()}"
+    result, seconds = run_command(name, uri, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and uri in errors[0], result.stderr
+    assert seconds < 25, f"{name} took {seconds:.0f}s"  # interpreter start-up included
+
+
+def test_a_long_wait_says_what_it_waits_for(capsys):
+    with announce("waiting for the tracking store to answer", after=0.2):
+        time.sleep(0.6)
+    with announce("loading a model", after=5):
+        pass
+    err = capsys.readouterr().err
+    assert "... waiting for the tracking store to answer (waited 0s so far)" in err and "loading" not in err
