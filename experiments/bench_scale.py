@@ -5,8 +5,9 @@
 Starts a throwaway PostgreSQL and an `mlflow server` on it (127.0.0.1, free ports) and prints:
 1. a tracked training job through the server against the same job on a SQLite file (ratio);
 2. Optuna trials per minute on one PostgreSQL study with 1 and with 2 worker processes;
-3. batch scoring rows/s of `rakuten.predict`, pandas engine against Spark local[2], at each
-   `--rows` (the shared real products replicated), in fresh processes.
+3. batch scoring of `rakuten.predict`, pandas engine against Spark local[2], at each `--rows` (the
+   shared real products replicated), in fresh processes: the steady-state rows/s of each engine
+   (the slope between the two largest sizes) and its start-up seconds.
 Everything it starts is stopped at the end.
 """
 
@@ -82,29 +83,47 @@ def optuna_rate(server: str, postgres: Postgres, folder: Path, trials: int) -> N
 
 
 def scoring_rates(uri: str, folder: Path, sizes: list[int]) -> None:
-    print("\n3. rakuten.predict on the champion, rows/s (fresh process each, start-up included)")
-    print(f"   {'rows':>8} {'pandas':>9} {'spark local[2]':>15} {'spark/pandas':>13}")
+    """Each engine on each size in a fresh process; the steady-state rate is the slope between the
+    two largest sizes (what each extra row costs once the engine is up), start-up the rest."""
+    print("\n3. rakuten.predict on the champion (fresh process each): wall seconds per size, then the steady "
+          "state from the two largest sizes")
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
+    seconds = {"pandas": {}, "spark": {}}
     for rows in sizes:
         source = folder / f"X_{rows}.csv"
         write_input(SHARED, rows, source)
-        rates = {}
-        for engine in ("pandas", "spark"):
+        for engine in seconds:
             command = [sys.executable, "-m", "rakuten.predict", str(source), "--output", str(folder / f"y_{engine}.csv"),
                        "--engine", engine, "--spark-master", "local[2]"]
-            seconds = timed(subprocess.run, command, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
-            rates[engine] = rows / seconds
+            seconds[engine][rows] = timed(subprocess.run, command, cwd=PROJECT_ROOT, env=env, check=True,
+                                          capture_output=True)
         same = (folder / "y_pandas.csv").read_bytes() == (folder / "y_spark.csv").read_bytes()
-        print(f"   {rows:>8} {rates['pandas']:>9,.0f} {rates['spark']:>15,.0f} {rates['spark'] / rates['pandas']:>13.2f}"
+        print(f"   {rows:>9,} rows: pandas {seconds['pandas'][rows]:6.1f}s  spark local[2] {seconds['spark'][rows]:6.1f}s"
               f"{'' if same else '   OUTPUTS DIFFER'}")
+    small, large = sorted(sizes)[-2:]
+    rates, startup = {}, {}
+    for engine, measured in seconds.items():
+        rates[engine] = (large - small) / (measured[large] - measured[small])
+        startup[engine] = measured[small] - small / rates[engine]
+    print(f"   steady state: pandas {rates['pandas']:,.0f} rows/s, spark {rates['spark']:,.0f} rows/s, "
+          f"spark/pandas {rates['spark'] / rates['pandas']:.2f}; start-up: pandas {startup['pandas']:.1f}s, "
+          f"spark {startup['spark']:.1f}s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 200_000])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 200_000, 1_000_000])
+    parser.add_argument("--only-scoring", action="store_true",
+                        help="section 3 alone, on a SQLite store (a champion trained on data=full first)")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.only_scoring:
+        with tempfile.TemporaryDirectory(prefix="rakuten-bench-") as name:
+            uri = f"sqlite:///{Path(name) / 'bench.db'}"
+            train(uri, Path(name), f"data.dir={SHARED}")
+            scoring_rates(uri, Path(name), args.rows)
+        return 0
     postgres = Postgres(free_port())
     server = None
     try:

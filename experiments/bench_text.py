@@ -1,6 +1,6 @@
 """The default text model against the plain recipe: prediction speed and fit cost (not a test).
 
-    PYTHONPATH=. python experiments/bench_text.py --data-dir ../shared/data/rakuten --sizes 5000 20000 85000
+    python experiments/bench_text.py --sizes 5000 20000 85000 --e5 200
 
 The plain recipe is the seed's: one word TF-IDF over designation + description after its cleaning
 (`features=seed`) and an uncalibrated LinearSVC, as a bare scikit-learn pipeline. The default is
@@ -14,7 +14,9 @@ It prints, in one run:
    the default's single-row latency (median and p95 of 200 calls; goal <= 4 ms); both weighted F1;
 2. for each size (the real rows replicated to about N, new indices, same labels; scores mean
    nothing there, only costs), the features + fit seconds of both pipelines on the 80% training
-   part, each in its own process, their ratio (goal <= 1.7 at 85k) and each one's peak memory.
+   part, each in its own process, their ratio (goal <= 1.7 at 85k) and each one's peak memory;
+3. (`--e5 N`) the e5 features of `features=tfidf_e5` on N real products: texts/s computed, and the
+   cost of a text from the per-text cache.
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ def main() -> int:
     parser.add_argument("--overrides", nargs="*", default=[],
                         help="Hydra overrides of the default side (e.g. model=linearsvc), to measure a candidate")
     parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--e5", type=int, default=200, metavar="N",
+                        help="also time the e5 features on N real products, computed and cached (0: skip)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -153,6 +157,8 @@ def main() -> int:
         return 0
 
     print(f"cores: {len(os.sched_getaffinity(0))}; default side: {' '.join(args.overrides) or 'the default config'}")
+    if args.e5:
+        report_embedding(args.data_dir, args.e5)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if not args.skip_predict:
@@ -168,6 +174,28 @@ def main() -> int:
                   f"{default['seconds'] / plain['seconds']:>6.2f} {default['peak_rss_mb']:>11.0f} "
                   f"{plain['peak_rss_mb']:>9.0f}", flush=True)
     return 0
+
+
+def report_embedding(data_dir: Path, count: int) -> None:
+    """The e5 features (`features=tfidf_e5`): texts/s computed, and the cost of a cached text."""
+    from rakuten.features import pretrained
+
+    products, _ = data.load_labelled(data_dir)
+    rows = products[["designation", "description"]].sample(min(count, len(products)), random_state=7)
+    embedding = pretrained.SentenceEmbedding().fit(rows)
+    with tempfile.TemporaryDirectory() as cache:
+        pretrained.use_cache(cache)
+        started = time.perf_counter()
+        embedding.transform(rows)
+        uncached = time.perf_counter() - started
+        started = time.perf_counter()
+        embedding.transform(rows)
+        cached = time.perf_counter() - started
+        pretrained.use_cache(None)
+    print(f"
+e5 embeddings of {len(rows)} real products ({len(os.sched_getaffinity(0))} cores): "
+          f"{len(rows) / uncached:,.1f} texts/s computed ({1000 * uncached / len(rows):.1f} ms a text), "
+          f"{1000 * cached / len(rows):.3f} ms a text from the cache ({uncached / cached:,.0f}x)")
 
 
 def report_prediction(served: dict) -> None:

@@ -76,6 +76,20 @@ def read_rows(path: Path, chunk_size: int = 10_000, skip_bad_rows: bool = False,
         yield _frame(index, texts)
 
 
+def count_records(path: Path) -> int | None:
+    """How many records the input holds (for a progress bar with a time estimate); None when it
+    cannot be told cheaply (a broken file: the reader names the problem)."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        with _open_text(path) as handle:
+            return max(sum(1 for record in csv.reader(handle) if record) - 1, 0)
+    except (OSError, csv.Error, EOFError, ValueError, DataError):
+        return None
+
+
 def _frame(index: list, texts: dict) -> pd.DataFrame:
     return pd.DataFrame(texts, index=pd.Index(index, dtype=object), dtype=object)
 

@@ -166,16 +166,23 @@ def cross_validate(cfg, found, classes) -> dict[str, float]:
 
     rows = pd.concat([found.parts.X_train, found.parts.X_test])
     labels = pd.concat([found.parts.y_train, found.parts.y_test])
+    import time
+
     folds = {"fused": [], "text": [], "image": []}
+    fit_seconds, predict_seconds, test_rows = [], [], []
     for train, test in study.folds(cfg.cv.folds, cfg.seed).split(rows, labels):
+        started = time.perf_counter()
         fitted = fit(cfg, found, rows.iloc[train], labels.iloc[train], rows.index[test], classes)
+        fit_seconds.append(time.perf_counter() - started)
+        started = time.perf_counter()
         scores, _ = fitted.score(rows.iloc[test], labels.iloc[test])
+        predict_seconds.append(time.perf_counter() - started)
+        test_rows.append(len(test))
         for name, score in scores.items():
             folds[name].append(score)
     gains = np.subtract(folds["fused"], folds["text"])
-    metrics = {"cv_f1_weighted_mean": float(np.mean(folds["fused"])), "cv_f1_weighted_std": float(np.std(folds["fused"])),
-               "cv_fused_gain_mean": float(gains.mean()), "cv_fused_gain_std": float(gains.std()),
-               "cv_folds": float(len(gains))}
+    metrics = {**study.cv_metrics(folds["fused"], fit_seconds, predict_seconds, test_rows),
+               "cv_fused_gain_mean": float(gains.mean()), "cv_fused_gain_std": float(gains.std())}
     for name in ("text", "image"):
         metrics.update({f"cv_{name}_only_f1_weighted_mean": float(np.mean(folds[name])),
                         f"cv_{name}_only_f1_weighted_std": float(np.std(folds[name]))})

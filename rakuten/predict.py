@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from rakuten import lifecycle, track
 from rakuten.cli import command, load_model, open_store
-from rakuten.batch import BadRowsError, Tally, atomic_output, read_rows  # noqa: F401 - BadRowsError: users catch it
+from rakuten.batch import BadRowsError, Tally, atomic_output, count_records, read_rows  # noqa: F401 - BadRowsError: users catch it
 from rakuten.data import LABEL, DataError
 
 DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
+FIRST_STEP, SECONDS_PER_STEP = 200, 5  # rows scored between progress updates: about 5 s of work (a slow model)
 
 
 def predict_file(
@@ -33,12 +35,21 @@ def predict_file(
     """Predict every row of `input_path` into `output_path`; returns counts of rows written and skipped."""
     written = 0
     tally = Tally()
-    with atomic_output(output_path) as out, tqdm(desc="predicting", unit=" rows", disable=None) as progress:
+    total = count_records(Path(input_path))  # the bar's time estimate: a slow model takes minutes
+    with atomic_output(output_path) as out, tqdm(desc="predicting", unit=" rows", total=total, disable=None,
+                                                 mininterval=1) as progress:
         out.write(f",{LABEL}\n")
+        step = min(chunk_size, FIRST_STEP)
         for chunk in read_rows(Path(input_path), chunk_size, skip_bad_rows, tally):
-            model.predict(chunk)[LABEL].to_csv(out, header=False)
-            written += len(chunk)
-            progress.update(len(chunk))
+            start = 0
+            while start < len(chunk):
+                rows = chunk.iloc[start:start + step]
+                started = time.perf_counter()
+                model.predict(rows)[LABEL].to_csv(out, header=False)
+                written, start = written + len(rows), start + len(rows)
+                progress.update(len(rows))
+                rate = len(rows) / max(time.perf_counter() - started, 1e-6)
+                step = int(min(chunk_size, max(FIRST_STEP, rate * SECONDS_PER_STEP)))
     if written + tally.skipped != tally.seen:  # a guard: every record is written or named
         raise DataError(f"{input_path}: {tally.seen} rows read, {written} written, {tally.skipped} skipped")
     return {"written": written, "skipped": tally.skipped}

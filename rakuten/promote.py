@@ -25,6 +25,11 @@ from rakuten.track import muted, redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+FAST = "fast"  # the best version whose cost per row is within the budget
+LATENCY_TAG = "latency_ms"  # one row alone, median
+ROW_COST_TAG = "ms_per_row"  # in a batch of BATCH_ROWS rows: what decides `fast`
+BATCH_ROWS = 64
+FAST_BUDGET_MS = 5.0
 METRIC = "test_f1_weighted"
 MAX_PROMOTION_ROUNDS = 10
 
@@ -57,6 +62,10 @@ def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: 
         name, version.version,
         description=f"{markdown_text(redact(summary))}\n{scores}\ndata_fingerprint={fingerprint}")
     client.set_tag(version.run_id, "registered_version", str(version.version))
+    problem, latency, row_cost = check(f"models:/{name}/{version.version}")
+    if not problem:  # what the `fast` alias is chosen by
+        client.set_model_version_tag(name, version.version, LATENCY_TAG, f"{latency:.2f}")
+        client.set_model_version_tag(name, version.version, ROW_COST_TAG, f"{row_cost:.3f}")
     return version
 
 
@@ -70,10 +79,7 @@ def markdown_text(text: str) -> str:
 
 def current_champion(name: str):
     """The version holding `champion`, or None."""
-    try:
-        return MlflowClient().get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+    return _alias(name, CHAMPION)
 
 
 def best_version(name: str, fingerprint: str, version: str, score: float,
@@ -116,22 +122,76 @@ class _Simulated:
 def loads(model_uri: str) -> str:
     """'' when the model at `model_uri` loads and predicts its own input example (a few rows of its
     test part, logged with it), else why not, in one line."""
+    return check(model_uri)[0]
+
+
+def check(model_uri: str, repeats: int = 5) -> tuple[str, float, float]:
+    """(why the model at `model_uri` does not load and predict its input example, '' when it does;
+    its median single-row latency and its cost per row in a batch of `BATCH_ROWS`, in milliseconds,
+    after a warm-up)."""
+    import os
+    import time
+
     import mlflow.pyfunc
 
+    from rakuten.features.pretrained import CACHE_ENV
     from rakuten.track import one_line
 
+    nan = float("nan")
+    from joblib import parallel_config
+
+    training_cache = os.environ.pop(CACHE_ENV, None)  # measured as a served model runs: nothing cached,
     try:
-        with muted():
+        with muted(), parallel_config(n_jobs=None):  # in this process (not training's worker pool)
             model = mlflow.pyfunc.load_model(model_uri)
             example = model.input_example
             if example is None:
-                return "it has no input example to predict"
+                return "it has no input example to predict", nan, nan
             predicted = model.predict(example)
-        if len(predicted) != len(example):
-            return f"it predicted {len(predicted)} rows for {len(example)}"
-        return ""
+            if len(predicted) != len(example):
+                return f"it predicted {len(predicted)} rows for {len(example)}", nan, nan
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                model.predict(example.head(1))
+                seconds.append(time.perf_counter() - started)
+            batch = example.iloc[[i % len(example) for i in range(BATCH_ROWS)]].reset_index(drop=True)
+            started = time.perf_counter()
+            model.predict(batch)
+            row_cost = (time.perf_counter() - started) / BATCH_ROWS
+        return "", 1000 * sorted(seconds)[len(seconds) // 2], 1000 * row_cost
     except Exception as error:  # noqa: BLE001 - whatever breaks a model, it is not promoted
-        return one_line(error, 300)
+        return one_line(error, 300), nan, nan
+    finally:
+        if training_cache is not None:
+            os.environ[CACHE_ENV] = training_cache
+
+
+def promote_fast(name: str, fingerprint: str, budget_ms: float = FAST_BUDGET_MS, version: str | None = None) -> str:
+    """Point `fast` at the best version on `fingerprint` whose cost per row in a batch (measured at
+    registration) is within `budget_ms`, whose run finished (or is `version`, the caller's own) and
+    that loads: what serves rows fast when the champion is a slow model. Returns what it did."""
+    client = MlflowClient()
+    candidates = sorted(
+        (v for v in client.search_model_versions(f"name='{name}'")
+         if v.tags.get("data_fingerprint") == fingerprint and METRIC in v.tags and ROW_COST_TAG in v.tags
+         and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or run_finished(v.run_id))),
+        key=lambda v: (-float(v.tags[METRIC]), int(v.version)))
+    for found in candidates:
+        if loads(f"models:/{name}/{found.version}"):
+            continue
+        current = _alias(name, FAST)
+        if current is None or str(current.version) != str(found.version):
+            client.set_registered_model_alias(name, FAST, str(found.version))
+        return f"{name}@{FAST} is v{found.version} ({float(found.tags[ROW_COST_TAG]):.2f} ms a row)"
+    return f"no version of {name} on this data predicts within {budget_ms:g} ms a row"
+
+
+def _alias(name: str, alias: str):
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
 
 
 def promote_if_better(
@@ -285,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modality", default="text", choices=["text", "image", "fusion"])
     parser.add_argument("--fingerprint", default=None, help="data fingerprint to rank on (default: newest run's)")
     parser.add_argument("--dry-run", action="store_true", help="print the ranking and the decision, change nothing")
+    parser.add_argument("--fast-budget-ms", type=float, default=FAST_BUDGET_MS,
+                        help=f"alias {FAST}: the best version predicting a batch within this many ms a row")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
@@ -312,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         challenger, _ = _registered(name, runner_up)
         MlflowClient().set_registered_model_alias(name, CHALLENGER, challenger)
         print(f"{name} v{challenger}: challenger")
+    if not args.dry_run:
+        print(promote_fast(name, fingerprint, args.fast_budget_ms))
     return 2 if lost else 0
 
 

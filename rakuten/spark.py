@@ -17,7 +17,9 @@ from rakuten.data import LABEL, DataError
 
 INDEX = "_index"
 ROW = "_row"
-ROW_GROUP = 100_000  # rows per Parquet row group: Spark's unit of parallel reading
+ROW_GROUP = 20_000  # rows per Parquet row group: Spark's unit of parallel reading
+ARROW_BATCH = 20_000
+PARTITION_BYTES = 4 * 1024 * 1024
 
 
 def _require_pyspark() -> None:
@@ -28,16 +30,23 @@ def _require_pyspark() -> None:
 
 
 def session(master: str = "local[*]"):
-    """A Spark session bound to 127.0.0.1, its Python workers on this interpreter."""
+    """A Spark session bound to 127.0.0.1, its Python workers on this interpreter.
+
+    Spark runs a Python worker per core already, so each scores its batches alone
+    (`RAKUTEN_PREDICT_WORKERS=1`: in local mode the workers inherit this process's environment, on
+    a cluster `spark.executorEnv`). Arrow batches of `ARROW_BATCH` rows keep the pyfunc's fixed cost
+    per call small; Parquet is split in `PARTITION_BYTES` pieces so every core has work."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ["RAKUTEN_PREDICT_WORKERS"] = "1"
     _require_pyspark()
     from pyspark.sql import SparkSession
 
     return (SparkSession.builder.master(master).appName("rakuten-predict")
             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-            # Spark runs a Python worker per core already: each scores its batches alone
             .config("spark.executorEnv.RAKUTEN_PREDICT_WORKERS", "1")
             .config("spark.ui.enabled", "false").config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH))
+            .config("spark.sql.files.maxPartitionBytes", str(PARTITION_BYTES))
             .getOrCreate())
 
 

@@ -78,8 +78,8 @@ def table(found: list) -> pd.DataFrame:
             "cv_f1_weighted": f"{metrics['cv_f1_weighted_mean']:.4f} ± {metrics['cv_f1_weighted_std']:.4f}",
             "cv_f1_weighted_mean": metrics["cv_f1_weighted_mean"],
             "cv_f1_weighted_std": metrics["cv_f1_weighted_std"],
-            "fit_seconds_per_fold": round(metrics["cv_fit_seconds"], 2),
-            "predict_rows_per_s": round(metrics["cv_predict_rows_per_s"]),
+            "fit_seconds_per_fold": round(metrics.get("cv_fit_seconds", float("nan")), 2),
+            "predict_rows_per_s": round(metrics["cv_predict_rows_per_s"]) if "cv_predict_rows_per_s" in metrics else "",
             "split_test_f1_weighted": round(metrics.get("test_f1_weighted", float("nan")), 4),
             "run_id": run.info.run_id,
         })

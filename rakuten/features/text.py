@@ -243,6 +243,7 @@ def build_text_features(
     cleaning: dict | None = None,
     max_features: int | None = None,
     dtype: str = "float64",
+    embedding: dict | None = None,
 ) -> Pipeline:
     """A transformer from raw product rows to one sparse matrix (the vectorisers side by side).
 
@@ -250,6 +251,8 @@ def build_text_features(
     text = both), `cleaning` (overrides of the shared `cleaning` options; word analysers only:
     character analysers see the field lower-cased, HTML stripped, digits and punctuation kept)
     and any `TfidfVectorizer` option. `max_features` caps every vocabulary (slow models set it).
+    `embedding` adds pretrained sentence embeddings as dense columns (`rakuten.features.pretrained.
+    SentenceEmbedding` options: `encoder`, `weight`, `chars`).
     """
     if not vectorizers:
         raise ValueError("features need at least one vectorizer")
@@ -277,7 +280,12 @@ def build_text_features(
         else:
             vectorizer = TfidfVectorizer(analyzer=analyzer, **options)
         columns.append((name, vectorizer, column))
-    fields = tuple(dict.fromkeys(column for _, _, column in columns))
+    if embedding:
+        from rakuten.features.pretrained import SentenceEmbedding
+
+        columns.append(("embedding", SentenceEmbedding(**embedding), ["designation", "description"]))
+    fields = tuple(dict.fromkeys(c for _, _, column in columns for c in ([column] if isinstance(column, str)
+                                                                           else column)))
     return Pipeline([
         ("fields", ProductFields(fields, strip_html=bool(shared.get("strip_html", True)))),
         ("vectorizers", ColumnTransformer(columns, sparse_threshold=1.0)),

