@@ -24,7 +24,9 @@ from pathlib import Path
 import optuna
 
 from rakuten import PROJECT_ROOT
-from tests.services import Postgres, free_port, start_mlflow_server, stop
+
+sys.path.insert(0, str(PROJECT_ROOT))  # the tests' service helpers (PostgreSQL, mlflow server)
+from tests.services import Postgres, free_port, start_mlflow_server, stop  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_predict import write_input  # noqa: E402

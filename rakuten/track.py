@@ -92,9 +92,8 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
     try:
         with _store_lock(database):
             MlflowClient().search_experiments(max_results=1)  # creates and migrates a new store
-            if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: its run already has an experiment
-                experiment_id = MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
-            else:
+            experiment_id = _launch_experiment(experiment)  # under `mlflow run`: its run already has one
+            if experiment_id is None:
                 experiment_id = mlflow.set_experiment(experiment_id=ensure_experiment(experiment, database)).experiment_id
             _set_runs_view(experiment_id)
         repaired = end_orphaned_runs([experiment_id])
@@ -117,6 +116,35 @@ RUNS_VIEW = {
     "selectedColumns": [f"metrics.`{m}`" for m in ("test_f1_weighted", "fit_seconds")]
     + [f"params.`{p}`" for p in ("model.C", "model.alpha", "model.name", "resampler.name")],
 }
+
+
+_launcher_run: str | None = None  # a `mlflow run` launch left in Default: the job logs elsewhere
+
+
+def _launch_experiment(experiment: str) -> str | None:
+    """Under `mlflow run`, the experiment of the run it made for this job, which the job logs into;
+    None otherwise. A launch in MLflow's `Default` experiment (`mlflow run .` with no
+    `--experiment-name`) is not where users look: the job then logs into `experiment` and the
+    launch's run points at the job's run (`_point_launch_at`)."""
+    global _launcher_run
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return None
+    launched_in = MlflowClient().get_run(run_id).info.experiment_id
+    if launched_in == "0" and experiment != "Default":
+        _launcher_run = run_id
+        return None
+    return launched_in
+
+
+def _point_launch_at(job_run) -> None:
+    """The `mlflow run` launch's run says where its job's run is (tag and note)."""
+    experiment = experiment_name(job_run.info.experiment_id)
+    MlflowClient().set_tag(_launcher_run, "rakuten.job_run", f"{experiment}/{job_run.info.run_id}")
+    MlflowClient().set_tag(_launcher_run, "mlflow.note.content",
+                           f"This launch's job logged its run in experiment `{experiment}`: {job_run.info.run_id}")
+    for key, value in process_tags().items():  # alive while the job is: `end_orphaned_runs` checks them
+        MlflowClient().set_tag(_launcher_run, key, value)
 
 
 def _set_runs_view(experiment_id: str) -> None:
@@ -277,9 +305,10 @@ def run(run_name: str, tags: dict[str, str], nested_in_env_run: bool = False):
     """One MLflow run, ended FINISHED, FAILED, or KILLED (Ctrl-C), never left RUNNING.
 
     Under `mlflow run`, MLFLOW_RUN_ID names the run it created: a single job logs into it, and
-    with `nested_in_env_run` (a Hydra multirun) each job is a child of it.
+    with `nested_in_env_run` (a Hydra multirun) each job is a child of it; unless that run was left
+    in `Default` (see `_launch_experiment`).
     """
-    env_run_id = os.environ.get("MLFLOW_RUN_ID")
+    env_run_id = os.environ.get("MLFLOW_RUN_ID") if _launcher_run is None else None
     owned = {**tags, **process_tags()}
     opened = []
     try:
@@ -291,6 +320,8 @@ def run(run_name: str, tags: dict[str, str], nested_in_env_run: bool = False):
             mlflow.set_tags({"mlflow.runName": run_name, **owned})
         else:
             opened.append(mlflow.start_run(run_name=run_name, tags=owned))
+            if _launcher_run is not None:
+                _point_launch_at(opened[-1])
         _open_runs.extend(r.info.run_id for r in opened)
         yield opened[-1]
     except BaseException as error:

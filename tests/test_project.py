@@ -25,12 +25,14 @@ def test_pyproject_and_conda_yaml_pin_the_same_versions():
     assert pins_of(pip_section) == pyproject
     assert "python=3.11" in conda["dependencies"]
     assert len(pyproject) == len(project["dependencies"]) + 1 + len(extras["images"]), "every dependency is pinned"
+    python_env = yaml.safe_load((PROJECT_ROOT / "python_env.yaml").read_text())  # `mlflow run .`: text models
+    assert pins_of(python_env["dependencies"]) == pins_of(project["dependencies"])
 
 
 def test_mlproject_main_entry_point():
     project = yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())
     main = project["entry_points"]["main"]
-    assert project["conda_env"] == "conda.yaml"
+    assert project["python_env"] == "python_env.yaml" and "conda_env" not in project
     default_model = compose_config().model.name  # the MLproject's default is the configs' default
     assert {name: spec["default"] for name, spec in main["parameters"].items()} == {
         "model": default_model, "resampler": "none", "overrides": ""}
@@ -50,7 +52,7 @@ def run_cli(args, store):
 def test_mlflow_run_logs_into_the_run_it_created(store):
     result = run_cli(
         [os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", ".", "--env-manager", "local",
-         "-P", "model=sgd", "-P",
+         "--experiment-name", "rakuten", "-P", "model=sgd", "-P",
          f"overrides=data.max_rows=400 register=false cache.enabled=false hydra.run.dir={os.path.dirname(store[len('sqlite:///'):])}/h"],
         store,
     )
@@ -113,3 +115,20 @@ def test_slurm_launcher_config_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.cpus_per_task, launcher.timeout_min) == ("cpu", 2, 30)
+
+
+def test_mlflow_run_without_an_experiment_logs_where_users_look(store):
+    """`mlflow run .` with no --experiment-name makes its run in `Default`; the job logs into the
+    configured experiment (`rakuten`) and the launch's run points at it."""
+    result = run_cli(
+        [os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", ".", "--env-manager", "local",
+         "-P", "model=sgd", "-P",
+         f"overrides=data.max_rows=300 register=false cache.enabled=false hydra.run.dir={os.path.dirname(store[len('sqlite:///'):])}/h"],
+        store,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    job, = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")
+    launch, = mlflow.search_runs(experiment_names=["Default"], output_format="list")
+    assert job.info.status == "FINISHED" and "test_f1_weighted" in job.data.metrics
+    assert launch.info.status == "FINISHED" and launch.data.tags["rakuten.job_run"] == f"rakuten/{job.info.run_id}"
+    assert job.info.run_id in launch.data.tags["mlflow.note.content"]
