@@ -192,8 +192,7 @@ def report_embedding(data_dir: Path, count: int) -> None:
         embedding.transform(rows)
         cached = time.perf_counter() - started
         pretrained.use_cache(None)
-    print(f"
-e5 embeddings of {len(rows)} real products ({len(os.sched_getaffinity(0))} cores): "
+    print(f"\ne5 embeddings of {len(rows)} real products ({len(os.sched_getaffinity(0))} cores): "
           f"{len(rows) / uncached:,.1f} texts/s computed ({1000 * uncached / len(rows):.1f} ms a text), "
           f"{1000 * cached / len(rows):.3f} ms a text from the cache ({uncached / cached:,.0f}x)")
 

@@ -20,12 +20,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rakuten import data, track  # noqa: E402
 from rakuten.cli import command  # noqa: E402
+from rakuten.ui import run_url, ui_base  # noqa: E402
 from rakuten.features.text import ProductFields, word_options  # noqa: E402
 
 
@@ -100,34 +100,36 @@ def word_clouds(words: dict[int, list[tuple[str, int]]]):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python experiments/eda.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--experiment", default="rakuten-reports",
+                        help="where the run goes: beside the reports, not among the model runs")
     parser.add_argument("--top-words", type=int, default=40)
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
     track.connect(args.tracking_uri, args.experiment)
     all_labels = data.read_labels(data.find_file(args.data_dir, data.Y_FILE))
     products, labels = data.load_labelled(args.data_dir)
-    with mlflow.start_run(run_name="eda", tags={"run_type": "eda"}):
-        figure, counts = class_histogram(all_labels)
-        mlflow.log_figure(figure, "class_histogram.png")
-        mlflow.log_dict({str(k): int(v) for k, v in counts.items()}, "class_counts.json")
-        mlflow.log_figure(length_distributions(products), "text_lengths.png")
-        found_languages = languages(products)
-        mlflow.log_dict({k: int(v) for k, v in found_languages.items()}, "languages.json")
-        words = top_words(products, labels, args.top_words)
-        mlflow.log_dict({str(k): v for k, v in words.items()}, "top_words.json")
-        mlflow.log_figure(word_clouds(words), "word_clouds.png")
-        share_french = found_languages.get("fr", 0) / len(products)
-        mlflow.log_metrics({
-            "labels": len(all_labels), "classes": all_labels.nunique(), "products_with_text": len(products),
-            "share_empty_description": float((products["description"].str.strip() == "").mean()),
-            "class_imbalance_ratio": float(counts.max() / counts.min()),
-            "share_french": float(share_french),
-        })
-        plt.close("all")
-        print(f"labels {len(all_labels):,}; products with text {len(products):,}; "
-              f"empty descriptions {(products['description'].str.strip() == '').mean():.1%}; "
-              f"languages {({k: int(v) for k, v in found_languages.items()})}")
+    figure, counts = class_histogram(all_labels)
+    found_languages = languages(products)
+    words = top_words(products, labels, args.top_words)
+    share_empty = float((products["description"].str.strip() == "").mean())
+    run_id = track.log_summary_run(
+        "eda", args.experiment, tags={"run_type": "eda"},
+        metrics={"labels": len(all_labels), "classes": all_labels.nunique(), "products_with_text": len(products),
+                 "share_empty_description": share_empty,
+                 "class_imbalance_ratio": float(counts.max() / counts.min()),
+                 "share_french": found_languages.get("fr", 0) / len(products)},
+        files={},
+        figures={"class_histogram": figure, "text_lengths": length_distributions(products),
+                 "word_clouds": word_clouds(words)},
+        dicts={"class_counts": {str(k): int(v) for k, v in counts.items()},
+               "languages": {k: int(v) for k, v in found_languages.items()},
+               "top_words": {str(k): v for k, v in words.items()}})
+    plt.close("all")
+    print(f"labels {len(all_labels):,}; products with text {len(products):,}; empty descriptions {share_empty:.1%}; "
+          f"languages {({k: int(v) for k, v in found_languages.items()})}")
+    experiment_id = track.run_info(run_id).experiment_id
+    print(f"eda run {run_id[:8]} in experiment {args.experiment}: "
+          f"{run_url(ui_base(track.tracking_uri()), experiment_id, run_id)}")
     return 0
 
 

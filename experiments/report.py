@@ -21,7 +21,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
@@ -33,7 +32,7 @@ SEED_RESULTS = Path(__file__).with_name("seed_results.yaml")
 
 def study_runs(experiment: str) -> pd.DataFrame:
     """One row per finished configuration run of the study."""
-    found = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'")
+    found = track.find_runs(experiment, "attributes.status = 'FINISHED'")
     if found.empty:
         raise LookupError(f"no finished runs in experiment {experiment!r}")
     found = found[found.get("tags.mlflow.parentRunId", pd.Series(index=found.index, dtype=object)).isna()]
@@ -121,12 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "report.md").write_text(markdown)
         figure.savefig(folder / "report.png", dpi=110)
-        plt.close(figure)
-        mlflow.set_experiment(args.experiment)
-        with mlflow.start_run(run_name=f"summary-{args.experiment}", tags={"run_type": "summary"}):
-            mlflow.log_artifact(str(folder / "report.md"))
-            mlflow.log_artifact(str(folder / "report.png"))
-            mlflow.log_metric("runs", len(table))
+        track.log_summary_run(f"summary-{args.experiment}", args.experiment, tags={"run_type": "summary"},
+                              metrics={"runs": len(table)}, files={"report.md": markdown},
+                              figures={"report": figure})
     print(markdown)
     return 0
 

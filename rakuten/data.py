@@ -230,10 +230,7 @@ def image_file_name(imageid: int, productid: int) -> str:
 def read_product_ids(data_dir: str | Path) -> pd.DataFrame:
     """`productid` and `imageid` of every product: from X_train_ids.csv when the folder has it
     (the shared data: ids of all rows, text of a few), else from the X file."""
-    try:
-        path = find_file(data_dir, IDS_FILE)
-    except DataError:
-        path = find_file(data_dir, X_FILE)
+    path = ids_file(data_dir)
     ids = _read_csv(path)
     missing = [c for c in ("productid", "imageid") if c not in ids.columns]
     if missing:
@@ -241,11 +238,26 @@ def read_product_ids(data_dir: str | Path) -> pd.DataFrame:
     return ids[["productid", "imageid"]].astype("int64")
 
 
+def ids_file(data_dir: str | Path) -> Path:
+    try:
+        return find_file(data_dir, IDS_FILE)
+    except DataError:
+        return find_file(data_dir, X_FILE)
+
+
 @dataclass(frozen=True)
 class ImageCounts:
+    """Pictures of the products a folder lists (`listed`, in `listed_in`): readable, missing, unreadable."""
+
     found: int
     missing: int
     unreadable: int
+    listed: int = 0
+    listed_in: str = ""
+
+    def sentence(self) -> str:
+        return (f"pictures: {self.found:,} readable for the {self.listed:,} labelled products listed in "
+                f"{self.listed_in} ({self.missing:,} have no picture here, {self.unreadable:,} unreadable)")
 
 
 def load_images(
@@ -261,13 +273,13 @@ def load_images(
     folder = Path(images_dir) if images_dir else Path(data_dir) / IMAGES_DIR
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
-    ids = read_product_ids(data_dir)
+    ids, listed_in = read_product_ids(data_dir), ids_file(data_dir).name
     on_disk = {p.name for p in folder.iterdir()}
     names = [image_file_name(i, p) for i, p in zip(ids["imageid"], ids["productid"])]
     present = pd.Series([n in on_disk for n in names], index=ids.index)
     paths = pd.Series([str(folder / n) for n in names], index=ids.index)[present]
     readable = paths.map(_looks_like_image)
-    counts = ImageCounts(int(readable.sum()), int((~present).sum()), int((~readable).sum()))
+    counts = ImageCounts(int(readable.sum()), int((~present).sum()), int((~readable).sum()), len(ids), listed_in)
     if strict and (counts.missing or counts.unreadable):
         first = paths[~readable].head(3).tolist() or [names[i] for i in range(len(names)) if not present.iloc[i]][:3]
         raise DataError(f"{counts.missing} products have no picture and {counts.unreadable} pictures are "

@@ -3,8 +3,9 @@
     python -m rakuten.explain --model-uri models:/rakuten-text@champion --n 5
     python -m rakuten.explain --index 1042 --index 77
 
-Products are taken from the test part of the run that logged the model (rebuilt from its
-`config.yaml`), by index or sampled. Each explanation is an HTML page and a PNG under
+Products are taken from a file (`--input`), or from the test part of the run that logged the model
+(rebuilt from its `config.yaml`), by index or sampled; a model refitted on every labelled row has
+seen those, which the command says. Each explanation is an HTML page and a PNG under
 `explanations/` of that run.
 
 LIME perturbs one string; a product has two fields, so both travel joined by a separator that
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rakuten.explain",
                                      description="LIME explanations of a text model, logged to its run.")
     parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
-    parser.add_argument("--index", type=int, action="append", help="product index in the run's test part (repeatable)")
+    parser.add_argument("--input", type=Path, default=None,
+                        help="explain the products of this X-format file (CSV, plain or .gz, or Parquet)")
+    parser.add_argument("--index", type=int, action="append",
+                        help="product index in the run's test part, or in --input (repeatable)")
     parser.add_argument("--n", type=int, default=5, help="products to sample when no --index is given")
     parser.add_argument("--num-features", type=int, default=10)
     parser.add_argument("--num-samples", type=int, default=1000)
@@ -106,17 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     open_store(args.tracking_uri)
     pipeline = load_model(args.model_uri).unwrap_python_model().pipeline
     run_id = runs.model_run_id(args.model_uri)
-    parts = runs.test_part(run_id)
-    if args.index:
-        unknown = [i for i in args.index if i not in parts.X_test.index]
-        if unknown:
-            raise DataError(f"indices {unknown} are not in the test part of run {run_id}")
-        chosen = parts.X_test.loc[args.index]
+    if args.input:
+        products, truth = _products_of(args.input), None
     else:
-        chosen = parts.X_test.sample(min(args.n, len(parts.X_test)), random_state=args.seed)
+        parts = runs.test_part(run_id)
+        products, truth = parts.X_test, parts.y_test
+        if runs.refitted(run_id):
+            print(f"note: the model of run {run_id[:8]} was refitted on every labelled row, these test-part "
+                  "products included: it has seen them (--input FILE to explain products it has not)")
+    if args.index:
+        unknown = [i for i in args.index if i not in products.index]
+        if unknown:
+            raise DataError(f"indices {unknown} are not in {args.input or f'the test part of run {run_id}'}")
+        chosen = products.loc[args.index]
+    else:
+        chosen = products.sample(min(args.n, len(products)), random_state=args.seed)
     explained = explain_products(pipeline, chosen, args.num_features, args.num_samples, args.seed)
     with tempfile.TemporaryDirectory() as folder:
-        written = write_explanations(explained, Path(folder), parts.y_test)
+        written = write_explanations(explained, Path(folder), truth)
         with track.muted():
             track.log_files_to_run(run_id, written, "explanations")
         if args.output:
@@ -124,9 +135,20 @@ def main(argv: list[str] | None = None) -> int:
             for path in written:
                 (args.output / path.name).write_bytes(path.read_bytes())
     for index, predicted, _ in explained:
-        print(f"product {index}: predicted {predicted}, true {parts.y_test.loc[index]}")
+        print(f"product {index}: predicted {predicted}" + (f", true {truth.loc[index]}" if truth is not None else ""))
     print(f"logged {len(written)} files under explanations/ of run {run_id}")
     return 0
+
+
+def _products_of(path: Path) -> pd.DataFrame:
+    """The products of an X-format file, indexed as in the file (integers where they are)."""
+    from rakuten.batch import read_rows
+
+    products = pd.concat(list(read_rows(path)))
+    as_numbers = pd.to_numeric(products.index, errors="coerce")
+    if not as_numbers.isna().any():
+        products.index = as_numbers.astype("int64")
+    return products
 
 
 if __name__ == "__main__":

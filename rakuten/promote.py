@@ -196,7 +196,7 @@ def _alias(name: str, alias: str):
 
 def promote_if_better(
     name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str, bool], float],
-    dry_run: bool = False, check_champion: bool = False, version_uri: str | None = None,
+    dry_run: bool = False, check_champion: bool = False, version_uri: str | None = None, verify: bool = True,
 ) -> Decision:
     """Point `champion` at the best version on this data if it beats the champion.
 
@@ -205,7 +205,8 @@ def promote_if_better(
     evaluated on other data. A version is written to the alias only once it loads and predicts
     (`loads`); one that does not is passed over. `check_champion`: the champion too must load,
     else it loses the alias to the best version that does. `dry_run`: decide the same way, write
-    nothing (`version_uri`: where the model of `version` is, when it is not registered yet).
+    nothing (`version_uri`: where the model of `version` is, when it is not registered yet;
+    `verify=False`: assume the versions load, a quick look before registering).
 
     Safe under concurrent jobs without a lock: each job registers before it promotes and, after
     every write of the alias, re-reads the registry and writes again until the alias holds the
@@ -250,7 +251,7 @@ def promote_if_better(
                 f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
             if best_score <= champion_score:
                 break
-        broken = loads(uri(best))
+        broken = loads(uri(best)) if verify else ""
         if broken:
             refused[best] = broken
             first_look = None if best != str(version) else Decision(False, f"v{version} does not load: {broken}")
@@ -270,6 +271,16 @@ def promote_if_better(
         return first_look
     now = f"v{final.version} is champion" if final is not None else "no version is champion"
     return Decision(promoted, f"{first_look.reason}; {now} after concurrent promotions", first_look.champion_score)
+
+
+PENDING = str(10**9)  # the number a version not registered yet plays under in a dry run
+
+
+def would_be_champion(name: str, model_uri: str, score: float, fingerprint: str,
+                      rescore: Callable[[str, bool], float]) -> Decision:
+    """Whether a model not registered yet would take `champion` (a dry run, without loading it)."""
+    return promote_if_better(name, PENDING, score, fingerprint, rescore, dry_run=True, version_uri=model_uri,
+                             verify=False)
 
 
 def _champion_score(champion, fingerprint: str, rescore, rescored: dict) -> tuple[float, str]:

@@ -39,6 +39,11 @@ def test_part(run_id: str) -> data.Split:
     return parts
 
 
+def refitted(run_id: str) -> bool:
+    """Whether the run's logged model was refitted on every labelled row (its test part included)."""
+    return mlflow.get_run(run_id).data.tags.get("refit") == "all"
+
+
 def model_run_id(model_uri: str) -> str:
     """The run that logged the model behind `model_uri` (runs:/, models:/ name@alias or version)."""
     return mlflow.models.get_model_info(model_uri).run_id

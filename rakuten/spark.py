@@ -19,7 +19,6 @@ INDEX = "_index"
 ROW = "_row"
 ROW_GROUP = 20_000  # rows per Parquet row group: Spark's unit of parallel reading
 ARROW_BATCH = 20_000
-PARTITION_BYTES = 4 * 1024 * 1024
 
 
 def _require_pyspark() -> None:
@@ -35,7 +34,8 @@ def session(master: str = "local[*]"):
     Spark runs a Python worker per core already, so each scores its batches alone
     (`RAKUTEN_PREDICT_WORKERS=1`: in local mode the workers inherit this process's environment, on
     a cluster `spark.executorEnv`). Arrow batches of `ARROW_BATCH` rows keep the pyfunc's fixed cost
-    per call small; Parquet is split in `PARTITION_BYTES` pieces so every core has work."""
+    per call small. Partitions are Spark's default for files (about one per core): in local mode
+    `spark_udf` loads the model once per partition, so more of them cost loads, not speed."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ["RAKUTEN_PREDICT_WORKERS"] = "1"
     _require_pyspark()
@@ -46,7 +46,6 @@ def session(master: str = "local[*]"):
             .config("spark.executorEnv.RAKUTEN_PREDICT_WORKERS", "1")
             .config("spark.ui.enabled", "false").config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH))
-            .config("spark.sql.files.maxPartitionBytes", str(PARTITION_BYTES))
             .getOrCreate())
 
 
@@ -80,7 +79,6 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, master: st
     import tempfile
 
     import mlflow.pyfunc
-    from pyspark.sql import functions as F
 
     _require_pyspark()
     scored = None
@@ -91,7 +89,7 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, master: st
             try:
                 products = spark.read.parquet(str(Path(folder) / "rows.parquet"))
                 score = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type="long")
-                scored = (products.withColumn(LABEL, score(F.struct("designation", "description")))
+                scored = (products.withColumn(LABEL, score("designation", "description"))
                           .select(INDEX, ROW, LABEL).toPandas().sort_values(ROW))
             finally:
                 spark.stop()

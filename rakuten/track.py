@@ -113,7 +113,7 @@ RUNS_VIEW_KEY = "rakuten-runs"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
 RUNS_VIEW = {
     "orderByKey": "metrics.`test_f1_weighted`", "orderByAsc": False,
-    "selectedColumns": [f"metrics.`{m}`" for m in ("test_f1_weighted", "fit_seconds")]
+    "selectedColumns": ["attributes.`Dataset`"] + [f"metrics.`{m}`" for m in ("test_f1_weighted", "fit_seconds")]
     + [f"params.`{p}`" for p in ("model.C", "model.alpha", "model.name", "resampler.name")],
 }
 
@@ -133,6 +133,7 @@ def _launch_experiment(experiment: str) -> str | None:
     launched_in = MlflowClient().get_run(run_id).info.experiment_id
     if launched_in == "0" and experiment != "Default":
         _launcher_run = run_id
+        del os.environ["MLFLOW_RUN_ID"]  # else MLflow's start_run resumes it, whatever the experiment
         return None
     return launched_in
 
@@ -308,7 +309,7 @@ def run(run_name: str, tags: dict[str, str], nested_in_env_run: bool = False):
     with `nested_in_env_run` (a Hydra multirun) each job is a child of it; unless that run was left
     in `Default` (see `_launch_experiment`).
     """
-    env_run_id = os.environ.get("MLFLOW_RUN_ID") if _launcher_run is None else None
+    env_run_id = os.environ.get("MLFLOW_RUN_ID")
     owned = {**tags, **process_tags()}
     opened = []
     try:
@@ -379,7 +380,7 @@ def end_orphaned_runs(experiment_ids: list[str] | None = None,
     client, ended = MlflowClient(), []
     for found_run in found:
         tags = found_run.data.tags
-        if found_run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):  # this job's own `mlflow run` run
+        if found_run.info.run_id in (os.environ.get("MLFLOW_RUN_ID"), _launcher_run):  # this job's `mlflow run` run
             continue
         why = _orphaned(tags, found_run.info.start_time, stale_launch_minutes)
         if why:
@@ -427,6 +428,41 @@ def log_config(cfg: DictConfig) -> None:
     artifact `config.yaml`."""
     mlflow.log_params({key: redact(value)[:6000] for key, value in comparable_params(cfg).items()})
     mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+
+
+def dataset_name(data_dir: str) -> str:
+    """What the runs table calls a data folder: `rakuten-sample` (the bundled sample), `rakuten-full`
+    (the shared challenge data), else `rakuten-<folder name>`."""
+    folder = Path(data_dir).resolve()
+    if folder == (PROJECT_ROOT / "data" / "sample").resolve():
+        return "rakuten-sample"
+    if folder.parts[-3:] == ("shared", "data", "rakuten"):
+        return "rakuten-full"
+    return f"rakuten-{folder.name}"
+
+
+def log_datasets(parts, data_dir: str) -> str:
+    """The run's training and test rows as MLflow datasets (the runs table's Dataset column and
+    filter): named by `dataset_name`, digest the split's `data_fingerprint`, source the folder."""
+    import time
+
+    import mlflow.data
+
+    name = dataset_name(data_dir)
+    for context, rows, labels in (("training", parts.X_train, parts.y_train), ("test", parts.X_test, parts.y_test)):
+        frame = rows.assign(prdtypecode=labels.to_numpy())
+        with muted():
+            dataset = mlflow.data.from_pandas(frame, source=redact(str(data_dir)), targets="prdtypecode", name=name,
+                                              digest=parts.fingerprint)
+        for attempt in range(5):  # jobs starting together on a server race to insert the same dataset
+            try:
+                mlflow.log_input(dataset, context=context)
+                break
+            except MlflowException as error:
+                if attempt == 4 or "unique" not in str(error).lower():
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    return name
 
 
 def comparable_params(cfg: DictConfig) -> dict[str, str]:
@@ -491,9 +527,15 @@ def _image_params(model: dict, config: dict, prefix: str = "model.") -> dict:
     return params
 
 
+def readable(metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics as people read them in the runs table: seconds to 2 decimals, the rest (scores,
+    rates, counts) to 4. The full values stay in `classification_report.json`."""
+    return {key: round(float(value), 2 if "seconds" in key else 4) for key, value in metrics.items()}
+
+
 def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: str, figures: dict) -> None:
-    """Metrics, `classification_report.json` / `.txt`, and each figure as `<name>.png`."""
-    mlflow.log_metrics(metrics)
+    """Metrics (`readable`), `classification_report.json` / `.txt`, and each figure as `<name>.png`."""
+    mlflow.log_metrics(readable(metrics))
     mlflow.log_dict(report_dict, "classification_report.json")
     mlflow.log_text(report_text, "classification_report.txt")
     for name, figure in figures.items():
@@ -556,22 +598,22 @@ def log_candidate(candidate, kind: str) -> None:
     tags = {"search": kind, **process_tags()}  # a kill mid-candidate: `end_orphaned_runs` ends it
     with mlflow.start_run(run_name=f"{kind}-{candidate.number}", nested=True, tags=tags):
         mlflow.log_params({key: str(value) for key, value in candidate.params.items()})
-        mlflow.log_metrics({"cv_f1_weighted": candidate.cv_score, "cv_f1_weighted_std": candidate.cv_std,
-                            "fit_seconds": candidate.fit_seconds})
+        mlflow.log_metrics(readable({"cv_f1_weighted": candidate.cv_score, "cv_f1_weighted_std": candidate.cv_std,
+                                     "fit_seconds": candidate.fit_seconds}))
 
 
 def log_search_result(result) -> None:
     """The best params and CV score; for a shared Optuna study, those of the whole study so far
     (other workers' trials included), its size and name."""
     mlflow.log_params({f"best.{key}": str(value) for key, value in result.best_params.items()})
-    mlflow.log_metrics({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)})
+    mlflow.log_metrics(readable({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)}))
     if result.study:
         mlflow.log_metrics({"study_trials": result.study["trials"], "study_best_trial": result.study["best_trial"]})
         mlflow.set_tag("optuna_study", result.study["name"])
 
 
 def log_epoch(metrics: dict[str, float], step: int) -> None:
-    mlflow.log_metrics({f"epoch_{key}": value for key, value in metrics.items()}, step=step)
+    mlflow.log_metrics(readable({f"epoch_{key}": value for key, value in metrics.items()}), step=step)
 
 
 def log_picture_model(pipeline, input_example):
@@ -600,15 +642,28 @@ def log_image_model(network, image_config: dict, input_example, signature=None, 
 
 
 def log_summary_run(run_name: str, experiment: str, tags: dict[str, str], metrics: dict[str, float],
-                    files: dict[str, str]) -> None:
-    """A run made of other runs (a study's table): its tags, metrics and text files as artifacts."""
+                    files: dict[str, str], figures: dict | None = None, dicts: dict[str, dict] | None = None) -> str:
+    """A run made of other runs or of the data (a study's table, a report, the EDA): its tags,
+    metrics, text files, figures (`<name>.png`) and dicts (`<name>.json`). Returns its id."""
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name, tags=tags), tempfile.TemporaryDirectory() as folder:
-        mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+    with mlflow.start_run(run_name=run_name, tags=tags) as active, tempfile.TemporaryDirectory() as folder:
+        mlflow.log_metrics(readable(metrics))
         for file_name, text in files.items():
             (Path(folder) / file_name).write_text(text)
-        mlflow.log_artifacts(folder)
+        for name, figure in (figures or {}).items():
+            mlflow.log_figure(figure, f"{name}.png")
+            plt.close(figure)
+        for name, content in (dicts or {}).items():
+            mlflow.log_dict(content, f"{name}.json")
+        if files:
+            mlflow.log_artifacts(folder)
+        return active.info.run_id
+
+
+def find_runs(experiment: str, filter_string: str = ""):
+    """The runs of `experiment` matching `filter_string`, as a DataFrame (MLflow's search)."""
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
 
 
 def log_metrics(metrics: dict[str, float]) -> None:
-    mlflow.log_metrics(metrics)
+    mlflow.log_metrics(readable(metrics))

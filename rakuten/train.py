@@ -111,6 +111,7 @@ def _evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics
     """Test metrics, per-class report, confusion matrix and per-class F1, the same for every modality."""
     metrics = evaluate.score(y_test, predicted)
     report_dict, report_text = evaluate.report(y_test, predicted, classes)
+    metrics = track.readable(metrics)  # what the run logs is what the job returns and promotes by
     title = f"{cfg.model.name} + {cfg.resampler.name}: weighted F1 {metrics['test_f1_weighted']:.4f}"
     track.log_evaluation(
         {**metrics, **extra_metrics},
@@ -137,6 +138,7 @@ def _run_text(cfg: DictConfig) -> float:
     with track.run(_run_name(cfg, cfg.resampler.name, cfg.search.name), _tags(cfg, parts),
                    nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
+        track.log_datasets(parts, cfg.data.dir)
         if cfg.get("cv", {}).get("folds"):
             _cross_validate(cfg, parts, lambda rows, labels: study.cross_validate_pipeline(
                 cfg, pipeline_from_config(cfg), rows, labels))
@@ -223,8 +225,10 @@ def _run_pictures(cfg: DictConfig) -> float:
     classes = np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
     with track.run(_run_name(cfg), _tags(cfg, parts), nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
+        track.log_datasets(parts, cfg.data.dir)
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
-                           "images_unreadable": counts.unreadable})
+                           "images_unreadable": counts.unreadable, "products_listed": counts.listed})
+        print(counts.sentence(), flush=True)
         if cfg.get("cv", {}).get("folds"):
             _cross_validate(cfg, parts, lambda rows, labels: study.cross_validate_pipeline(
                 cfg, picture_pipeline_from_config(cfg), rows, labels))
@@ -260,8 +264,10 @@ def _run_image(cfg: DictConfig) -> float:
     with track.run(_run_name(cfg, augment), {**_tags(cfg, parts), "augment": augment},
                    nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
+        track.log_datasets(parts, cfg.data.dir)
         track.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
-                           "images_unreadable": counts.unreadable})
+                           "images_unreadable": counts.unreadable, "products_listed": counts.listed})
+        print(counts.sentence(), flush=True)
         if cfg.get("cv", {}).get("folds"):
             _cross_validate(cfg, parts, lambda rows, labels: study.cross_validate_network(cfg, rows, labels, classes))
         started = time.perf_counter()
@@ -300,6 +306,7 @@ def _run_fusion(cfg: DictConfig) -> float:
     classes = np.sort(np.union1d(found.labels.unique(), found.picture_labels.unique()))
     with track.run(_run_name(cfg, cfg.model.method), _tags(cfg, parts), nested_in_env_run=_is_multirun()) as active:
         track.log_config(cfg)
+        track.log_datasets(parts, cfg.data.dir)
         if cfg.get("cv", {}).get("folds"):
             _cross_validate_fusion(cfg, found, classes)
         started = time.perf_counter()
@@ -358,16 +365,24 @@ def _report(cfg: DictConfig, active, metrics: dict, decision: str) -> float:
 
 
 def _register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False) -> str:
-    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it."""
+    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it.
+
+    `register=true` registers only a model that takes `champion` (the registry holds the models that
+    served, not every try: `rakuten.promote` registers any logged run later); `register=always`
+    registers every run's model, as before."""
     name = promote.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {_choice('features')}, data {cfg.data.dir}"
+    rescore = lambda uri, refitted: runs.score_model(uri, parts, retrain=refitted)  # noqa: E731
+    if str(cfg.register).lower() != "always":
+        first_look = promote.would_be_champion(name, model_uri, metrics["test_f1_weighted"], parts.fingerprint, rescore)
+        if not first_look.promoted:
+            track.set_tags({"promotion": f"not registered: {first_look.reason}"})
+            return f"not registered ({first_look.reason}; register=always registers every run)"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
         refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
         version = promote.register(model_uri, name, metrics, parts.fingerprint, summary, tags=refit)
-        decision = promote.promote_if_better(
-            name, str(version.version), metrics["test_f1_weighted"], parts.fingerprint,
-            rescore=lambda uri, refitted: runs.score_model(uri, parts, retrain=refitted),
-        )
+        decision = promote.promote_if_better(name, str(version.version), metrics["test_f1_weighted"],
+                                             parts.fingerprint, rescore=rescore)
         fast = promote.promote_fast(name, parts.fingerprint, float(cfg.get("fast_budget_ms", promote.FAST_BUDGET_MS)),
                                     str(version.version))
     track.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,

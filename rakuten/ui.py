@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import mlflow
@@ -65,13 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lifecycle.exit_on_sigterm()  # so that the server below is stopped too
     mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    server_log = tempfile.NamedTemporaryFile("w+", prefix="rakuten-ui-", suffix=".log")  # its INFO lines, warnings
     server = subprocess.Popen([mlflow_cli, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                               "--port", str(args.port)], start_new_session=True)
+                               "--port", str(args.port)], start_new_session=True, stdout=server_log,
+                              stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
         base = ui_base(uri, args.port)
         for _ in range(240):
             if server.poll() is not None:
-                return server.returncode or 1
+                server_log.seek(0)
+                tail = [line for line in server_log.read().splitlines() if line.strip()][-1:]
+                print(f"error: the MLflow UI server exited {server.returncode}: {' '.join(tail)}", file=sys.stderr)
+                return 2
             try:
                 if requests.get(f"{base}/health", timeout=2).ok:
                     break
@@ -82,8 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, 15)
+        _stop(server)
+        server_log.close()
+
+
+def _stop(server: subprocess.Popen, grace: float = 3) -> None:
+    """The UI server and its workers, at once: a viewer holds no state worth a graceful wait."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
 
 

@@ -43,7 +43,8 @@ def test_mlproject_main_entry_point():
 
 def run_cli(args, store):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
-    env.pop("MLFLOW_RUN_ID", None)
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set_experiment sets one
+        env.pop(key, None)
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = f"{bindir}:{env['PATH']}"  # `mlflow run` calls `python` from PATH
     return subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)

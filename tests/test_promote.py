@@ -7,7 +7,7 @@ from rakuten import promote
 from rakuten.train import run
 from tests.conftest import config
 
-QUICK = ("data.max_rows=600",)
+QUICK = ("data.max_rows=600", "register=always")  # every run's model registered: losers too
 WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300")
 
 
@@ -33,16 +33,26 @@ def test_first_model_becomes_champion_better_replaces_worse_does_not(store):
 
 
 def test_champion_from_other_data_is_rescored_on_this_test_part(store):
-    run(config("data.max_rows=600", "seed=1", "refit=all"))
+    run(config(*QUICK, "seed=1", "refit=all"))
     first = MlflowClient().get_model_version("rakuten-text", "1")
     # a weak model on another split: the champion is scored again on that split and is kept
-    run(config("data.max_rows=600", "seed=2", *WEAK))
+    run(config(*QUICK, "seed=2", *WEAK))
     assert champion_version() == "1"
     assert MlflowClient().get_model_version_by_alias("rakuten-text", "champion").run_id == first.run_id
     # v1 was refitted on every row, this test part included: its recipe was retrained on this
     # split's training part before being scored, not scored on rows it had learnt
     loser = mlflow.search_runs(filter_string="tags.registered_version = '2'", output_format="list")[0]
     assert "its recipe retrained and scored on this split" in loser.data.tags["promotion"]
+
+
+def test_by_default_only_a_model_that_takes_champion_is_registered(store):
+    """`register=true` (the default): a run that does not take champion leaves no version (clutter)."""
+    run(config("data.max_rows=600"))
+    run(config("data.max_rows=600", *WEAK))
+    run(config("data.max_rows=600"))  # the same score again: it does not beat the champion
+    assert [str(v.version) for v in MlflowClient().search_model_versions("name='rakuten-text'")] == ["1"]
+    losers = mlflow.search_runs(filter_string="tags.promotion LIKE 'not registered:%'", output_format="list")
+    assert len(losers) == 2 and all("does not beat champion v1" in r.data.tags["promotion"] for r in losers)
 
 
 def test_no_registration_when_register_is_false(store):

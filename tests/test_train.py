@@ -37,7 +37,7 @@ def assert_fully_logged(logged, model: str, resampler: str = "none"):
     artifacts = {item.path for item in MlflowClient().list_artifacts(logged.info.run_id)}
     assert ARTIFACTS <= artifacts
     report = json.loads(mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/classification_report.json"))
-    assert report["weighted avg"]["f1-score"] == pytest.approx(logged.data.metrics["test_f1_weighted"])
+    assert report["weighted avg"]["f1-score"] == pytest.approx(logged.data.metrics["test_f1_weighted"], abs=1e-4)
     assert len([key for key in report if key.isdigit()]) == 27
     models = mlflow.search_logged_models(filter_string=f"source_run_id = '{logged.info.run_id}'", output_format="list")
     assert [m.name for m in models] == ["model"]
@@ -74,7 +74,7 @@ def test_logged_model_reproduces_the_logged_score_on_shared_data(zoo_store, shar
     assert logged.data.tags["data_fingerprint"] == parts.fingerprint
     model = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
     predicted = model.predict(parts.X_test[["designation", "description"]])["prdtypecode"]
-    assert evaluate.score(parts.y_test, predicted)["test_f1_weighted"] == pytest.approx(f1)
+    assert evaluate.score(parts.y_test, predicted)["test_f1_weighted"] == pytest.approx(f1, abs=1e-4)
     assert set(predicted) <= set(labels.unique())
 
 
@@ -116,7 +116,7 @@ def test_search_logs_a_parent_with_candidate_children_and_registers_the_best(sto
     assert all("C" in c.data.params and "cv_f1_weighted" in c.data.metrics for c in children)
     best = max(children, key=lambda c: c.data.metrics["cv_f1_weighted"])
     assert float(parent.data.params["best.C"]) == pytest.approx(float(best.data.params["C"]))
-    assert parent.data.metrics["best_cv_f1_weighted"] == pytest.approx(best.data.metrics["cv_f1_weighted"])
+    assert parent.data.metrics["best_cv_f1_weighted"] == pytest.approx(best.data.metrics["cv_f1_weighted"], abs=1e-4)
     assert_fully_logged(parent, "linearsvc")
     assert parent.data.metrics["test_f1_weighted"] == f1
     champion = MlflowClient().get_model_version_by_alias("rakuten-text", "champion")

@@ -42,8 +42,8 @@ def test_efficientnet_trains_registers_predicts_and_serves_pictures_sent_as_byte
 
 
 def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
-    run(config("data.max_rows=300"))  # the default recipe: fast
-    run(config("data.max_rows=300", "features=tfidf_e5"))
+    run(config("data.max_rows=300", "register=always"))  # the default recipe: fast
+    run(config("data.max_rows=300", "features=tfidf_e5", "register=always"))
     client = MlflowClient()
     default, e5 = (client.get_model_version("rakuten-text", v) for v in ("1", "2"))
     fast_ms, slow_ms = float(default.tags["ms_per_row"]), float(e5.tags["ms_per_row"])

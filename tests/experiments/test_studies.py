@@ -37,10 +37,12 @@ def test_report_of_an_unknown_study_fails_clearly(store, capsys):
     assert "no finished runs" in capsys.readouterr().err
 
 
-def test_eda_run_logs_classes_lengths_languages_and_words(store):
+def test_eda_run_logs_classes_lengths_languages_and_words(store, capsys):
     assert eda.main(["--data-dir", str(SAMPLE_DIR)]) == 0
-    logged = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")[0]
+    assert mlflow.search_runs(experiment_names=["rakuten"], output_format="list") == []  # not among model runs
+    logged = mlflow.search_runs(experiment_names=["rakuten-reports"], output_format="list")[0]
     assert logged.info.run_name == "eda"
+    assert f"eda run {logged.info.run_id[:8]} in experiment rakuten-reports: http" in capsys.readouterr().out
     assert logged.data.metrics["labels"] == 2000 and logged.data.metrics["classes"] == 27
     assert 0.2 < logged.data.metrics["share_empty_description"] < 0.5
     assert logged.data.metrics["share_french"] > 0.6

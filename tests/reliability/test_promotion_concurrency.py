@@ -26,7 +26,7 @@ JOBS = [("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=
 def test_parallel_jobs_leave_the_best_as_champion(tmp_path):
     """Four real jobs finishing together (the threaded test below covers many more interleavings)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    jobs = [start_train(uri, tmp_path / f"job{number}", *overrides, *FAST)
+    jobs = [start_train(uri, tmp_path / f"job{number}", *overrides, *FAST, "register=always")
             for number, overrides in enumerate(JOBS)]
     assert [job.wait(timeout=300) for job in jobs] == [0, 0, 0, 0], [
         (tmp_path / f"job{n}" / "job.log").read_text()[-1500:] for n in range(len(JOBS))]
