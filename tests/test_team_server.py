@@ -9,6 +9,7 @@ import uuid
 import mlflow
 import optuna
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT, data
