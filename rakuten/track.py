@@ -445,9 +445,11 @@ def log_datasets(parts, data_dir: str) -> str:
     """The run's training and test rows as MLflow datasets (the runs table's Dataset column and
     filter): named by `dataset_name`, digest the split's `data_fingerprint`, source the folder."""
     import time
+    import warnings
 
     import mlflow.data
 
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")  # ids: never null
     name = dataset_name(data_dir)
     for context, rows, labels in (("training", parts.X_train, parts.y_train), ("test", parts.X_test, parts.y_test)):
         frame = rows.assign(prdtypecode=labels.to_numpy())
