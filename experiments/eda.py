@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rakuten import data, track  # noqa: E402
+from rakuten import data, tracking  # noqa: E402
 from rakuten.cli import command  # noqa: E402
 from rakuten.ui import run_url, ui_base  # noqa: E402
 from rakuten.features.text import ProductFields, word_options  # noqa: E402
@@ -105,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-words", type=int, default=40)
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args(argv)
-    track.connect(args.tracking_uri, args.experiment)
+    tracking.connect(args.tracking_uri, args.experiment)
     all_labels = data.read_labels(data.find_file(args.data_dir, data.Y_FILE))
     products, labels = data.load_labelled(args.data_dir)
     figure, counts = class_histogram(all_labels)
     found_languages = languages(products)
     words = top_words(products, labels, args.top_words)
     share_empty = float((products["description"].str.strip() == "").mean())
-    run_id = track.log_summary_run(
+    run_id = tracking.log_summary_run(
         "eda", args.experiment, tags={"run_type": "eda"},
         metrics={"labels": len(all_labels), "classes": all_labels.nunique(), "products_with_text": len(products),
                  "share_empty_description": share_empty,
@@ -127,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     plt.close("all")
     print(f"labels {len(all_labels):,}; products with text {len(products):,}; empty descriptions {share_empty:.1%}; "
           f"languages {({k: int(v) for k, v in found_languages.items()})}")
-    experiment_id = track.run_info(run_id).experiment_id
+    experiment_id = tracking.run_info(run_id).experiment_id
     print(f"eda run {run_id[:8]} in experiment {args.experiment}: "
-          f"{run_url(ui_base(track.tracking_uri()), experiment_id, run_id)}")
+          f"{run_url(ui_base(tracking.tracking_uri()), experiment_id, run_id)}")
     return 0
 
 

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from rakuten import track  # noqa: E402
+from rakuten import tracking  # noqa: E402
 from rakuten.cli import command, open_store  # noqa: E402
 
 SEED_RESULTS = Path(__file__).with_name("seed_results.yaml")
@@ -32,7 +32,7 @@ SEED_RESULTS = Path(__file__).with_name("seed_results.yaml")
 
 def study_runs(experiment: str) -> pd.DataFrame:
     """One row per finished configuration run of the study."""
-    found = track.find_runs(experiment, "attributes.status = 'FINISHED'")
+    found = tracking.find_runs(experiment, "attributes.status = 'FINISHED'")
     if found.empty:
         raise LookupError(f"no finished runs in experiment {experiment!r}")
     found = found[found.get("tags.mlflow.parentRunId", pd.Series(index=found.index, dtype=object)).isna()]
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "report.md").write_text(markdown)
         figure.savefig(folder / "report.png", dpi=110)
-        track.log_summary_run(f"summary-{args.experiment}", args.experiment, tags={"run_type": "summary"},
+        tracking.log_summary_run(f"summary-{args.experiment}", args.experiment, tags={"run_type": "summary"},
                               metrics={"runs": len(table)}, files={"report.md": markdown},
                               figures={"report": figure})
     print(markdown)

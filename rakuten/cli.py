@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from rakuten.track import redact
+from rakuten.tracking import redact
 
 
 class _Masked(io.TextIOBase):
@@ -75,7 +75,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from requests import RequestException
 
     from rakuten.data import DataError
-    from rakuten.track import TrackingError
+    from rakuten.tracking import TrackingError
 
     return DataError, TrackingError, MlflowException, RequestException, LookupError, ValueError, OSError
 
@@ -85,7 +85,7 @@ def command(main: Callable[..., int | None]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def guarded(*args, **kwargs) -> int:
-        from rakuten.track import describe
+        from rakuten.tracking import describe
 
         with masked_console():
             try:
@@ -123,23 +123,23 @@ def open_store(configured_uri: str | None, retry_seconds: float = 6) -> str:
     import mlflow
     from mlflow import MlflowClient
 
-    from rakuten import track
+    from rakuten import tracking
 
-    uri = track.resolve_tracking_uri(configured_uri)
+    uri = tracking.resolve_tracking_uri(configured_uri)
     if uri.startswith(("http://", "https://")):
-        track.retry_http_for(retry_seconds, timeout=5)
+        tracking.retry_http_for(retry_seconds, timeout=5)
         import requests
 
         try:
             requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
         except requests.RequestException as error:
-            raise track.TrackingError(f"MLflow tracking server {uri} is unreachable: {error}") from error
+            raise tracking.TrackingError(f"MLflow tracking server {uri} is unreachable: {error}") from error
     mlflow.set_tracking_uri(uri)
     try:
-        with announce(f"waiting for the tracking store {uri} to answer"), track.muted():
+        with announce(f"waiting for the tracking store {uri} to answer"), tracking.muted():
             MlflowClient().search_experiments(max_results=1)
     except Exception as error:  # the store answers with many exception types
-        raise track.TrackingError(f"cannot use the tracking store {uri}: {track.one_line(error)}") from error
+        raise tracking.TrackingError(f"cannot use the tracking store {uri}: {tracking.one_line(error)}") from error
     return uri
 
 
@@ -147,10 +147,10 @@ def load_model(uri: str):
     """The pyfunc behind `uri`; any failure is one `TrackingError` naming the URI."""
     import mlflow.pyfunc
 
-    from rakuten import track
+    from rakuten import tracking
 
     try:
-        with announce(f"loading {uri}"), track.muted():
+        with announce(f"loading {uri}"), tracking.muted():
             return mlflow.pyfunc.load_model(uri)
     except Exception as error:  # MLflow raises several types for a bad URI or an unreachable store
-        raise track.TrackingError(f"cannot load model {uri}: {track.one_line(error)}") from error
+        raise tracking.TrackingError(f"cannot load model {uri}: {tracking.one_line(error)}") from error

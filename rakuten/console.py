@@ -16,14 +16,14 @@ class MultirunSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         import mlflow
 
-        from rakuten import track
+        from rakuten import tracking
 
         try:
-            mlflow.set_tracking_uri(track.resolve_tracking_uri(config.mlflow.tracking_uri))
+            mlflow.set_tracking_uri(tracking.resolve_tracking_uri(config.mlflow.tracking_uri))
             found = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                        filter_string=f"tags.`{SWEEP_TAG}` = '{config.hydra.sweep.dir}'")
         except Exception as error:  # a summary never fails the sweep
-            print(f"(no sweep summary: {track.one_line(error, 200)})")
+            print(f"(no sweep summary: {tracking.one_line(error, 200)})")
             return
         print(table(found))
         study = config.get("study") or {}
@@ -34,7 +34,7 @@ class MultirunSummary(Callback):
                 print(f"study {study.name}, by cross-validated weighted F1:")
                 print(studies.markdown(studies.log_summary(study.name, config.mlflow.experiment, found)), end="")
             except Exception as error:  # noqa: BLE001 - the jobs' runs are logged; the table can be redone
-                print(f"(no study summary: {track.one_line(error, 200)})")
+                print(f"(no study summary: {tracking.one_line(error, 200)})")
 
 
 def table(found: list) -> str:

@@ -39,6 +39,10 @@ class Split:
     y_test: pd.Series
     train_only_classes: tuple[int, ...] = ()  # classes too small to split: all their rows train
 
+    def all_rows(self) -> tuple[pd.DataFrame, pd.Series]:
+        """Every labelled row of the split, training part first (what CV and refits use)."""
+        return pd.concat([self.X_train, self.X_test]), pd.concat([self.y_train, self.y_test])
+
     @property
     def fingerprint(self) -> str:
         """Identifies the rows, texts and labels of both parts: equal fingerprints, comparable scores."""

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from lime.lime_text import LimeTextExplainer  # noqa: E402
 
-from rakuten import runs, track  # noqa: E402
+from rakuten import runs, tracking  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
 from rakuten.cli import command, load_model, open_store  # noqa: E402
 from rakuten.predict import DEFAULT_MODEL_URI  # noqa: E402
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
-    track.set_console(verbose=args.verbose)
+    tracking.set_console(verbose=args.verbose)
     open_store(args.tracking_uri)
     pipeline = load_model(args.model_uri).unwrap_python_model().pipeline
     run_id = runs.model_run_id(args.model_uri)
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     explained = explain_products(pipeline, chosen, args.num_features, args.num_samples, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         written = write_explanations(explained, Path(folder), truth)
-        with track.muted():
-            track.log_files_to_run(run_id, written, "explanations")
+        with tracking.muted():
+            tracking.log_files_to_run(run_id, written, "explanations")
         if args.output:
             args.output.mkdir(parents=True, exist_ok=True)
             for path in written:

@@ -95,7 +95,7 @@ class ValidationF1(keras.callbacks.Callback):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Hands each epoch's logs to `log(metrics, step)` (MLflow, through rakuten.track)."""
+    """Hands each epoch's logs to `log(metrics, step)` (MLflow, through rakuten.tracking)."""
 
     def __init__(self, log):
         super().__init__()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rakuten import lifecycle, track
+from rakuten import lifecycle, tracking
 from rakuten.cli import command, load_model, open_store
 from rakuten.batch import BadRowsError, Tally, atomic_output, count_records, read_rows  # noqa: F401 - BadRowsError: users catch it
 from rakuten.data import LABEL, DataError
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spark-master", default="local[*]", help="Spark master URL (engine spark)")
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
-    track.set_console(verbose=args.verbose)
+    tracking.set_console(verbose=args.verbose)
     lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C
     if not args.input.is_file():
         raise DataError(f"input file not found (or not a regular file): {args.input}")

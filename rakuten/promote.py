@@ -1,298 +1,24 @@
-"""The Model Registry: register a run's model and decide who is `champion`.
+"""`python -m rakuten.promote`: rank the finished runs of an experiment, register the best if needed,
+point `champion` (under the rule of `rakuten.champion`), `challenger` and `fast`.
 
-The rule: a new version takes `champion` only if its `test_f1_weighted` beats the champion's on
-the same data. When the champion was scored on other data (another data fingerprint), it is
-scored again on the new run's test part, through its own pyfunc, so both numbers are comparable;
-a champion refitted on every labelled row of its data (tag `refit_rows`) may have trained on that
-test part, so its recipe (its pipeline, unfitted) is first trained on the new run's training part.
-A worse model never takes `champion`, nor does a version whose run did not finish (FAILED,
-KILLED, or another job's still RUNNING) or whose model does not load and predict its own input
-example (a few rows of its test part, logged with it).
+The rule itself, and registering, live in `rakuten.champion`; their names are also importable
+from here, where they have always been.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import mlflow
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
+from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, LATENCY_TAG, METRIC,
+                              ROW_COST_TAG, Decision, best_version, check, current_champion, loads,
+                              markdown_text, promote_fast, promote_if_better, register, registry_name,
+                              would_be_champion)
 from rakuten.cli import command, open_store
-from rakuten.track import muted, redact
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-FAST = "fast"  # the best version whose cost per row is within the budget
-LATENCY_TAG = "latency_ms"  # one row alone, median
-ROW_COST_TAG = "ms_per_row"  # in a batch of BATCH_ROWS rows: what decides `fast`
-BATCH_ROWS = 64
-FAST_BUDGET_MS = 5.0
-METRIC = "test_f1_weighted"
-MAX_PROMOTION_ROUNDS = 10
-
-
-@dataclass(frozen=True)
-class Decision:
-    promoted: bool
-    reason: str
-    champion_score: float | None = None
-
-
-def registry_name(modality: str) -> str:
-    return f"rakuten-{modality}"
-
-
-def register(model_uri: str, name: str, metrics: dict[str, float], fingerprint: str, summary: str,
-             tags: dict[str, str] | None = None):
-    """Register `model_uri` as a new version of `name`, described by its metrics and data.
-
-    The version carries its fingerprint and score as tags from the start: that is what concurrent
-    promotions compare. `tags` adds others (`refit_rows`: refitted on every labelled row).
-    """
-    with muted():  # MLflow prints its own "Successfully registered" lines
-        version = mlflow.register_model(
-            model_uri, name,
-            tags={"data_fingerprint": fingerprint, METRIC: repr(float(metrics[METRIC])), **(tags or {})})
-    client = MlflowClient()
-    scores = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()) if key.startswith("test_"))
-    client.update_model_version(
-        name, version.version,
-        description=f"{markdown_text(redact(summary))}\n{scores}\ndata_fingerprint={fingerprint}")
-    client.set_tag(version.run_id, "registered_version", str(version.version))
-    problem, latency, row_cost = check(f"models:/{name}/{version.version}")
-    if not problem:  # what the `fast` alias is chosen by
-        client.set_model_version_tag(name, version.version, LATENCY_TAG, f"{latency:.2f}")
-        client.set_model_version_tag(name, version.version, ROW_COST_TAG, f"{row_cost:.3f}")
-    return version
-
-
-def markdown_text(text: str) -> str:
-    """`text` shown as it is by the registry's Markdown view: no tag, link or picture made of it."""
-    import html
-    import re
-
-    return re.sub(r"([\\`*_\[\](){}#+!|~-])", r"\\\1", html.escape(text, quote=False))
-
-
-def current_champion(name: str):
-    """The version holding `champion`, or None."""
-    return _alias(name, CHAMPION)
-
-
-def best_version(name: str, fingerprint: str, version: str, score: float,
-                 refused: frozenset[str] = frozenset()) -> tuple[str | None, float]:
-    """The best version of `name` scored on `fingerprint` (ties: the oldest), `version` included:
-    of the others, only those whose run FINISHED and that are not `refused` (found broken)."""
-    client = MlflowClient()
-    scored = {} if str(version) in refused else {str(version): float(score)}
-    for found in client.search_model_versions(f"name='{name}'"):
-        if (found.tags.get("data_fingerprint") == fingerprint and METRIC in found.tags
-                and str(found.version) not in refused and str(found.version) not in scored
-                and run_finished(found.run_id)):
-            scored[str(found.version)] = float(found.tags[METRIC])
-    if not scored:
-        return None, float("nan")
-    return max(scored.items(), key=lambda item: (item[1], -int(item[0])))
-
-
-def run_finished(run_id: str | None) -> bool:
-    try:
-        return bool(run_id) and MlflowClient().get_run(run_id).info.status == "FINISHED"
-    except MlflowException:  # the run was deleted
-        return False
-
-
-@dataclass(frozen=True)
-class _Simulated:
-    """The alias as a dry run would leave it."""
-
-    name: str
-    version: str
-    fingerprint: str
-    score: float
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return {"data_fingerprint": self.fingerprint, METRIC: repr(self.score)}
-
-
-def loads(model_uri: str) -> str:
-    """'' when the model at `model_uri` loads and predicts its own input example (a few rows of its
-    test part, logged with it), else why not, in one line."""
-    return check(model_uri)[0]
-
-
-def check(model_uri: str, repeats: int = 5) -> tuple[str, float, float]:
-    """(why the model at `model_uri` does not load and predict its input example, '' when it does;
-    its median single-row latency and its cost per row in a batch of `BATCH_ROWS`, in milliseconds,
-    after a warm-up)."""
-    import os
-    import time
-
-    import mlflow.pyfunc
-
-    from rakuten.features.pretrained import CACHE_ENV
-    from rakuten.track import one_line
-
-    nan = float("nan")
-    from joblib import parallel_config
-
-    training_cache = os.environ.pop(CACHE_ENV, None)  # measured as a served model runs: nothing cached,
-    try:
-        with muted(), parallel_config(n_jobs=None):  # in this process (not training's worker pool)
-            model = mlflow.pyfunc.load_model(model_uri)
-            example = model.input_example
-            if example is None:
-                return "it has no input example to predict", nan, nan
-            predicted = model.predict(example)
-            if len(predicted) != len(example):
-                return f"it predicted {len(predicted)} rows for {len(example)}", nan, nan
-            seconds = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                model.predict(example.head(1))
-                seconds.append(time.perf_counter() - started)
-            batch = example.iloc[[i % len(example) for i in range(BATCH_ROWS)]].reset_index(drop=True)
-            started = time.perf_counter()
-            model.predict(batch)
-            row_cost = (time.perf_counter() - started) / BATCH_ROWS
-        return "", 1000 * sorted(seconds)[len(seconds) // 2], 1000 * row_cost
-    except Exception as error:  # noqa: BLE001 - whatever breaks a model, it is not promoted
-        return one_line(error, 300), nan, nan
-    finally:
-        if training_cache is not None:
-            os.environ[CACHE_ENV] = training_cache
-
-
-def promote_fast(name: str, fingerprint: str, budget_ms: float = FAST_BUDGET_MS, version: str | None = None) -> str:
-    """Point `fast` at the best version on `fingerprint` whose cost per row in a batch (measured at
-    registration) is within `budget_ms`, whose run finished (or is `version`, the caller's own) and
-    that loads: what serves rows fast when the champion is a slow model. Returns what it did."""
-    client = MlflowClient()
-    candidates = sorted(
-        (v for v in client.search_model_versions(f"name='{name}'")
-         if v.tags.get("data_fingerprint") == fingerprint and METRIC in v.tags and ROW_COST_TAG in v.tags
-         and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or run_finished(v.run_id))),
-        key=lambda v: (-float(v.tags[METRIC]), int(v.version)))
-    for found in candidates:
-        if loads(f"models:/{name}/{found.version}"):
-            continue
-        current = _alias(name, FAST)
-        if current is None or str(current.version) != str(found.version):
-            client.set_registered_model_alias(name, FAST, str(found.version))
-        return f"{name}@{FAST} is v{found.version} ({float(found.tags[ROW_COST_TAG]):.2f} ms a row)"
-    return f"no version of {name} on this data predicts within {budget_ms:g} ms a row"
-
-
-def _alias(name: str, alias: str):
-    try:
-        return MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def promote_if_better(
-    name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str, bool], float],
-    dry_run: bool = False, check_champion: bool = False, version_uri: str | None = None, verify: bool = True,
-) -> Decision:
-    """Point `champion` at the best version on this data if it beats the champion.
-
-    `rescore(model_uri, retrain)` scores another model on this run's test part (`retrain`: its
-    recipe trained on this run's training part first); it is called only when the champion was
-    evaluated on other data. A version is written to the alias only once it loads and predicts
-    (`loads`); one that does not is passed over. `check_champion`: the champion too must load,
-    else it loses the alias to the best version that does. `dry_run`: decide the same way, write
-    nothing (`version_uri`: where the model of `version` is, when it is not registered yet;
-    `verify=False`: assume the versions load, a quick look before registering).
-
-    Safe under concurrent jobs without a lock: each job registers before it promotes and, after
-    every write of the alias, re-reads the registry and writes again until the alias holds the
-    best version it sees. Whichever job writes last has thus checked, after its write, every
-    version registered before; a version registered later is checked by its own job.
-    """
-    client = MlflowClient()
-    rescored: dict[str, float] = {}
-    refused: dict[str, str] = {}  # version -> why it does not load
-    first_look = None
-    simulated = current_champion(name) if dry_run else None  # what the alias would hold
-    uri = (lambda v: version_uri if v == str(version) and version_uri else f"models:/{name}/{v}")
-    for _ in range(MAX_PROMOTION_ROUNDS):
-        best, best_score = best_version(name, fingerprint, version, score, frozenset(refused))
-        champion = simulated if dry_run else current_champion(name)
-        if champion is not None and check_champion and str(champion.version) not in refused:
-            broken = loads(uri(str(champion.version)))
-            if broken:
-                refused[str(champion.version)] = broken
-                print(f"{name} v{champion.version} is champion but does not load: {broken}", file=sys.stderr)
-                continue
-        if best is None:
-            first_look = first_look or Decision(False, f"v{version} does not load: {refused.get(str(version))}")
-            break
-        if champion is None or str(champion.version) in refused:
-            lost = "" if champion is None else f"champion v{champion.version} does not load"
-            first_look = first_look or Decision(best == str(version), lost or "there was no champion")
-        elif str(champion.version) == best:
-            first_look = first_look or (
-                Decision(True, f"v{best} is already champion", best_score) if best == str(version) else
-                Decision(False, f"{score:.4f} does not beat champion v{best} ({best_score:.4f}, its logged score)",
-                         best_score))
-            break
-        else:
-            try:
-                champion_score, where = _champion_score(champion, fingerprint, rescore, rescored)
-            except Exception as error:  # a champion that cannot be scored here is kept, never replaced
-                return Decision(False, f"champion v{champion.version} could not be scored on this data: {error}")
-            verb = "beats" if score > champion_score else "does not beat"
-            first_look = first_look or Decision(
-                score > champion_score,
-                f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
-            if best_score <= champion_score:
-                break
-        broken = loads(uri(best)) if verify else ""
-        if broken:
-            refused[best] = broken
-            first_look = None if best != str(version) else Decision(False, f"v{version} does not load: {broken}")
-            continue
-        if dry_run:
-            simulated = _Simulated(name, best, fingerprint, best_score)
-            continue
-        try:
-            client.set_registered_model_alias(name, CHAMPION, best)
-        except MlflowException:  # another job wrote the alias at the same instant (a unique-key clash)
-            continue  # re-read and decide again
-    if first_look is None:
-        return Decision(False, "no version of this data loads")
-    final = simulated if dry_run else current_champion(name)
-    promoted = final is not None and str(final.version) == str(version)
-    if promoted == first_look.promoted:
-        return first_look
-    now = f"v{final.version} is champion" if final is not None else "no version is champion"
-    return Decision(promoted, f"{first_look.reason}; {now} after concurrent promotions", first_look.champion_score)
-
-
-PENDING = str(10**9)  # the number a version not registered yet plays under in a dry run
-
-
-def would_be_champion(name: str, model_uri: str, score: float, fingerprint: str,
-                      rescore: Callable[[str, bool], float]) -> Decision:
-    """Whether a model not registered yet would take `champion` (a dry run, without loading it)."""
-    return promote_if_better(name, PENDING, score, fingerprint, rescore, dry_run=True, version_uri=model_uri,
-                             verify=False)
-
-
-def _champion_score(champion, fingerprint: str, rescore, rescored: dict) -> tuple[float, str]:
-    """The champion's score on `fingerprint`: its own when it was scored there, else rescored."""
-    if champion.tags.get("data_fingerprint") == fingerprint and METRIC in champion.tags:
-        return float(champion.tags[METRIC]), "its logged score"
-    refitted = "refit_rows" in champion.tags
-    if str(champion.version) not in rescored:
-        rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}", refitted)
-    return rescored[str(champion.version)], ("its recipe retrained and scored on this split" if refitted
-                                             else "rescored on this test part")
-
+__all__ = ["CHALLENGER", "CHAMPION", "FAST", "FAST_BUDGET_MS", "LATENCY_TAG", "METRIC", "ROW_COST_TAG", "Decision",
+           "best_version", "check", "current_champion", "loads", "markdown_text", "promote_fast", "promote_if_better",
+           "register", "registry_name", "would_be_champion", "ranking", "format_ranking", "main"]
 
 def versions_of_run(name: str, run_id: str) -> list:
     return MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
@@ -348,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     go through `promote_if_better`, the dry run writing nothing."""
     import argparse
 
-    from rakuten import runs, track
+    from rakuten import runs, tracking
 
     parser = argparse.ArgumentParser(prog="python -m rakuten.promote",
                                      description="Rank runs by a metric and promote the best to champion.")
@@ -361,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
-    track.set_console(verbose=args.verbose)
+    tracking.set_console(verbose=args.verbose)
     open_store(args.tracking_uri)
     name = registry_name(args.modality)
     ranked, fingerprint = ranking(args.experiment, args.modality, args.fingerprint)

@@ -15,7 +15,6 @@ artifacts it was logged with:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 
 import joblib
@@ -28,6 +27,7 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from rakuten.picture_input import PictureError, picture_rows
+from rakuten.predictors import BadInput, FusionPredictor, PicturePredictor, TextPredictor, load_image_predictor
 
 LABEL = "prdtypecode"
 log = logging.getLogger("rakuten.pyfunc")
@@ -55,57 +55,6 @@ def bad_input(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-class TextPredictor:
-    def __init__(self, pipeline):
-        from rakuten.workers import ChunkedPipeline
-
-        self.pipeline = pipeline
-        self.scorer = ChunkedPipeline(pipeline)  # big batches on every core
-        self.classes = np.asarray(pipeline.classes_).astype("int64")
-
-    def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        return np.asarray(self.scorer.predict(text_rows(rows))).astype("int64")
-
-    def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        if not hasattr(self.pipeline, "predict_proba"):
-            raise bad_input(f"{type(self.pipeline[-1]).__name__} gives no probabilities; "
-                            "train it with model.calibrate=true to get calibrated ones")
-        return self.scorer.predict_proba(text_rows(rows))
-
-
-class PicturePredictor:
-    """A scikit-learn pipeline over pictures (`model=imagefeatures`): rows give their pictures as
-    an image network's do."""
-
-    def __init__(self, pipeline):
-        self.pipeline = pipeline
-        self.classes = np.asarray(pipeline.classes_).astype("int64")
-
-    def pictures(self, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
-        return pd.DataFrame({"image_path": image_paths(rows)}, index=rows.index)
-
-    def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        return np.asarray(self.pipeline.predict(self.pictures(rows, params))).astype("int64")
-
-    def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        return self.pipeline.predict_proba(self.pictures(rows, params))
-
-
-class ImagePredictor:
-    def __init__(self, model, config: dict):
-        self.model = model
-        self.config = config
-        self.classes = np.asarray(config["classes"]).astype("int64")
-
-    def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        from rakuten.image_models import predict_proba
-
-        return predict_proba(self.model, self.config, image_paths(rows))
-
-    def predict(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
-        return self.classes[np.argmax(self.proba(rows, params), axis=1)]
-
-
 class ProductClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         artifacts = context.artifacts
@@ -116,8 +65,6 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
             self.predictor = PicturePredictor(joblib.load(artifacts["picture_pipeline"]))
             self.pipeline = self.predictor.pipeline
         elif "fusion" in artifacts:
-            from rakuten.fusion import FusionPredictor
-
             self.predictor = FusionPredictor.load(artifacts)
         else:
             self.predictor = load_image_predictor(artifacts)
@@ -139,7 +86,7 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
                                   int(params.get("top_k", 3)))
         except MlflowException:
             raise
-        except PictureError as error:
+        except (PictureError, BadInput) as error:
             raise bad_input(str(error)) from None
         except Exception as error:
             log.exception("prediction failed")
@@ -156,14 +103,6 @@ def empty_result(index, with_proba: bool) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def load_image_predictor(artifacts: dict) -> ImagePredictor:
-    import keras
-
-    with open(artifacts["image_config"]) as handle:
-        config = json.load(handle)
-    return ImagePredictor(keras.models.load_model(artifacts["keras_model"], compile=False), config)
-
-
 def with_top_k(proba: np.ndarray, classes: np.ndarray, index, top_k: int) -> pd.DataFrame:
     order = np.argsort(-proba, axis=1)[:, : max(1, top_k)]
     best = order[:, 0]
@@ -176,37 +115,6 @@ def with_top_k(proba: np.ndarray, classes: np.ndarray, index, top_k: int) -> pd.
         },
         index=index,
     )
-
-
-def text_rows(model_input: pd.DataFrame) -> pd.DataFrame:
-    """`designation` (text, required) and `description` (text; null or missing is empty) as strings.
-    A value of another type (a number, a list, an object, a null designation) is refused, naming
-    the column and the first such row."""
-    if "designation" not in model_input.columns:
-        raise bad_input(f"product rows need a 'designation' column (got {list(model_input.columns)})")
-    rows = model_input.copy()
-    if "description" not in rows.columns:
-        rows["description"] = ""
-    for column, nullable in (("designation", False), ("description", True)):
-        values = rows[column].astype(object)
-        texts = values.map(lambda v: isinstance(v, str))
-        nulls = values.isna() & values.map(lambda v: not isinstance(v, (list, dict)))
-        bad = ~texts & ~(nulls if nullable else False)
-        if bad.any():
-            position = int(np.argmax(bad.to_numpy()))
-            value = values.iloc[position]
-            raise bad_input(f"column '{column}', row {position + 1}: expected text, got "
-                            f"{'null' if value is None or value != value else type(value).__name__}")
-        rows[column] = values.where(texts, "")
-    return rows
-
-
-def image_paths(rows: pd.DataFrame) -> list[str]:
-    """The readable picture of every row (rows come through `picture_rows`)."""
-    missing = rows["image_path"].isna().to_numpy()
-    if missing.any():
-        raise bad_input(f"row {int(np.argmax(missing)) + 1} has no picture (image_b64 or image_path)")
-    return rows["image_path"].tolist()
 
 
 # Models-from-code: MLflow loads this file and takes the model declared here.

@@ -76,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m rakuten.runs --repair`: end FAILED the runs that dead processes left RUNNING."""
     import argparse
 
-    from rakuten import lifecycle, track
+    from rakuten import lifecycle, tracking
 
     parser = argparse.ArgumentParser(prog="python -m rakuten.runs", description="Housekeeping of the tracking store's runs.")
     parser.add_argument("--repair", action="store_true",
                         help="end FAILED every RUNNING run whose process, on this machine, is gone, and every run "
                              "that `mlflow run` started but whose job never began; remove dead jobs' temporary folders")
-    parser.add_argument("--stale-minutes", type=float, default=track.STALE_LAUNCH_MINUTES,
+    parser.add_argument("--stale-minutes", type=float, default=tracking.STALE_LAUNCH_MINUTES,
                         help="a run of `mlflow run` without a job's process tags this old is orphaned")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     args = parser.parse_args(argv)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     open_store(args.tracking_uri)
-    ended = track.end_orphaned_runs(None, stale_launch_minutes=args.stale_minutes)
+    ended = tracking.end_orphaned_runs(None, stale_launch_minutes=args.stale_minutes)
     removed = lifecycle.remove_dead_job_folders()
     print(f"ended FAILED {len(ended)} runs left RUNNING by processes that are gone or launches that never started"
           + (f": {', '.join(ended)}" if ended else "")

@@ -140,7 +140,7 @@ def build_app(model, max_body_mb: float = 20):
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    from rakuten import picture_input, track
+    from rakuten import picture_input, tracking
 
     parser = argparse.ArgumentParser(prog="python -m rakuten.serve",
                                      description="Serve a model's pyfunc over REST (POST /invocations).")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
-    track.set_console(verbose=args.verbose)
+    tracking.set_console(verbose=args.verbose)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     picture_input.serve_pictures_from(args.images_root)
     open_store(args.tracking_uri)

@@ -94,14 +94,14 @@ def table(found: list) -> pd.DataFrame:
 
 def log_summary(name: str, experiment: str, found: list) -> pd.DataFrame:
     """A summary run named `<name>-summary` holding the table; returns the table."""
-    from rakuten import track
+    from rakuten import tracking
 
     frame = table(found)
     if frame.empty:
         raise ValueError(f"study {name!r}: no job logged cv_f1_weighted_mean (did the jobs set cv.folds?)")
     shown = frame.drop(columns=["cv_f1_weighted_mean", "cv_f1_weighted_std"])
     best = frame.iloc[0]
-    track.log_summary_run(
+    tracking.log_summary_run(
         f"{name}-summary", experiment,
         tags={STUDY_TAG: name, "run_type": "summary", "best_config": best["config"]},
         metrics={"best_cv_f1_weighted_mean": best["cv_f1_weighted_mean"],

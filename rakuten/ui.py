@@ -4,7 +4,7 @@ MLflow 3.17 opens an experiment on the view of its `workflowType`, taken from th
 `?workflowType=` or else from the browser's last choice (stored as `mlflow.workflowType`, "genai" by
 default: the traces overview); the experiment tag `mlflow.experimentKind` alone does not decide it.
 Links with `workflowType=machine_learning` land on the runs table whatever the browser remembers,
-and `viewStateShareKey` opens the shared view that `rakuten.track` keeps on each experiment: sorted
+and `viewStateShareKey` opens the shared view that `rakuten.tracking` keeps on each experiment: sorted
 by weighted F1, its columns and the key hyperparameters shown. Every link the project prints is so.
 """
 
@@ -29,7 +29,7 @@ VIEW = "workflowType=machine_learning"
 
 def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
     """Where the UI of this store is: the server itself, or the `python -m rakuten.ui` of a file store."""
-    from rakuten.track import redact
+    from rakuten.tracking import redact
 
     if tracking_uri.startswith(("http://", "https://")):
         return redact(tracking_uri.rstrip("/")).replace(":***@", "@")
@@ -37,7 +37,7 @@ def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
 
 
 def experiment_url(base: str, experiment_id: str) -> str:
-    from rakuten.track import RUNS_VIEW_KEY
+    from rakuten.tracking import RUNS_VIEW_KEY
 
     return f"{base}/#/experiments/{experiment_id}/runs?{VIEW}&viewStateShareKey={RUNS_VIEW_KEY}"
 
@@ -48,7 +48,7 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    from rakuten import lifecycle, track
+    from rakuten import lifecycle, tracking
 
     parser = argparse.ArgumentParser(prog="python -m rakuten.ui",
                                      description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     uri = open_store(args.tracking_uri)
     experiment = mlflow.MlflowClient().get_experiment_by_name(args.experiment)
     if experiment is None:
-        print(f"error: no experiment {args.experiment!r} in {track.redact(uri)} yet: train a model first",
+        print(f"error: no experiment {args.experiment!r} in {tracking.redact(uri)} yet: train a model first",
               file=sys.stderr)
         return 2
     if uri.startswith(("http://", "https://")):  # a server has its UI already

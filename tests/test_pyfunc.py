@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rakuten import data, track
+from rakuten import data, model_logging
 from rakuten.features.text import build_text_features
 from rakuten.models import build_pipeline
 from tests.conftest import SAMPLE_DIR, make_store
@@ -27,7 +27,7 @@ def loaded(fitted, tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         make_store(tmp_path_factory.mktemp("store"), monkeypatch)
         with mlflow.start_run():
-            info = track.log_text_model(pipeline, products[["designation", "description"]].head(2))
+            info = model_logging.log_text_model(pipeline, products[["designation", "description"]].head(2))
         yield mlflow.pyfunc.load_model(info.model_uri), info
 
 
@@ -90,6 +90,6 @@ def test_a_model_without_probabilities_says_how_to_get_them(fitted, tmp_path, mo
     pipeline = build_pipeline(features, None, LinearSVC()).fit(products, labels)
     make_store(tmp_path, monkeypatch)
     with mlflow.start_run():
-        info = track.log_text_model(pipeline, products[["designation", "description"]].head(2))
+        info = model_logging.log_text_model(pipeline, products[["designation", "description"]].head(2))
     with pytest.raises(MlflowException, match="model.calibrate=true"):
         mlflow.pyfunc.load_model(info.model_uri).predict(RAW, params={"return_proba": True})

@@ -93,7 +93,7 @@ def test_jobs_starting_together_all_get_the_experiment_and_its_view(team_server)
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
-    from rakuten import track
+    from rakuten import tracking
 
     experiment = f"race-{uuid.uuid4().hex[:8]}"
     mlflow.set_tracking_uri(team_server)
@@ -102,8 +102,8 @@ def test_jobs_starting_together_all_get_the_experiment_and_its_view(team_server)
 
     def tag(_):
         start.wait(timeout=30)
-        track._set_runs_view(experiment_id)
+        tracking.set_runs_view(experiment_id)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(tag, range(8)))
-    assert MlflowClient().get_experiment(experiment_id).tags[track.RUNS_VIEW_TAG] == json.dumps(track.RUNS_VIEW)
+    assert MlflowClient().get_experiment(experiment_id).tags[tracking.RUNS_VIEW_TAG] == json.dumps(tracking.RUNS_VIEW)

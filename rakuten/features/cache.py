@@ -18,8 +18,6 @@ import hmac
 import json
 import logging
 import os
-import secrets
-import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,9 +27,9 @@ import joblib
 
 from rakuten import lifecycle
 from rakuten.features import text
+from rakuten.features.signing import private_folder, secret
 
 log = logging.getLogger("rakuten.features.cache")
-SECRET_FILE = ".secret"
 
 
 @dataclass
@@ -75,39 +73,12 @@ def fit_features(transformer, X_train, X_test, key: str, cache_dir: str | Path |
     return Features(transformer, train, test, False, time.perf_counter() - started)
 
 
-def private_folder(cache_dir: str | Path) -> Path | None:
-    """`cache_dir`, created with mode 0700; None (no cache) when others may write into it."""
-    folder = Path(cache_dir)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.stat()
-    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        log.warning("features cache %s is not private to this user (owner or mode): not used", folder)
-        return None
-    return folder
-
-
 def _signature(folder: Path, path: Path) -> bytes:
-    digest = hmac.new(_secret(folder), digestmod=hashlib.sha256)
+    digest = hmac.new(secret(folder), digestmod=hashlib.sha256)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest().encode()
-
-
-def _secret(folder: Path) -> bytes:
-    """The cache's secret, made once (mode 0600) by whichever job comes first."""
-    path = folder / SECRET_FILE
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another job may be writing it right now
-            if len(value := path.read_bytes()) == 64:
-                return value
-            time.sleep(0.05)
-        raise ValueError(f"{path} is not a cache secret")
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_hex(32).encode())
-    return path.read_bytes()
 
 
 def _read(path: Path) -> bytes:

@@ -73,7 +73,7 @@ def file_digest(path: str) -> str:
 
 def use_cache(folder: str | Path | None) -> None:
     """Where training keeps per-item features (None: nowhere). A served model never sets it."""
-    from rakuten.features.cache import private_folder
+    from rakuten.features.signing import private_folder
 
     private = private_folder(Path(folder) / "pretrained") if folder else None
     if private is None:
@@ -84,7 +84,7 @@ def use_cache(folder: str | Path | None) -> None:
 
 def _cached(extractor: str, keys: list[str], width: int, compute, what: str) -> np.ndarray:
     """Rows for `keys`: from the cache where signed entries exist, else `compute(positions)`."""
-    from rakuten.features.cache import _secret
+    from rakuten.features.signing import secret as signing_secret
 
     out = np.zeros((len(keys), width), dtype=np.float32)
     root = Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else None
@@ -92,7 +92,7 @@ def _cached(extractor: str, keys: list[str], width: int, compute, what: str) -> 
     missing = list(range(len(keys)))
     if folder is not None:
         folder.mkdir(mode=0o700, exist_ok=True)
-        secret, missing = _secret(root), []
+        secret, missing = signing_secret(root), []
         for position, key in enumerate(keys):
             row = _load(folder / key, secret, width)
             if row is None:

@@ -18,7 +18,7 @@ def test_a_file_size_limit_while_logging_fails_the_run_in_one_line(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     job = [sys.executable, "-m", "rakuten.train", "data.max_rows=400", "cache.enabled=false", "refit=none",
            f"hydra.run.dir={tmp_path / 'job'}"]
-    subprocess.run([sys.executable, "-c", "from rakuten import track; track.connect(None, 'rakuten')"],
+    subprocess.run([sys.executable, "-c", "from rakuten import tracking; tracking.connect(None, 'rakuten')"],
                    env=job_env(uri, tmp_path), check=True, cwd=PROJECT_ROOT, timeout=120)  # the store, unlimited
     limit = (tmp_path / "mlflow.db").stat().st_size + 300_000  # the store may grow; a model file may not
 

@@ -6,14 +6,14 @@ import sys
 
 import mlflow
 
-from rakuten import PROJECT_ROOT, track
+from rakuten import PROJECT_ROOT, tracking
 from rakuten.train import run
 from tests.conftest import config
 
 
 def test_redact_masks_every_password():
     text = "http://alice:s3cret@host:5000 and postgresql+psycopg://bob:p%40ss@db/mlflow, http://host/x@y"
-    assert track.redact(text) == ("http://alice:***@host:5000 and postgresql+psycopg://bob:***@db/mlflow, "
+    assert tracking.redact(text) == ("http://alice:***@host:5000 and postgresql+psycopg://bob:***@db/mlflow, "
                                   "http://host/x@y")
 
 
@@ -25,18 +25,18 @@ def test_no_password_in_params_or_config(store):
     assert "alice:***@db" in mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")
     assert "hunter2" not in mlflow.artifacts.load_text(f"runs:/{logged.info.run_id}/config.yaml")
     with mlflow.start_run():  # a search's storage is a param of its run
-        track.log_config(config("search=optuna", "search.storage=postgresql://alice:hunter2@db/optuna"))
+        tracking.log_config(config("search=optuna", "search.storage=postgresql://alice:hunter2@db/optuna"))
         params = mlflow.get_run(mlflow.active_run().info.run_id).data.params
     assert params["search.storage"] == "postgresql://alice:***@db/optuna"
 
 
 def test_params_are_the_ones_people_compare(store):
-    params = track.comparable_params(config("model=sgd", "resampler=smote"))
+    params = tracking.comparable_params(config("model=sgd", "resampler=smote"))
     assert {"model.name": "sgd", "model.class": "SGDClassifier", "model.alpha": "0.0001", "resampler.name": "smote",
             "resampler.k_neighbors": "5", "features.name": "tfidf", "search.name": "none"}.items() <= params.items()
     assert not any(key.startswith(("augment.", "cache.", "mlflow.")) or "search_space" in key for key in params)
     assert len(params) < 25
-    image = track.comparable_params(config("model=sequential"))
+    image = tracking.comparable_params(config("model=sequential"))
     assert image["augment.name"] == "low" and not any(key.startswith(("resampler.", "features.")) for key in image)
 
 
@@ -60,4 +60,4 @@ def test_a_reply_cut_by_a_dying_server_is_an_outage_and_an_answered_error_is_not
                           "('Connection broken: IncompleteRead(0 bytes read, 3570 more expected)', "
                           "IncompleteRead(0 bytes read, 3570 more expected))")
     answered = MlflowException("BAD_REQUEST: duplicate key value violates unique constraint")
-    assert track.is_outage(cut) and not track.is_outage(answered)
+    assert tracking.is_outage(cut) and not tracking.is_outage(answered)

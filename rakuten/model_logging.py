@@ -1,0 +1,96 @@
+"""A fitted predictor logged as the run's model `model`: `rakuten/pyfunc.py` (models-from-code) with
+the rakuten package as its code, the predictor's files as artifacts, a signature, an input example
+and the pinned requirements of what it needs at load time. Beside the adapter it logs, so that the
+tracking package never imports the adapter."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import joblib
+import mlflow
+
+from rakuten.features.pretrained import requirements_of
+from rakuten.pyfunc import FUSION_SIGNATURE, IMAGE_SIGNATURE, TEXT_SIGNATURE
+
+
+# What a logged text model needs at load time; pinned to the versions it was trained with.
+MODEL_REQUIREMENTS = (
+    "mlflow", "scikit-learn", "imbalanced-learn", "pandas", "numpy", "scipy", "joblib",
+    "cloudpickle", "stop-words", "simplemma", "nltk",
+)
+
+
+IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
+
+
+PICTURE_REQUIREMENTS = MODEL_REQUIREMENTS + ("scikit-image", "pillow")
+
+
+def log_text_model(pipeline, input_example):
+    """Log the fitted pipeline as the run's model `model`, a pyfunc over raw product rows."""
+    return _log_pyfunc({"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example,
+                       MODEL_REQUIREMENTS + requirements_of(pipeline))
+
+
+def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
+    """Log `rakuten/pyfunc.py` (models-from-code) as the run's model `model`, with the rakuten
+    package as its code and these artifacts: objects saved with joblib, and files written by
+    `file_artifacts[name](path)`."""
+    with tempfile.TemporaryDirectory() as folder:
+        artifacts = {}
+        for name, value in joblib_artifacts.items():
+            artifacts[name] = str(Path(folder) / f"{name}.joblib")
+            joblib.dump(value, artifacts[name])
+        for name, (file_name, write) in file_artifacts.items():
+            artifacts[name] = str(Path(folder) / file_name)
+            write(artifacts[name])
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).parent / "pyfunc.py"),
+            artifacts=artifacts,
+            code_paths=[str(Path(__file__).parent)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=requirements(packages),
+        )
+
+
+def requirements(packages=MODEL_REQUIREMENTS) -> list[str]:
+    pins = []
+    for package in packages:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def log_picture_model(pipeline, input_example):
+    """Log a scikit-learn pipeline over pictures as the run's model `model` (`image_path` rows)."""
+    return _log_pyfunc({"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example,
+                       PICTURE_REQUIREMENTS + requirements_of(pipeline))
+
+
+def log_fusion_model(fused: dict, input_example, signature=FUSION_SIGNATURE):
+    """Log a fusion whose parts are all scikit-learn pipelines (saved together with joblib)."""
+    extra = requirements_of(fused["text_pipeline"]) + requirements_of(fused["picture_pipeline"])
+    return _log_pyfunc({"fusion": fused}, {}, signature, input_example, PICTURE_REQUIREMENTS + extra)
+
+
+def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):
+    """Log a Keras network and its image settings (classes included) as the run's model `model`;
+    `extra_artifacts` (saved with joblib) make it a fusion model."""
+    files = {"keras_model": ("network.keras", network.save),
+             "image_config": ("image_config.json", lambda path: Path(path).write_text(json.dumps(image_config)))}
+    return _log_pyfunc(extra_artifacts or {}, files, signature or IMAGE_SIGNATURE, input_example,
+                       IMAGE_REQUIREMENTS)
+
+
+def log_fusion_network(network, image_config: dict, input_example, fused: dict):
+    """Log a fusion whose image part is a Keras network (saved as its own file)."""
+    return log_image_model(network, image_config, input_example, signature=FUSION_SIGNATURE,
+                           extra_artifacts={"fusion": fused})

@@ -1,0 +1,230 @@
+"""The shape every training recipe shares, and the one job that runs it.
+
+`train(cfg, recipe)`: split -> (CV) -> fit -> score -> evaluate and log -> refit -> log the model ->
+register and promote -> one summary line. A recipe says only what differs for its models: how its
+rows are split (`split`), fitted (`fit`), scored (`score`), cross-validated, refitted and logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from rakuten import champion, data, evaluate, lifecycle, runs, study, tracking
+from rakuten.console import SWEEP_TAG
+
+log = logging.getLogger("rakuten.train")
+
+
+@dataclass
+class Fitted:
+    """What `Recipe.fit` hands on: the model, its fit metrics, and figures for the run."""
+
+    model: object
+    metrics: dict[str, float]
+    figures: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)  # what the recipe's `score` needs beside the model
+
+
+class Recipe:
+    """One kind of model's training. Subclasses set `modality` and implement `split`, `fit`,
+    `score` and `log_model`; `cross_validate` and `refit` when their models support them."""
+
+    modality = ""
+    refits = False  # `refit=all` fits the scored recipe again on every labelled row
+
+    def takes(self, model: DictConfig) -> bool:
+        return model.modality == self.modality
+
+    def choices(self, cfg: DictConfig) -> tuple[str, ...]:
+        """What the run's name says beside the model (resampler, search, augmentation...)."""
+        return ()
+
+    def tags(self, cfg: DictConfig) -> dict[str, str]:
+        return {}
+
+    def split(self, cfg: DictConfig):
+        """(the labelled rows split in train and test parts, whatever else the recipe needs)."""
+        raise NotImplementedError
+
+    def before_fit(self, cfg: DictConfig, parts: data.Split, context) -> None:
+        """Log what the split found (counts of pictures, say)."""
+
+    def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
+        raise ValueError(f"cv.folds is not supported for model={cfg.model.name}")
+
+    def fit(self, cfg: DictConfig, parts: data.Split, context, classes) -> Fitted:
+        raise NotImplementedError
+
+    def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes) -> tuple[np.ndarray, dict, dict]:
+        """(predicted test labels, metrics, figures)."""
+        raise NotImplementedError
+
+    def refit(self, cfg: DictConfig, model, parts: data.Split):
+        """The scored recipe fitted again on every labelled row (see `refit_on_all_rows`)."""
+        return refit_on_all_rows(model, parts)
+
+    def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, context):
+        raise NotImplementedError
+
+    def classes(self, parts: data.Split, context) -> np.ndarray:
+        return np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
+
+
+def train(cfg: DictConfig, recipe: Recipe) -> float:
+    """One tracked training job by `recipe`; returns the test weighted F1."""
+    parts, context = recipe.split(cfg)
+    classes = recipe.classes(parts, context)
+    with tracking.run(run_name(cfg, *recipe.choices(cfg)), {**job_tags(cfg, parts), **recipe.tags(cfg)},
+                      nested_in_env_run=is_multirun()) as active:
+        tracking.log_config(cfg)
+        tracking.log_datasets(parts, cfg.data.dir)
+        recipe.before_fit(cfg, parts, context)
+        if cfg.get("cv", {}).get("folds"):
+            tracking.log_metrics(recipe.cross_validate(cfg, parts, context, classes))
+        fitted = recipe.fit(cfg, parts, context, classes)
+        predicted, metrics, figures = recipe.score(cfg, fitted, parts, classes)
+        scores = evaluate_and_log(cfg, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
+                                  {**fitted.figures, **figures})
+        model, refitted = fitted.model, recipe.refits and refit_mode(cfg) == "all"
+        if refitted:
+            model = recipe.refit(cfg, model, parts)
+        model_info = recipe.log_model(cfg, model, fitted, parts, context)
+        decision = (register(cfg, model_info.model_uri, scores, parts, refitted=refitted)
+                    if cfg.register else "not registered")
+    return report(active, scores, decision)
+
+
+def job_tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    tags = {"model": cfg.model.name, "resampler": cfg.resampler.name, "search": cfg.search.name,
+            "modality": cfg.model.modality, "git_commit": tracking.git_commit(),
+            "data_fingerprint": parts.fingerprint, "data_dir": str(cfg.data.dir)}
+    if is_multirun():  # how the sweep's summary finds its jobs, and what it calls them
+        tags[SWEEP_TAG] = str(HydraConfig.get().sweep.dir)
+        tags[study.OVERRIDES_TAG] = " ".join(HydraConfig.get().overrides.task) or "(defaults)"
+    if parts.train_only_classes:  # classes too small to split: trained on, not scored
+        tags["train_only_classes"] = ",".join(map(str, parts.train_only_classes))
+    return tags
+
+
+def evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics: dict, figures=None) -> dict:
+    """Test metrics, per-class report, confusion matrix and per-class F1, the same for every modality."""
+    metrics = evaluate.score(y_test, predicted)
+    report_dict, report_text = evaluate.report(y_test, predicted, classes)
+    metrics = tracking.readable(metrics)  # what the run logs is what the job returns and promotes by
+    title = f"{cfg.model.name} + {cfg.resampler.name}: weighted F1 {metrics['test_f1_weighted']:.4f}"
+    tracking.log_evaluation(
+        {**metrics, **extra_metrics}, report_dict, report_text,
+        {"confusion_matrix": evaluate.plot_confusion_matrix(y_test, predicted, classes, title),
+         "per_class_f1": evaluate.plot_per_class_f1(report_dict, classes, title), **(figures or {})})
+    return metrics
+
+
+def cross_validated(cfg: DictConfig, parts: data.Split, cross_validate) -> dict[str, float]:
+    """`cross_validate(rows, labels)` over every labelled row (`cv.folds` folds), said on the console."""
+    rows, labels = parts.all_rows()
+    print(f"cross-validation: {cfg.cv.folds} folds over {len(rows):,} rows ...", end=" ", flush=True)
+    scores = cross_validate(rows, labels)
+    print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}", flush=True)
+    return scores
+
+
+def refit_mode(cfg: DictConfig) -> str:
+    mode = str(cfg.get("refit", "none"))
+    if mode not in ("all", "none"):
+        raise ValueError(f"refit must be 'all' or 'none', got {mode!r}")
+    return mode
+
+
+def refit_on_all_rows(scored, parts: data.Split):
+    """The scored pipeline's recipe (best params of a search included) fitted again on every
+    labelled row, train and test parts together: the model to deploy. The split's scores stay
+    the run's metrics: they are the honest estimate of this recipe."""
+    from sklearn.base import clone
+
+    rows, labels = parts.all_rows()
+    print(f"refit: {len(rows):,} rows (train and test parts) ...", end=" ", flush=True)
+    started = time.perf_counter()
+    model = clone(scored).fit(rows, labels)
+    seconds = time.perf_counter() - started
+    print(f"{seconds:.1f}s", flush=True)
+    tracking.set_tags({"refit": "all", "refit_rows": str(len(rows))})
+    tracking.log_metrics({"refit_seconds": seconds, "refit_rows": len(rows)})
+    return model
+
+
+def register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False) -> str:
+    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it.
+
+    `register=true` registers only a model that takes `champion` (the registry holds the models that
+    served, not every try: `rakuten.promote` registers any logged run later); `register=always`
+    registers every run's model, as before."""
+    name = champion.registry_name(cfg.model.modality)
+    summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {choice('features')}, data {cfg.data.dir}"
+    rescore = lambda uri, refitted: runs.score_model(uri, parts, retrain=refitted)  # noqa: E731
+    if str(cfg.register).lower() != "always":
+        first_look = champion.would_be_champion(name, model_uri, metrics["test_f1_weighted"], parts.fingerprint, rescore)
+        if not first_look.promoted:
+            tracking.set_tags({"promotion": f"not registered: {first_look.reason}"})
+            return f"not registered ({first_look.reason}; register=always registers every run)"
+    with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
+        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
+        version = champion.register(model_uri, name, metrics, parts.fingerprint, summary, tags=refit)
+        decision = champion.promote_if_better(name, str(version.version), metrics["test_f1_weighted"],
+                                             parts.fingerprint, rescore=rescore)
+        fast = champion.promote_fast(name, parts.fingerprint, float(cfg.get("fast_budget_ms", champion.FAST_BUDGET_MS)),
+                                    str(version.version))
+    tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
+                       "fast_alias": fast})
+    verb = "is champion" if decision.promoted else "is not champion"
+    return f"{name} v{version.version} {verb}: {decision.reason}"
+
+
+def report(active, metrics: dict, decision: str) -> float:
+    """The job's one summary line: model, score, run, experiment, champion decision, link."""
+    from rakuten.ui import run_url, ui_base
+
+    info = tracking.run_info(active.info.run_id)  # as stored: `mlflow run` names its run before the job does
+    experiment = tracking.experiment_name(info.experiment_id)
+    url = run_url(ui_base(tracking.tracking_uri()), info.experiment_id, info.run_id)
+    print(f"{info.run_name}: test_f1_weighted={metrics['test_f1_weighted']:.4f} | run {info.run_id[:8]} in "
+          f"experiment {experiment} | {decision} | {url}", flush=True)
+    return metrics["test_f1_weighted"]
+
+
+def run_name(cfg: DictConfig, *choices: str) -> str:
+    """Model, the choices that matter (resampler, search, augmentation...) and a short digest of
+    every compared param: two runs of different configs never share a name."""
+    digest = hashlib.sha1(json.dumps(tracking.comparable_params(cfg), sort_keys=True).encode()).hexdigest()[:4]
+    return "-".join([cfg.model.name, *(c for c in choices if c and c != "none"), digest])
+
+
+def is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def choice(group: str) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get(group, "?") if HydraConfig.initialized() else "?"
+
+
+def timed(function, *args, **kwargs) -> tuple[object, float]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def container(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)

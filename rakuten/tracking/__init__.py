@@ -1,0 +1,34 @@
+"""Everything that talks to MLflow tracking, one module per concern; the rest of the package (the
+experiments included) tracks only through the names below.
+
+- `store`: which store, its checks, the experiment made ready (`connect`);
+- `runs`: a run opened and always ended, the process that owns it, repair of orphans;
+- `params`: what tells runs apart (params, config, datasets);
+- `log`: metrics, reports, figures, tags, search candidates, summary runs;
+- `view`: the runs table the UI opens on;
+- `console`, `http`: secrets masked, chatter muted; HTTP retries and outages.
+The promotion rule lives in `rakuten.promote`; logging a model, beside its adapter, in
+`rakuten.model_logging`.
+"""
+
+from rakuten.tracking.console import muted, one_line, redact, set_console
+from rakuten.tracking.http import is_outage, quick_http, retry_http_for
+from rakuten.tracking.log import (find_runs, log_candidate, log_epoch, log_evaluation, log_files_to_run,
+                                  log_metrics, log_search_result, log_summary_run, readable, set_tags)
+from rakuten.tracking.params import comparable_params, dataset_name, log_config, log_datasets
+from rakuten.tracking.runs import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
+                                   end_open_runs, end_orphaned_runs, experiment_name, git_commit, process_tags,
+                                   run, run_info)
+from rakuten.tracking.store import (TrackingError, check_writable, connect, describe, ensure_experiment,
+                                    resolve_tracking_uri, sqlite_path, tracking_uri)
+from rakuten.tracking.view import EXPERIMENT_TAGS, RUNS_VIEW, RUNS_VIEW_KEY, RUNS_VIEW_TAG, set_runs_view
+
+__all__ = [
+    "muted", "one_line", "redact", "set_console", "is_outage", "quick_http", "retry_http_for", "find_runs",
+    "log_candidate", "log_epoch", "log_evaluation", "log_files_to_run", "log_metrics", "log_search_result",
+    "log_summary_run", "readable", "set_tags", "comparable_params", "dataset_name", "log_config", "log_datasets",
+    "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
+    "end_orphaned_runs", "experiment_name", "git_commit", "process_tags", "run", "run_info", "TrackingError",
+    "check_writable", "connect", "describe", "ensure_experiment", "resolve_tracking_uri", "sqlite_path",
+    "tracking_uri", "EXPERIMENT_TAGS", "RUNS_VIEW", "RUNS_VIEW_KEY", "RUNS_VIEW_TAG", "set_runs_view",
+]

@@ -1,0 +1,121 @@
+"""What tells runs apart: the params people compare, the whole config, and the data a run used
+(MLflow datasets, for the runs table's Dataset column)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from rakuten import PROJECT_ROOT
+from rakuten.tracking.console import muted, redact
+
+
+def log_config(cfg: DictConfig) -> None:
+    """The params a person compares (`comparable_params`) and the whole resolved config as the
+    artifact `config.yaml`."""
+    mlflow.log_params({key: redact(value)[:6000] for key, value in comparable_params(cfg).items()})
+    mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+
+
+def dataset_name(data_dir: str) -> str:
+    """What the runs table calls a data folder: `rakuten-sample` (the bundled sample), `rakuten-full`
+    (the shared challenge data), else `rakuten-<folder name>`."""
+    folder = Path(data_dir).resolve()
+    if folder == (PROJECT_ROOT / "data" / "sample").resolve():
+        return "rakuten-sample"
+    if folder.parts[-3:] == ("shared", "data", "rakuten"):
+        return "rakuten-full"
+    return f"rakuten-{folder.name}"
+
+
+def log_datasets(parts, data_dir: str) -> str:
+    """The run's training and test rows as MLflow datasets (the runs table's Dataset column and
+    filter): named by `dataset_name`, digest the split's `data_fingerprint`, source the folder."""
+    import time
+    import warnings
+
+    import mlflow.data
+
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")  # ids: never null
+    name = dataset_name(data_dir)
+    for context, rows, labels in (("training", parts.X_train, parts.y_train), ("test", parts.X_test, parts.y_test)):
+        frame = rows.assign(prdtypecode=labels.to_numpy())
+        with muted():
+            dataset = mlflow.data.from_pandas(frame, source=redact(str(data_dir)), targets="prdtypecode", name=name,
+                                              digest=parts.fingerprint)
+        for attempt in range(5):  # jobs starting together on a server race to insert the same dataset
+            try:
+                mlflow.log_input(dataset, context=context)
+                break
+            except MlflowException as error:
+                if attempt == 4 or "unique" not in str(error).lower():
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    return name
+
+
+def comparable_params(cfg: DictConfig) -> dict[str, str]:
+    """What tells runs apart, in the groups that apply to the run's modality: the model, its
+    estimator's class (short) and own hyperparameters (`model.C`), the resampler and its settings,
+    the features and their key settings, the search, the data and the seed."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    model, data = config["model"], config["data"]
+    params = {"model.name": model["name"], "modality": model["modality"], "seed": config["seed"],
+              "data.dir": data["dir"], "data.max_rows": data.get("max_rows"), "data.test_size": data["test_size"]}
+    if model["modality"] == "text":
+        params.update(_text_params(model, config))
+    elif model["modality"] == "image":
+        params.update(_image_params(model, config))
+    else:
+        params.update({"model.method": model["method"], "model.text": model["text"]["name"],
+                       "model.image": model["image"]["name"], **_text_params(model["text"], config, "model.text."),
+                       **_image_params(model["image"], config, "model.image.")})
+    search = config.get("search") or {}
+    params["search.name"] = search.get("name", "none")
+    if params["search.name"] != "none":
+        params.update({f"search.{k}": v for k, v in search.items()
+                       if k in ("cv", "n_iter", "n_trials", "grid_points", "study_name", "storage")})
+    return {key: json.dumps(value) if isinstance(value, (list, dict)) else str(value) for key, value in params.items()}
+
+
+def _own_settings(spec: dict, prefix: str) -> dict:
+    """A `_target_` block's own arguments (its class and seed aside)."""
+    return {f"{prefix}{k}": v for k, v in spec.items() if k not in ("_target_", "random_state")}
+
+
+def _text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    estimator = model["estimator"]
+    params = {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
+              f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
+    if "calibration_ensemble" in model:
+        params[f"{prefix}calibration_ensemble"] = model["calibration_ensemble"]
+    params["refit"] = config.get("refit", "none")
+    if (config.get("cv") or {}).get("folds"):
+        params["cv.folds"] = config["cv"]["folds"]
+    resampler = config["resampler"]
+    params["resampler.name"] = resampler["name"]
+    params.update(_own_settings(resampler.get("sampler") or {}, "resampler."))
+    features = config["features"]
+    params.update({"features.name": features.get("name", "custom"),
+                   "features.vectorizers": ",".join(features["vectorizers"]),
+                   "features.normalizer": (features.get("cleaning") or {}).get("normalizer")})
+    params.update({f"features.embedding.{k}": v for k, v in (features.get("embedding") or {}).items()})
+    return params
+
+
+def _image_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    if model.get("descriptors"):  # a scikit-learn model over picture descriptors
+        estimator = model["estimator"]
+        return {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
+                **_own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config.get("refit", "none")}
+    keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights", "schedule",
+            "label_smoothing", "monitor")
+    params = {f"{prefix}{k}": model[k] for k in keys if k in model}
+    params[f"{prefix}class"] = model["network"]["_target_"].rsplit(".", 1)[-1].removeprefix("build_")
+    params.update(_own_settings(model["network"], prefix))
+    params["augment.name"] = (model.get("augment") or config["augment"])["name"]
+    return params
