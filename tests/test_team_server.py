@@ -62,7 +62,7 @@ def test_two_optuna_workers_fill_one_study(team_server, postgres, tmp_path):
     storage = postgres.create_database("optuna")
     workers = [start_train(team_server, tmp_path / f"worker{n}", "model=sgd", "search=optuna",
                            f"search.storage={storage}", "search.study_name=sgd-shared", "search.n_trials=4",
-                           "search.progress_bar=false", "mlflow.experiment=optuna-team", *FAST)
+                           "search.progress_bar=false", "mlflow.experiment=optuna-team", "register=always", *FAST)
                for n in range(2)]
     assert [w.wait(timeout=400) for w in workers] == [0, 0], [
         (tmp_path / f"worker{n}" / "job.log").read_text()[-2000:] for n in range(2)]
