@@ -10,17 +10,15 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data, evaluate, model_logging, study, tracking
-from rakuten.recipes.base import Fitted, Recipe, cross_validated
-from rakuten.recipes.pictures import log_counts, split_pictures
+from rakuten.recipes.base import Fitted, cross_validated
+from rakuten.recipes.pictures import OverPictures
 
 
 def augmentation(cfg: DictConfig) -> str:
     return (cfg.model.get("augment") or cfg.augment).name  # a network may bring its own
 
 
-class NetworkRecipe(Recipe):
-    modality = "image"
-
+class NetworkRecipe(OverPictures):
     def takes(self, model: DictConfig) -> bool:
         return model.modality == "image" and not model.get("descriptors")
 
@@ -29,12 +27,6 @@ class NetworkRecipe(Recipe):
 
     def tags(self, cfg: DictConfig) -> dict[str, str]:
         return {"augment": augmentation(cfg)}
-
-    def split(self, cfg: DictConfig):
-        return split_pictures(cfg)
-
-    def before_fit(self, cfg: DictConfig, parts: data.Split, counts) -> None:
-        log_counts(counts)
 
     def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
         return cross_validated(cfg, parts, lambda rows, labels: study.cross_validate_network(

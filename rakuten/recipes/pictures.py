@@ -23,18 +23,23 @@ def log_counts(counts: data.ImageCounts) -> None:
     print(counts.sentence(), flush=True)
 
 
-class PicturesRecipe(Recipe):
-    modality = "image"
-    refits = True
+class OverPictures(Recipe):
+    """Image models: the products that have a readable picture, split; the counts logged and said."""
 
-    def takes(self, model: DictConfig) -> bool:
-        return model.modality == "image" and bool(model.get("descriptors"))
+    modality = "image"
 
     def split(self, cfg: DictConfig):
         return split_pictures(cfg)
 
     def before_fit(self, cfg: DictConfig, parts: data.Split, counts) -> None:
         log_counts(counts)
+
+
+class PicturesRecipe(OverPictures):
+    refits = True
+
+    def takes(self, model: DictConfig) -> bool:
+        return model.modality == "image" and bool(model.get("descriptors"))
 
     def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
         from rakuten.models import picture_pipeline_from_config
