@@ -34,8 +34,8 @@ def browse(browser: str, url: str, screenshot: Path) -> str:
 
 def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tmp_path):
     browser = chromium()
-    run(config("data.max_rows=400", "register=false", "model=linearsvc"))
-    run(config("data.max_rows=400", "register=false", "model=complementnb"))
+    scores = [run(config("data.max_rows=400", "register=false", "model=linearsvc")),
+              run(config("data.max_rows=400", "register=false", "model=complementnb"))]
     port = free_port()
     log = tmp_path / "ui.log"
     with open(log, "w") as out:
@@ -59,6 +59,7 @@ def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tm
     assert "test_f1_weighted" in dom, "weighted F1 is not in view"
     assert "model.C" in dom and "model.alpha" in dom, "the key hyperparameters are not in view"
     assert "rakuten-sample" in dom, "the runs' dataset is not in view"
-    shown = {float(v) for v in re.findall(r">(0\.\d+)<", dom)}
-    assert shown and all(len(str(v).split(".")[1]) <= 4 for v in shown), f"scores not to 4 decimals: {shown}"
+    shown = set(re.findall(r">(0\.\d+)<", dom))
+    assert {str(score) for score in scores} <= shown, f"the runs' weighted F1 {scores} not among {shown}"
+    assert all(len(str(score).split(".")[1]) <= 4 for score in scores), "scores are logged to 4 decimals"
     assert "Show more columns" not in dom or dom.index("test_f1_weighted") < dom.index("Show more columns")
