@@ -5,9 +5,9 @@ the same data. When the champion was scored on other data (another data fingerpr
 scored again on the new run's test part, through its own pyfunc, so both numbers are comparable;
 a champion refitted on every labelled row of its data (tag `refit_rows`) may have trained on that
 test part, so its recipe (its pipeline, unfitted) is first trained on the new run's training part.
-A worse model never takes `champion`, nor does a version whose run did not finish (FAILED,
-KILLED, or another job's still RUNNING) or whose model does not load and predict its own input
-example (a few rows of its test part, logged with it).
+A worse model never takes `champion`, nor does a version whose run failed (FAILED, KILLED, or
+RUNNING with its process gone) or whose model does not load and predict its own input example (a
+few rows of its test part, logged with it).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.tracking import muted, redact
+from rakuten.tracking import alive_or_finished, muted, redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -84,7 +84,8 @@ def current_champion(name: str):
 def best_version(name: str, fingerprint: str, version: str, score: float,
                  refused: frozenset[str] = frozenset()) -> tuple[str | None, float]:
     """The best version of `name` scored on `fingerprint` (ties: the oldest), `version` included:
-    of the others, only those whose run FINISHED and that are not `refused` (found broken)."""
+    of the others, only those whose run finished or is still at work (`run_finished`) and that are
+    not `refused` (found broken)."""
     client = MlflowClient()
     scored = {} if str(version) in refused else {str(version): float(score)}
     for found in client.search_model_versions(f"name='{name}'"):
@@ -98,10 +99,10 @@ def best_version(name: str, fingerprint: str, version: str, score: float,
 
 
 def run_finished(run_id: str | None) -> bool:
-    try:
-        return bool(run_id) and MlflowClient().get_run(run_id).info.status == "FINISHED"
-    except MlflowException:  # the run was deleted
-        return False
+    """A version's run may hold `champion` once FINISHED, or while its job is alive and about to
+    promote it (concurrent jobs must see each other's versions to converge); never FAILED, KILLED
+    or orphaned (a job killed with -9)."""
+    return alive_or_finished(run_id)
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,20 @@ def end_orphaned_runs(experiment_ids: list[str] | None = None,
     return ended
 
 
+def alive_or_finished(run_id: str | None) -> bool:
+    """Whether a run FINISHED, or is RUNNING with its process alive (a job still at work, whose
+    version its own promotion will weigh): not FAILED, KILLED, deleted, nor orphaned."""
+    try:
+        found = MlflowClient().get_run(run_id) if run_id else None
+    except Exception:  # noqa: BLE001 - a deleted run, a run of another store
+        return False
+    if found is None:
+        return False
+    if found.info.status == "RUNNING":
+        return not _orphaned(found.data.tags, found.info.start_time, STALE_LAUNCH_MINUTES)
+    return found.info.status == "FINISHED"
+
+
 def _orphaned(tags: dict, start_time_ms: int, stale_launch_minutes: float | None) -> str:
     """Why a RUNNING run is orphaned, '' when it is not (or cannot be told from here)."""
     if PID_TAG in tags:
