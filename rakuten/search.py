@@ -153,11 +153,13 @@ def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on
 
     study.optimize(objective, n_trials=int(options.get("n_trials", 20)), timeout=options.get("timeout"),
                    show_progress_bar=bool(options.get("progress_bar", True)))
-    best = dict(study.best_params)  # over every trial of the study, other workers' included
-    refit = clone(head).set_params(**{prefix + k: v for k, v in best.items()}).fit(X, y)
+    # one snapshot of the study (other workers' trials included): the best and the count agree
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    return Result(best, float(study.best_value), refit, candidates,
-                  study={"name": study.study_name, "trials": len(finished), "best_trial": study.best_trial.number})
+    best_trial = max(finished, key=lambda t: (t.value, -t.number))
+    best = dict(best_trial.params)
+    refit = clone(head).set_params(**{prefix + k: v for k, v in best.items()}).fit(X, y)
+    return Result(best, float(best_trial.value), refit, candidates,
+                  study={"name": study.study_name, "trials": len(finished), "best_trial": best_trial.number})
 
 
 def _create_study(options: dict, seed: int, attempts: int = 5):
