@@ -25,16 +25,22 @@ def latest_run():
     return mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
 
 
-def champion() -> str:
-    return str(MlflowClient().get_model_version_by_alias("rakuten-text", "champion").version)
-
-
-def test_a_run_whose_model_files_are_gone_is_not_made_champion(store, capsys):
+def worse_registered_then_better_logged():
+    """v1: the worse model, registered (champion); then the better one, logged but not registered."""
     run(config("data.max_rows=300", *WORSE))
     run(config("data.max_rows=300", "register=false", *BETTER))
     better = latest_run()
     logged = mlflow.search_logged_models(experiment_ids=[better.info.experiment_id], output_format="list",
                                          filter_string=f"source_run_id = '{better.info.run_id}'")[0]
+    return better, logged
+
+
+def champion() -> str:
+    return str(MlflowClient().get_model_version_by_alias("rakuten-text", "champion").version)
+
+
+def test_a_run_whose_model_files_are_gone_is_not_made_champion(store, capsys):
+    _, logged = worse_registered_then_better_logged()
     for path in Path(urlparse(logged.artifact_location).path).rglob("*.joblib"):
         path.unlink()
     capsys.readouterr()
@@ -64,11 +70,7 @@ def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys)
 
 
 def test_a_killed_runs_version_is_never_promoted_and_all_three_agree(store, capsys):
-    run(config("data.max_rows=300", *WORSE))
-    run(config("data.max_rows=300", "register=false", *BETTER))
-    killed = latest_run()
-    logged = mlflow.search_logged_models(experiment_ids=[killed.info.experiment_id], output_format="list",
-                                         filter_string=f"source_run_id = '{killed.info.run_id}'")[0]
+    killed, logged = worse_registered_then_better_logged()
     promote.register(logged.model_uri, "rakuten-text", killed.data.metrics, killed.data.tags["data_fingerprint"],
                      "registered, then its job was killed with -9")
     MlflowClient().set_terminated(killed.info.run_id, "FAILED")  # what runs --repair does after kill -9
