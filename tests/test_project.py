@@ -41,21 +41,22 @@ def test_mlproject_main_entry_point():
         assert project["entry_points"][name]["command"].startswith(f"python -m rakuten.{name} ")
 
 
-def run_cli(args, store):
+def run_cli(args, store, cwd=PROJECT_ROOT):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
     for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set_experiment sets one
         env.pop(key, None)
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = f"{bindir}:{env['PATH']}"  # `mlflow run` calls `python` from PATH
-    return subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_mlflow_run_logs_into_the_run_it_created(store):
+def test_mlflow_run_logs_into_the_run_it_created(store, tmp_path):
+    # started outside the checkout: `mlflow run` creates the experiment it is given, rooted at ./mlruns
     result = run_cli(
-        [os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", ".", "--env-manager", "local",
+        [os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", str(PROJECT_ROOT), "--env-manager", "local",
          "--experiment-name", "rakuten", "-P", "model=sgd", "-P",
          f"overrides=data.max_rows=400 register=false cache.enabled=false hydra.run.dir={os.path.dirname(store[len('sqlite:///'):])}/h"],
-        store,
+        store, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
