@@ -24,6 +24,8 @@ def test_efficientnet_trains_registers_predicts_and_serves_pictures_sent_as_byte
     logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
     assert logged.info.status == "FINISHED" and logged.data.params["model.class"] == "LogisticRegression"
     assert logged.data.params["model.descriptors.variant"] == "lite0"
+    drawn = [f.path for f in MlflowClient().list_artifacts(logged.info.run_id, "gradcam")]
+    assert len(drawn) == 8 and all(path.endswith(".png") for path in drawn), drawn  # model.gradcam_images
     model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
     frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
     rows = frame[["image_path"]].head(3)

@@ -12,8 +12,10 @@ extracts each item once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import io
 import importlib.util
 import logging
 import os
@@ -180,26 +182,59 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
         torch.set_num_threads(_cores())
         name = f"efficientnet-{self.variant}"
-        network = EfficientNet.from_pretrained(name, weights_path=weights_file(name))
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line at every load
+            network = EfficientNet.from_pretrained(name, weights_path=weights_file(name))
         return network.eval()
+
+    def picture(self, path: str) -> np.ndarray:
+        """The picture as the network sees it: RGB, square, the variant's size (uint8)."""
+        from PIL import Image
+
+        size = IMAGE_SIZE[self.variant]
+        with Image.open(path) as opened:
+            return np.asarray(opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+
+    def _pooled(self, maps):
+        import torch
+
+        return torch.cat([maps.mean((2, 3))] + ([maps.amax((2, 3))] if self.pooling == "avg+max" else []), dim=1)
 
     def _compute(self, paths: list[str]) -> np.ndarray:
         import torch
-        from PIL import Image
 
-        network, size, rows = self._network(), IMAGE_SIZE[self.variant], []
+        network, rows = self._network(), []
         with _progress(len(paths), "pictures") as progress, torch.inference_mode():
             for start in range(0, len(paths), self.batch_size):
-                batch = []
-                for path in paths[start:start + self.batch_size]:
-                    with Image.open(path) as opened:
-                        picture = opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-                    batch.append((np.asarray(picture, dtype=np.float32) - 127.0) / 128.0)
-                maps = network.extract_features(torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2))
-                pooled = [maps.mean((2, 3))] + ([maps.amax((2, 3))] if self.pooling == "avg+max" else [])
-                rows.append(torch.cat(pooled, dim=1).numpy())
+                batch = [self.picture(path) for path in paths[start:start + self.batch_size]]
+                maps = network.extract_features(_tensor(np.stack(batch)))
+                rows.append(self._pooled(maps).numpy())
                 progress.update(len(batch))
         return np.vstack(rows)
+
+    def grad_cams(self, paths: list[str], directions: list[np.ndarray]) -> list[np.ndarray]:
+        """Grad-CAM heatmaps (values in [0, 1], the last feature map's size: 7x7 for lite0) of the
+        pictures at `paths`, each for a score linear in its pooled features whose gradient with
+        respect to them is its `direction` (a linear head's class weights over the scaler's scales).
+        The network stays frozen, so the gradient flows from the pooling alone: cheap."""
+        import torch
+
+        network, heatmaps = self._network(), []
+        for path, direction in zip(paths, directions):
+            with torch.inference_mode():
+                maps = network.extract_features(_tensor(self.picture(path)[None]))
+            maps = maps.clone().requires_grad_(True)
+            score = (self._pooled(maps)[0] * torch.from_numpy(np.asarray(direction, dtype=np.float32))).sum()
+            gradient, = torch.autograd.grad(score, maps)
+            heatmap = torch.relu((gradient.mean((2, 3), keepdim=True) * maps).sum(1))[0].detach().numpy()
+            heatmaps.append(heatmap / heatmap.max() if heatmap.max() > 0 else heatmap)
+        return heatmaps
+
+
+def _tensor(pictures: np.ndarray):
+    """uint8 pictures (N, H, W, 3) as the network's input: (N, 3, H, W), (x - 127) / 128."""
+    import torch
+
+    return torch.from_numpy((pictures.astype(np.float32) - 127.0) / 128.0).permute(0, 3, 1, 2)
 
 
 class SentenceEmbedding(TransformerMixin, BaseEstimator):

