@@ -11,7 +11,6 @@ combiner for a fusion run, `cross_validate` does it on K folds of the products t
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,9 +129,3 @@ def cross_validate(spec: FusionSpec, found, classes, folds: int) -> dict[str, fl
 
 def _f1(y, predicted) -> float:
     return float(f1_score(y, predicted, average="weighted", zero_division=0))
-
-
-def describe(combiner: dict) -> str:
-    if combiner["method"] == "late":
-        return json.dumps({"method": "late", "text_weight": combiner["weight"]})
-    return json.dumps({"method": "stacking"})
