@@ -12,15 +12,20 @@ few rows of its test part, logged with it).
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
+import mlflow.pyfunc
+from joblib import parallel_config
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.tracking import alive_or_finished, muted, redact
+from rakuten.features.pretrained import CACHE_ENV
+from rakuten.tracking import alive_or_finished, muted, one_line, redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -84,25 +89,19 @@ def current_champion(name: str):
 def best_version(name: str, fingerprint: str, version: str, score: float,
                  refused: frozenset[str] = frozenset()) -> tuple[str | None, float]:
     """The best version of `name` scored on `fingerprint` (ties: the oldest), `version` included:
-    of the others, only those whose run finished or is still at work (`run_finished`) and that are
-    not `refused` (found broken)."""
+    of the others, only those whose run finished or whose job is still at work (concurrent jobs must
+    see each other's versions to converge: `alive_or_finished`), never FAILED, KILLED or orphaned
+    ones, and not those `refused` (found broken)."""
     client = MlflowClient()
     scored = {} if str(version) in refused else {str(version): float(score)}
     for found in client.search_model_versions(f"name='{name}'"):
         if (found.tags.get("data_fingerprint") == fingerprint and METRIC in found.tags
                 and str(found.version) not in refused and str(found.version) not in scored
-                and run_finished(found.run_id)):
+                and alive_or_finished(found.run_id)):
             scored[str(found.version)] = float(found.tags[METRIC])
     if not scored:
         return None, float("nan")
     return max(scored.items(), key=lambda item: (item[1], -int(item[0])))
-
-
-def run_finished(run_id: str | None) -> bool:
-    """A version's run may hold `champion` once FINISHED, or while its job is alive and about to
-    promote it (concurrent jobs must see each other's versions to converge); never FAILED, KILLED
-    or orphaned (a job killed with -9)."""
-    return alive_or_finished(run_id)
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class _Simulated:
         return {"data_fingerprint": self.fingerprint, METRIC: repr(self.score)}
 
 
-def loads(model_uri: str) -> str:
+def load_problem(model_uri: str) -> str:
     """'' when the model at `model_uri` loads and predicts its own input example (a few rows of its
     test part, logged with it), else why not, in one line."""
     return check(model_uri)[0]
@@ -129,17 +128,7 @@ def check(model_uri: str, repeats: int = 5) -> tuple[str, float, float]:
     """(why the model at `model_uri` does not load and predict its input example, '' when it does;
     its median single-row latency and its cost per row in a batch of `BATCH_ROWS`, in milliseconds,
     after a warm-up)."""
-    import os
-    import time
-
-    import mlflow.pyfunc
-
-    from rakuten.features.pretrained import CACHE_ENV
-    from rakuten.tracking import one_line
-
     nan = float("nan")
-    from joblib import parallel_config
-
     training_cache = os.environ.pop(CACHE_ENV, None)  # measured as a served model runs: nothing cached,
     try:
         with muted(), parallel_config(n_jobs=None):  # in this process (not training's worker pool)
@@ -175,10 +164,10 @@ def promote_fast(name: str, fingerprint: str, budget_ms: float = FAST_BUDGET_MS,
     candidates = sorted(
         (v for v in client.search_model_versions(f"name='{name}'")
          if v.tags.get("data_fingerprint") == fingerprint and METRIC in v.tags and ROW_COST_TAG in v.tags
-         and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or run_finished(v.run_id))),
+         and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or alive_or_finished(v.run_id))),
         key=lambda v: (-float(v.tags[METRIC]), int(v.version)))
     for found in candidates:
-        if loads(f"models:/{name}/{found.version}"):
+        if load_problem(f"models:/{name}/{found.version}"):
             continue
         current = _alias(name, FAST)
         if current is None or str(current.version) != str(found.version):
@@ -203,7 +192,7 @@ def promote_if_better(
     `rescore(model_uri, retrain)` scores another model on this run's test part (`retrain`: its
     recipe trained on this run's training part first); it is called only when the champion was
     evaluated on other data. A version is written to the alias only once it loads and predicts
-    (`loads`); one that does not is passed over. `check_champion`: the champion too must load,
+    (`load_problem`); one that does not is passed over. `check_champion`: the champion too must load,
     else it loses the alias to the best version that does. `dry_run`: decide the same way, write
     nothing (`version_uri`: where the model of `version` is, when it is not registered yet;
     `verify=False`: assume the versions load, a quick look before registering).
@@ -223,7 +212,7 @@ def promote_if_better(
         best, best_score = best_version(name, fingerprint, version, score, frozenset(refused))
         champion = simulated if dry_run else current_champion(name)
         if champion is not None and check_champion and str(champion.version) not in refused:
-            broken = loads(uri(str(champion.version)))
+            broken = load_problem(uri(str(champion.version)))
             if broken:
                 refused[str(champion.version)] = broken
                 print(f"{name} v{champion.version} is champion but does not load: {broken}", file=sys.stderr)
@@ -251,7 +240,7 @@ def promote_if_better(
                 f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
             if best_score <= champion_score:
                 break
-        broken = loads(uri(best)) if verify else ""
+        broken = load_problem(uri(best)) if verify else ""
         if broken:
             refused[best] = broken
             first_look = None if best != str(version) else Decision(False, f"v{version} does not load: {broken}")

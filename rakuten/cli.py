@@ -80,25 +80,41 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return DataError, TrackingError, MlflowException, RequestException, LookupError, ValueError, OSError
 
 
+class Outcome:
+    """The exit code `error_path` settled on (0 while nothing went wrong)."""
+
+    code = 0
+
+
+@contextlib.contextmanager
+def error_path(more_user_errors: tuple[type[BaseException], ...] = (), interrupted: str = "interrupted"):
+    """The block under the rules above: what it prints masked; an error it raises printed as they
+    say and swallowed, its exit code left in the `Outcome` yielded."""
+    from rakuten.tracking import describe
+
+    outcome = Outcome()
+    with masked_console():
+        try:
+            yield outcome
+        except KeyboardInterrupt:
+            print(interrupted, file=sys.stderr)
+            outcome.code = 130
+        except (*user_errors(), *more_user_errors) as error:
+            print(f"error: {describe(error)}", file=sys.stderr)
+            outcome.code = 2
+        except Exception:  # a bug: its traceback, secrets masked by the console
+            traceback.print_exc()
+            outcome.code = 1
+
+
 def command(main: Callable[..., int | None]) -> Callable[..., int]:
     """The command's `main`, under the rules above."""
 
     @functools.wraps(main)
     def guarded(*args, **kwargs) -> int:
-        from rakuten.tracking import describe
-
-        with masked_console():
-            try:
-                return main(*args, **kwargs) or 0
-            except KeyboardInterrupt:
-                print("interrupted", file=sys.stderr)
-                return 130
-            except user_errors() as error:
-                print(f"error: {describe(error)}", file=sys.stderr)
-                return 2
-            except Exception:  # a bug: its traceback, secrets masked by the console
-                traceback.print_exc()
-                return 1
+        with error_path() as outcome:
+            return main(*args, **kwargs) or 0
+        return outcome.code
 
     return guarded
 

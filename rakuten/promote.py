@@ -11,13 +11,13 @@ import mlflow
 from mlflow import MlflowClient
 
 from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, LATENCY_TAG, METRIC,
-                              ROW_COST_TAG, Decision, best_version, check, current_champion, loads,
+                              ROW_COST_TAG, Decision, best_version, check, current_champion, load_problem,
                               markdown_text, promote_fast, promote_if_better, register, registry_name,
                               would_be_champion)
 from rakuten.cli import command, open_store
 
 __all__ = ["CHALLENGER", "CHAMPION", "FAST", "FAST_BUDGET_MS", "LATENCY_TAG", "METRIC", "ROW_COST_TAG", "Decision",
-           "best_version", "check", "current_champion", "loads", "markdown_text", "promote_fast", "promote_if_better",
+           "best_version", "check", "current_champion", "load_problem", "markdown_text", "promote_fast", "promote_if_better",
            "register", "registry_name", "would_be_champion", "ranking", "format_ranking", "main"]
 
 def versions_of_run(name: str, run_id: str) -> list:

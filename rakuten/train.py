@@ -7,23 +7,22 @@ job to the recipe of its model (`rakuten.recipes`: split, fit, score, refit, log
 from __future__ import annotations
 
 import sys
-import traceback
 
 import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import PROJECT_ROOT, lifecycle, tracking
-from rakuten.cli import masked_console, user_errors
+from rakuten.cli import error_path
 from rakuten.recipes import recipe_for
 from rakuten.recipes.base import train
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
-# Mistakes in the data or the command line, a store that fails, a file that cannot be written
-# (a full disk, `ulimit -f`): reported in one line, exit code 2. Anything else is a bug and keeps
-# its traceback. Either way the run, if it had started, is ended FAILED.
-USER_ERRORS = (*user_errors(), InstantiationException)
+# Beside every command's user errors (`rakuten.cli.user_errors`: bad data, a store that fails, a
+# file that cannot be written), a config that cannot be instantiated is one line and exit code 2.
+# Anything else is a bug and keeps its traceback. Either way a started run is ended FAILED.
+USER_ERRORS = (InstantiationException,)
 
 
 def compose_config(*overrides: str) -> DictConfig:
@@ -81,20 +80,13 @@ def _require_images_extra(model: str) -> None:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    """SIGTERM or a second Ctrl-C end the run KILLED at once (exit 143 / 130), see `rakuten.lifecycle`."""
+    """The job under the commands' error path (`rakuten.cli`); returns the test weighted F1 (what a
+    Hydra sweeper optimises). SIGTERM or a second Ctrl-C end the run KILLED at once (exit 143 /
+    130), see `rakuten.lifecycle`."""
     tracking.set_console(verbose=bool(cfg.get("verbose", False)))
-    with masked_console():
-        try:
-            return lifecycle.run_job(lambda: run(cfg), end_runs=tracking.end_open_runs)
-        except USER_ERRORS as error:
-            print(f"error: {tracking.describe(error)}", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted: the run was ended KILLED", file=sys.stderr)
-            sys.exit(130)
-        except Exception:  # a bug: its traceback, secrets masked like every other line
-            traceback.print_exc()
-            sys.exit(1)
+    with error_path(USER_ERRORS, interrupted="interrupted: the run was ended KILLED") as outcome:
+        return lifecycle.run_job(lambda: run(cfg), end_runs=tracking.end_open_runs)
+    sys.exit(outcome.code)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rakuten import champion, data, evaluate, lifecycle, runs, study, tracking
 from rakuten.console import SWEEP_TAG
@@ -218,13 +218,3 @@ def choice(group: str) -> str:
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get().runtime.choices.get(group, "?") if HydraConfig.initialized() else "?"
-
-
-def timed(function, *args, **kwargs) -> tuple[object, float]:
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - started
-
-
-def container(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True)

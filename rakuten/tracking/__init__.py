@@ -7,7 +7,7 @@ experiments included) tracks only through the names below.
 - `log`: metrics, reports, figures, tags, search candidates, summary runs;
 - `view`: the runs table the UI opens on;
 - `console`, `http`: secrets masked, chatter muted; HTTP retries and outages.
-The promotion rule lives in `rakuten.promote`; logging a model, beside its adapter, in
+The promotion rule lives in `rakuten.champion`; logging a model, beside its adapter, in
 `rakuten.model_logging`.
 """
 

@@ -22,11 +22,7 @@ log = logging.getLogger("rakuten.tracking")
 
 # Which process owns a run: how `end_orphaned_runs` tells a live job from one that died.
 HOST_TAG, PID_TAG, PID_STARTED_TAG = "rakuten.host", "rakuten.pid", "rakuten.pid_started"
-
-
 ENDED_BY_TAG = "rakuten.ended_by"
-
-
 _open_runs: list[str] = []  # runs this process started and has not ended, outermost first
 
 

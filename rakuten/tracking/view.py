@@ -8,18 +8,9 @@ import json
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-
-# What the MLflow UI (3.17) shows for the experiment: the runs table of classic model development,
-# best weighted F1 first, with the columns people compare (a shared view, `rakuten.ui` links to it)
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-
-
 RUNS_VIEW_KEY = "rakuten-runs"
-
-
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
-
-
 RUNS_VIEW = {
     "orderByKey": "metrics.`test_f1_weighted`", "orderByAsc": False,
     "selectedColumns": ["attributes.`Dataset`"] + [f"metrics.`{m}`" for m in ("test_f1_weighted", "fit_seconds")]
