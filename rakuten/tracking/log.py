@@ -23,6 +23,11 @@ def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: st
     mlflow.log_metrics(readable(metrics))
     mlflow.log_dict(report_dict, "classification_report.json")
     mlflow.log_text(report_text, "classification_report.txt")
+    log_figures(figures)
+
+
+def log_figures(figures: dict) -> None:
+    """Each figure as `<name>.png` of the active run, then closed (a long job keeps no figure)."""
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"{name}.png")
         plt.close(figure)
@@ -71,9 +76,7 @@ def log_summary_run(run_name: str, experiment: str, tags: dict[str, str], metric
         mlflow.log_metrics(readable(metrics))
         for file_name, text in files.items():
             (Path(folder) / file_name).write_text(text)
-        for name, figure in (figures or {}).items():
-            mlflow.log_figure(figure, f"{name}.png")
-            plt.close(figure)
+        log_figures(figures or {})
         for name, content in (dicts or {}).items():
             mlflow.log_dict(content, f"{name}.json")
         if files:
