@@ -1,10 +1,21 @@
-"""The Model Registry: register a run's model and decide who is `champion`.
+"""The Model Registry: register a run's model and decide who is `champion` and `fast`.
 
-The rule: a new version takes `champion` only if its `test_f1_weighted` beats the champion's on
-the same data. When the champion was scored on other data (another data fingerprint), it is
-scored again on the new run's test part, through its own pyfunc, so both numbers are comparable;
-a champion refitted on every labelled row of its data (tag `refit_rows`) may have trained on that
-test part, so its recipe (its pipeline, unfitted) is first trained on the new run's training part.
+The registry serves data, not runs. Every version records the data it learned from (`DataOf`):
+which products its data folder offered (the ids, digested as `data_population`, kept whole in the
+run's `data/population.npy`) and how many of them it drew (`data_rows`: fewer with `data.max_rows`).
+A candidate's data, held against the champion's (`relation`), is
+- `fewer`: its ids are among the champion's and it drew fewer rows (a `data.max_rows` smoke run, the
+  sample after the full data): it never takes `champion` or `fast`;
+- `same`: the same products and as many rows: recipe against model as always: the candidate takes
+  `champion` only if its `test_f1_weighted` beats the champion's on its split (the champion is
+  rescored on that test part when it was scored on another split; a champion refitted on every
+  labelled row, tag `refit_rows`, has its recipe retrained on the split's training part first);
+- `other`: new products, or more rows of them (the full data after the sample, a new export):
+  recipe against recipe on the candidate's split (the champion's recipe retrained there), and the
+  registry ends with a model fitted on that data: the candidate when it wins, else the champion's
+  recipe trained on that data by a run of its own (`rakuten.recipes.base`), which takes `champion`.
+`fast` is the best version of the champion's data whose measured cost per row is within the budget;
+with none, the alias is removed rather than left on other data.
 A worse model never takes `champion`, nor does a version whose run failed (FAILED, KILLED, or
 RUNNING with its process gone) or whose model does not load and predict its own input example (a
 few rows of its test part, logged with it).
@@ -19,13 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
+import numpy as np
 import mlflow.pyfunc
 from joblib import parallel_config
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from rakuten.features.pretrained import CACHE_ENV
-from rakuten.tracking import alive_or_finished, muted, one_line, redact
+from rakuten.tracking import POPULATION_ARTIFACT, alive_or_finished, muted, one_line, redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -38,11 +50,88 @@ METRIC = "test_f1_weighted"
 MAX_PROMOTION_ROUNDS = 10
 
 
+SAME, FEWER, OTHER = "same", "fewer", "other"  # a candidate's data against the champion's
+
+
 @dataclass(frozen=True)
 class Decision:
     promoted: bool
     reason: str
     champion_score: float | None = None
+    relation: str = SAME  # the candidate's data against the champion's
+
+
+@dataclass(frozen=True)
+class DataOf:
+    """The data a model learned from: the products its data offered and how many it drew."""
+
+    dataset: str  # the runs table's name of it (`rakuten-sample`, `rakuten-full-images`...)
+    population: str  # digest of the ids of every labelled row the data offered
+    population_rows: int
+    rows: int  # rows drawn from them (train and test parts)
+    ids: tuple | None = None  # the population's ids, when at hand
+
+    @classmethod
+    def of_split(cls, parts, dataset: str) -> DataOf:
+        return cls(dataset, parts.population_digest, len(parts.population_index), len(parts.rows),
+                   tuple(int(i) for i in parts.population_index))
+
+    @classmethod
+    def of_tags(cls, tags: dict) -> DataOf | None:
+        """From a version's or run's tags; None for one registered before the rule existed."""
+        if "data_population" not in tags or "data_rows" not in tags:
+            return None
+        return cls(tags.get("dataset", "?"), tags["data_population"], int(tags.get("data_population_rows", 0)),
+                   int(tags["data_rows"]))
+
+    def tags(self) -> dict[str, str]:
+        return {"dataset": self.dataset, "data_population": self.population,
+                "data_population_rows": str(self.population_rows), "data_rows": str(self.rows)}
+
+    def describe(self) -> str:
+        drawn = "" if self.rows == self.population_rows else f"{self.rows:,} of "
+        return f"{drawn}{self.population_rows:,} rows of {self.dataset}"
+
+
+def population_ids(run_id: str) -> np.ndarray | None:
+    """The ids a run's data offered (`POPULATION_ARTIFACT`), None when it logged none."""
+    try:
+        with muted():
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=POPULATION_ARTIFACT)
+        return np.load(path)
+    except (MlflowException, OSError, ValueError):
+        return None
+
+
+def relation(candidate: DataOf, version) -> str:
+    """`SAME`, `FEWER` or `OTHER`: the data of `candidate` held against that of `version` (a model
+    version; see the module's docstring). A version registered before data was recorded is `SAME`
+    when scored on the same split, `OTHER` otherwise."""
+    held = DataOf.of_tags(version.tags)
+    if held is None:
+        return SAME
+    if held.population == candidate.population:
+        return SAME if candidate.rows == held.rows else (FEWER if candidate.rows < held.rows else OTHER)
+    if candidate.rows >= held.rows or candidate.ids is None:
+        return OTHER
+    ids = population_ids(version.run_id)
+    if ids is not None and np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all():
+        return FEWER
+    return OTHER
+
+
+def same_data(version, holder) -> bool:
+    """Whether `version` learned from the data of `holder` (the champion): what `fast` is chosen among."""
+    mine, theirs = DataOf.of_tags(version.tags), DataOf.of_tags(holder.tags)
+    if mine is None or theirs is None:
+        return version.tags.get("data_fingerprint") == holder.tags.get("data_fingerprint")
+    return (mine.population, mine.rows) == (theirs.population, theirs.rows)
+
+
+def fewer_rows_reason(candidate: DataOf, holder) -> str:
+    held = DataOf.of_tags(holder.tags)
+    return (f"it learned from {candidate.describe()}, fewer rows of the data of champion v{holder.version} "
+            f"({held.describe() if held else '?'}): a smoke run or a subset never takes {CHAMPION} or {FAST}")
 
 
 def registry_name(modality: str) -> str:
@@ -156,24 +245,56 @@ def check(model_uri: str, repeats: int = 5) -> tuple[str, float, float]:
             os.environ[CACHE_ENV] = training_cache
 
 
-def promote_fast(name: str, fingerprint: str, budget_ms: float = FAST_BUDGET_MS, version: str | None = None) -> str:
-    """Point `fast` at the best version on `fingerprint` whose cost per row in a batch (measured at
-    registration) is within `budget_ms`, whose run finished (or is `version`, the caller's own) and
-    that loads: what serves rows fast when the champion is a slow model. Returns what it did."""
+def promote_fast(name: str, budget_ms: float = FAST_BUDGET_MS, version: str | None = None) -> str:
+    """Point `fast` at the best version of the champion's data (`same_data`) whose cost per row in a
+    batch (measured at registration) is within `budget_ms`, whose run finished (or is `version`, the
+    caller's own) and that loads: what serves rows fast when the champion is a slow model. With no
+    such version the alias is removed: it never stays on a model of other data. Returns what it did."""
     client = MlflowClient()
+    holder = current_champion(name)
+    if holder is None:
+        return f"{name} has no {CHAMPION}: no {FAST} either"
     candidates = sorted(
         (v for v in client.search_model_versions(f"name='{name}'")
-         if v.tags.get("data_fingerprint") == fingerprint and METRIC in v.tags and ROW_COST_TAG in v.tags
+         if same_data(v, holder) and METRIC in v.tags and ROW_COST_TAG in v.tags
          and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or alive_or_finished(v.run_id))),
         key=lambda v: (-float(v.tags[METRIC]), int(v.version)))
+    current = _alias(name, FAST)
     for found in candidates:
         if load_problem(f"models:/{name}/{found.version}"):
             continue
-        current = _alias(name, FAST)
         if current is None or str(current.version) != str(found.version):
             client.set_registered_model_alias(name, FAST, str(found.version))
         return f"{name}@{FAST} is v{found.version} ({float(found.tags[ROW_COST_TAG]):.2f} ms a row)"
-    return f"no version of {name} on this data predicts within {budget_ms:g} ms a row"
+    if current is not None:
+        client.delete_registered_model_alias(name, FAST)
+    held = DataOf.of_tags(holder.tags)
+    return (f"no version of {name} on the champion's data ({held.describe() if held else 'v' + str(holder.version)})"
+            f" predicts within {budget_ms:g} ms a row" + (f": {FAST} (was v{current.version}) removed" if current else ""))
+
+
+def would_be_fast(name: str, model_uri: str, score: float, data: DataOf, budget_ms: float) -> bool:
+    """Whether a model not registered yet would take `fast`: of the champion's data, within the
+    budget (measured here, as at registration), and better than every version of that data within it."""
+    holder = current_champion(name)
+    if holder is None or relation(data, holder) != SAME:
+        return False
+    problem, _, row_cost = check(model_uri)
+    if problem or not row_cost <= budget_ms:
+        return False
+    rivals = [float(v.tags[METRIC]) for v in MlflowClient().search_model_versions(f"name='{name}'")
+              if same_data(v, holder) and METRIC in v.tags and ROW_COST_TAG in v.tags
+              and float(v.tags[ROW_COST_TAG]) <= budget_ms and alive_or_finished(v.run_id)]
+    return score > max(rivals, default=float("-inf"))
+
+
+def take_champion(name: str, version: str) -> Decision:
+    """Point `champion` at `version` once it loads: the champion's recipe retrained on new data."""
+    problem = load_problem(f"models:/{name}/{version}")
+    if problem:
+        return Decision(False, f"v{version} does not load: {problem}")
+    MlflowClient().set_registered_model_alias(name, CHAMPION, str(version))
+    return Decision(True, "the champion's recipe, trained on this data")
 
 
 def _alias(name: str, alias: str):
@@ -186,12 +307,15 @@ def _alias(name: str, alias: str):
 def promote_if_better(
     name: str, version: str, score: float, fingerprint: str, rescore: Callable[[str, bool], float],
     dry_run: bool = False, check_champion: bool = False, version_uri: str | None = None, verify: bool = True,
+    data: DataOf | None = None,
 ) -> Decision:
     """Point `champion` at the best version on this data if it beats the champion.
 
     `rescore(model_uri, retrain)` scores another model on this run's test part (`retrain`: its
     recipe trained on this run's training part first); it is called only when the champion was
-    evaluated on other data. A version is written to the alias only once it loads and predicts
+    evaluated on another split (`retrain` too when the candidate's `data` is `OTHER` than the
+    champion's: recipe against recipe). A candidate whose `data` is `FEWER` rows of the champion's
+    never takes the alias. A version is written to the alias only once it loads and predicts
     (`load_problem`); one that does not is passed over. `check_champion`: the champion too must load,
     else it loses the alias to the best version that does. `dry_run`: decide the same way, write
     nothing (`version_uri`: where the model of `version` is, when it is not registered yet;
@@ -220,6 +344,11 @@ def promote_if_better(
         if best is None:
             first_look = first_look or Decision(False, f"v{version} does not load: {refused.get(str(version))}")
             break
+        kind = SAME
+        if data is not None and champion is not None and str(champion.version) not in refused:
+            kind = relation(data, champion) if str(champion.version) != str(version) else SAME
+            if kind == FEWER:
+                return Decision(False, fewer_rows_reason(data, champion), relation=FEWER)
         if champion is None or str(champion.version) in refused:
             lost = "" if champion is None else f"champion v{champion.version} does not load"
             first_look = first_look or Decision(best == str(version), lost or "there was no champion")
@@ -231,13 +360,21 @@ def promote_if_better(
             break
         else:
             try:
-                champion_score, where = _champion_score(champion, fingerprint, rescore, rescored)
+                champion_score, where = _champion_score(champion, fingerprint, rescore, rescored, kind)
             except Exception as error:  # a champion that cannot be scored here is kept, never replaced
-                return Decision(False, f"champion v{champion.version} could not be scored on this data: {error}")
+                if kind != OTHER:
+                    return Decision(False, f"champion v{champion.version} could not be scored on this data: {error}")
+                # on new data the registry must end with a model of that data: the candidate
+                champion_score, where = float("-inf"), f"its recipe cannot be trained here: {one_line(error, 200)}"
+                rescored[str(champion.version)] = champion_score
             verb = "beats" if score > champion_score else "does not beat"
+            held = DataOf.of_tags(champion.tags)
+            new_data = (f"on new data ({data.describe()}; champion v{champion.version} learned from "
+                        f"{held.describe() if held else 'other data'}): ") if kind == OTHER else ""
             first_look = first_look or Decision(
                 score > champion_score,
-                f"{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})", champion_score)
+                f"{new_data}{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})",
+                champion_score, kind)
             if best_score <= champion_score:
                 break
         broken = load_problem(uri(best)) if verify else ""
@@ -266,18 +403,20 @@ PENDING = str(10**9)  # the number a version not registered yet plays under in a
 
 
 def would_be_champion(name: str, model_uri: str, score: float, fingerprint: str,
-                      rescore: Callable[[str, bool], float]) -> Decision:
+                      rescore: Callable[[str, bool], float], data: DataOf | None = None) -> Decision:
     """Whether a model not registered yet would take `champion` (a dry run, without loading it)."""
     return promote_if_better(name, PENDING, score, fingerprint, rescore, dry_run=True, version_uri=model_uri,
-                             verify=False)
+                             verify=False, data=data)
 
 
-def _champion_score(champion, fingerprint: str, rescore, rescored: dict) -> tuple[float, str]:
-    """The champion's score on `fingerprint`: its own when it was scored there, else rescored."""
+def _champion_score(champion, fingerprint: str, rescore, rescored: dict, kind: str = SAME) -> tuple[float, str]:
+    """The champion's score on `fingerprint`: its own when it was scored there, else rescored (its
+    recipe retrained on the split's training part when it was refitted on every row, or when the
+    candidate's data is `OTHER`)."""
     if champion.tags.get("data_fingerprint") == fingerprint and METRIC in champion.tags:
         return float(champion.tags[METRIC]), "its logged score"
-    refitted = "refit_rows" in champion.tags
+    retrain = "refit_rows" in champion.tags or kind == OTHER
     if str(champion.version) not in rescored:
-        rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}", refitted)
-    return rescored[str(champion.version)], ("its recipe retrained and scored on this split" if refitted
+        rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}", retrain)
+    return rescored[str(champion.version)], ("its recipe retrained and scored on this split" if retrain
                                              else "rescored on this test part")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,21 @@ class Split:
     y_train: pd.Series
     y_test: pd.Series
     train_only_classes: tuple[int, ...] = ()  # classes too small to split: all their rows train
+    population: pd.Index | None = None  # every labelled row the data offered (before `data.max_rows`)
+
+    @property
+    def rows(self) -> pd.Index:
+        """The labelled rows this split drew from its data, both parts."""
+        return self.X_train.index.append(self.X_test.index).sort_values()
+
+    @property
+    def population_index(self) -> pd.Index:
+        return (self.population if self.population is not None else self.rows).sort_values()
+
+    @property
+    def population_digest(self) -> str:
+        """Identifies which products the data offered (not their split): equal digests, the same data."""
+        return ids_digest(self.population_index)
 
     def all_rows(self) -> tuple[pd.DataFrame, pd.Series]:
         """Every labelled row of the split, training part first (what CV and refits use)."""
@@ -52,6 +67,10 @@ class Split:
         for part in (X_train, self.y_train, X_test, self.y_test):
             digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def ids_digest(index: pd.Index) -> str:
+    return hashlib.sha256(np.asarray(sorted(index), dtype="int64").tobytes()).hexdigest()[:16]
 
 
 def find_file(data_dir: str | Path, name: str) -> Path:
@@ -306,13 +325,20 @@ def _looks_like_image(path: str) -> bool:
 
 # --- the split of each modality, shared by training and by tools that rebuild a run's test part ---
 def text_split(data_dir, max_rows, test_size, seed) -> Split:
-    products, labels = load_labelled(data_dir, max_rows, seed)
-    return split(products, labels, test_size, seed)
+    products, labels = load_labelled(data_dir, None, seed)
+    return _drawn_split(products, labels, max_rows, test_size, seed)
 
 
 def image_split(data_dir, images_dir, strict, max_rows, test_size, seed) -> tuple[Split, ImageCounts]:
-    frame, labels, counts = load_images(data_dir, images_dir, strict, max_rows, seed)
-    return split(frame, labels, test_size, seed), counts
+    frame, labels, counts = load_images(data_dir, images_dir, strict, None, seed)
+    return _drawn_split(frame, labels, max_rows, test_size, seed), counts
+
+
+def _drawn_split(rows: pd.DataFrame, labels: pd.Series, max_rows, test_size, seed) -> Split:
+    """The split of `max_rows` rows drawn from `rows` (all when None), knowing what it was drawn from."""
+    population = rows.index
+    rows, labels = _subsample(rows, labels, max_rows, seed)
+    return replace(split(rows, labels, test_size, seed), population=population)
 
 
 @dataclass(frozen=True)

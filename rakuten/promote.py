@@ -7,12 +7,14 @@ from here, where they have always been.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mlflow
 from mlflow import MlflowClient
 
 from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, LATENCY_TAG, METRIC,
-                              ROW_COST_TAG, Decision, best_version, check, current_champion, load_problem,
-                              markdown_text, promote_fast, promote_if_better, register, registry_name,
+                              ROW_COST_TAG, DataOf, Decision, best_version, check, current_champion, load_problem,
+                              markdown_text, population_ids, promote_fast, promote_if_better, register, registry_name,
                               would_be_champion)
 from rakuten.cli import command, open_store
 
@@ -96,10 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     print(format_ranking(ranked, METRIC, champion.run_id if champion else None))
     best, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
     version, version_uri = _registered(name, best, dry_run=args.dry_run)
+    data = DataOf.of_tags(best.data.tags)
+    if data is not None:
+        ids = population_ids(best.info.run_id)
+        data = replace(data, ids=None if ids is None else tuple(int(i) for i in ids))
     decision = promote_if_better(
         name, version, best.data.metrics[METRIC], fingerprint,
         rescore=lambda uri, refitted: runs.score_model(uri, runs.test_part(best.info.run_id), retrain=refitted),
-        dry_run=args.dry_run, check_champion=True, version_uri=version_uri)
+        dry_run=args.dry_run, check_champion=True, version_uri=version_uri, data=data)
     would = "would be" if args.dry_run else "is"
     lost = champion is not None and "does not load" in decision.reason and f"v{champion.version}" in decision.reason
     print(f"{'dry run: ' if args.dry_run else ''}{name} v{version}: "
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         MlflowClient().set_registered_model_alias(name, CHALLENGER, challenger)
         print(f"{name} v{challenger}: challenger")
     if not args.dry_run:
-        print(promote_fast(name, fingerprint, args.fast_budget_ms))
+        print(promote_fast(name, args.fast_budget_ms))
     return 2 if lost else 0
 
 
@@ -132,8 +138,9 @@ def _registered(name: str, found, dry_run: bool = False) -> tuple[str, str | Non
     if dry_run:
         numbers = [int(v.version) for v in MlflowClient().search_model_versions(f"name='{name}'")]
         return str(max(numbers, default=0) + 1), logged[0].model_uri
+    data = DataOf.of_tags(found.data.tags)
     version = register(logged[0].model_uri, name, found.data.metrics,
-                       found.data.tags["data_fingerprint"], summary)
+                       found.data.tags["data_fingerprint"], summary, tags=data.tags() if data else None)
     return str(version.version), None
 
 

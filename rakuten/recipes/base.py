@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rakuten import champion, data, evaluate, lifecycle, runs, study, tracking
 from rakuten.console import SWEEP_TAG
@@ -77,14 +77,19 @@ class Recipe:
         return np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
 
 
-def train(cfg: DictConfig, recipe: Recipe) -> float:
-    """One tracked training job by `recipe`; returns the test weighted F1."""
+def train(cfg: DictConfig, recipe: Recipe, successor_of=None) -> float:
+    """One tracked training job by `recipe`; returns the test weighted F1. `successor_of`: the
+    champion version whose recipe this job trains on new data (it takes `champion`, see
+    `train_champion_recipe`)."""
     parts, context = recipe.split(cfg)
     classes = recipe.classes(parts, context)
-    with tracking.run(run_name(cfg, *recipe.choices(cfg)), {**job_tags(cfg, parts), **recipe.tags(cfg)},
-                      nested_in_env_run=is_multirun()) as active:
+    follow_up = None
+    tags = {**job_tags(cfg, parts), **recipe.tags(cfg)}
+    if successor_of is not None:
+        tags["retrained_from"] = f"{successor_of.name} v{successor_of.version}"
+    with tracking.run(run_name(cfg, *recipe.choices(cfg)), tags, nested_in_env_run=is_multirun()) as active:
         tracking.log_config(cfg)
-        tracking.log_datasets(parts, cfg.data.dir)
+        tracking.log_datasets(parts, cfg.data.dir, cfg.model.modality)
         recipe.before_fit(cfg, parts, context)
         if cfg.get("cv", {}).get("folds"):
             tracking.log_metrics(recipe.cross_validate(cfg, parts, context, classes))
@@ -96,9 +101,16 @@ def train(cfg: DictConfig, recipe: Recipe) -> float:
         if refitted:
             model = recipe.refit(cfg, model, parts)
         model_info = recipe.log_model(cfg, model, fitted, parts, context)
-        decision = (register(cfg, model_info.model_uri, scores, parts, refitted=refitted)
-                    if cfg.register else "not registered")
-    return report(active, scores, decision)
+        if successor_of is not None:
+            decision = register_successor(cfg, model_info.model_uri, scores, parts, refitted, successor_of)
+        elif cfg.register:
+            decision, follow_up = register(cfg, model_info.model_uri, scores, parts, refitted=refitted)
+        else:
+            decision = "not registered"
+    score = report(active, scores, decision)
+    if follow_up is not None:
+        follow_up()
+    return score
 
 
 def job_tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
@@ -106,7 +118,8 @@ def job_tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
 
     tags = {"model": cfg.model.name, "resampler": cfg.resampler.name, "search": cfg.search.name,
             "modality": cfg.model.modality, "git_commit": tracking.git_commit(),
-            "data_fingerprint": parts.fingerprint, "data_dir": str(cfg.data.dir)}
+            "data_fingerprint": parts.fingerprint, "data_dir": str(cfg.data.dir),
+            **data_of(cfg, parts).tags()}
     if is_multirun():  # how the sweep's summary finds its jobs, and what it calls them
         tags[SWEEP_TAG] = str(HydraConfig.get().sweep.dir)
         tags[study.OVERRIDES_TAG] = " ".join(HydraConfig.get().overrides.task) or "(defaults)"
@@ -161,31 +174,93 @@ def refit_on_all_rows(scored, parts: data.Split):
     return model
 
 
-def register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False) -> str:
-    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it.
+def data_of(cfg: DictConfig, parts: data.Split) -> champion.DataOf:
+    return champion.DataOf.of_split(parts, tracking.dataset_name(cfg.data.dir, cfg.model.modality))
 
-    `register=true` registers only a model that takes `champion` (the registry holds the models that
-    served, not every try: `rakuten.promote` registers any logged run later); `register=always`
-    registers every run's model, as before."""
+
+def register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False):
+    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it
+    under the rule of `rakuten.champion`. Returns (the decision in words, what to run once this
+    run has ended: on new data where the champion's recipe won, its training there, else None).
+
+    `register=true` registers only a model that takes `champion` or `fast` (the registry holds the
+    models that serve, not every try: `rakuten.promote` registers any logged run later);
+    `register=always` registers every run's model, as before."""
     name = champion.registry_name(cfg.model.modality)
     summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {choice('features')}, data {cfg.data.dir}"
-    rescore = lambda uri, refitted: runs.score_model(uri, parts, retrain=refitted)  # noqa: E731
+    budget = float(cfg.fast_budget_ms)
+    rescore = _memoized(lambda uri, retrain: runs.score_model(uri, parts, retrain=retrain))
+    mine = data_of(cfg, parts)
+    score = metrics["test_f1_weighted"]
     if str(cfg.register).lower() != "always":
-        first_look = champion.would_be_champion(name, model_uri, metrics["test_f1_weighted"], parts.fingerprint, rescore)
+        first_look = champion.would_be_champion(name, model_uri, score, parts.fingerprint, rescore, mine)
         if not first_look.promoted:
-            tracking.set_tags({"promotion": f"not registered: {first_look.reason}"})
-            return f"not registered ({first_look.reason}; register=always registers every run)"
+            follow_up = _follow_up(cfg, name, first_look)
+            if first_look.relation != champion.SAME or not champion.would_be_fast(name, model_uri, score, mine, budget):
+                tracking.set_tags({"promotion": f"not registered: {first_look.reason}"})
+                then = "; the champion's recipe is trained on this data by a run of its own" if follow_up else ""
+                return f"not registered ({first_look.reason}{then}; register=always registers every run)", follow_up
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
         refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
-        version = champion.register(model_uri, name, metrics, parts.fingerprint, summary, tags=refit)
-        decision = champion.promote_if_better(name, str(version.version), metrics["test_f1_weighted"],
-                                             parts.fingerprint, rescore=rescore)
-        fast = champion.promote_fast(name, parts.fingerprint, float(cfg.get("fast_budget_ms", champion.FAST_BUDGET_MS)),
-                                    str(version.version))
+        version = champion.register(model_uri, name, metrics, parts.fingerprint, summary, tags={**refit, **mine.tags()})
+        decision = champion.promote_if_better(name, str(version.version), score, parts.fingerprint, rescore=rescore,
+                                             data=mine)
+        fast = champion.promote_fast(name, budget, str(version.version))
     tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
                        "fast_alias": fast})
     verb = "is champion" if decision.promoted else "is not champion"
-    return f"{name} v{version.version} {verb}: {decision.reason}"
+    return f"{name} v{version.version} {verb}: {decision.reason}; {fast}", _follow_up(cfg, name, decision)
+
+
+def _memoized(rescore):
+    """`rescore` computed once per (model, retrain): a dry run and the promotion ask the same."""
+    seen: dict = {}
+    return lambda uri, retrain: seen[(uri, retrain)] if (uri, retrain) in seen else seen.setdefault(
+        (uri, retrain), rescore(uri, retrain))
+
+
+def _follow_up(cfg: DictConfig, name: str, decision: champion.Decision):
+    """On new data where the champion's recipe won: its training there, to run after this run."""
+    if decision.promoted or decision.relation != champion.OTHER or decision.champion_score in (None, float("-inf")):
+        return None
+    holder = champion.current_champion(name)
+    return None if holder is None else (lambda: train_champion_recipe(cfg, holder))
+
+
+def train_champion_recipe(cfg: DictConfig, holder) -> float:
+    """The champion's recipe (its run's config) trained on the data of `cfg` by a run of its own,
+    registered and made `champion`: the registry ends with a model of the data it will serve."""
+    import os
+
+    from rakuten.recipes import recipe_for
+
+    recipe_cfg = OmegaConf.merge(runs.run_config(holder.run_id), {
+        key: cfg[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms") if key in cfg})
+    OmegaConf.update(recipe_cfg, "cv.folds", None, force_add=True)
+    print(f"training the recipe of {holder.name} v{holder.version} on {cfg.data.dir} ...", flush=True)
+    launch = os.environ.pop("MLFLOW_RUN_ID", None)  # a run of its own, not the launch's
+    try:
+        return train(recipe_cfg, recipe_for(recipe_cfg.model), successor_of=holder)
+    finally:
+        if launch is not None:
+            os.environ["MLFLOW_RUN_ID"] = launch
+
+
+def register_successor(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool,
+                       holder) -> str:
+    """Register the champion's recipe trained on new data and point `champion` (and `fast`) at it."""
+    name = champion.registry_name(cfg.model.modality)
+    summary = f"{cfg.model.name}: the recipe of champion v{holder.version} trained on {cfg.data.dir}"
+    with lifecycle.critical():
+        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
+        version = champion.register(model_uri, name, metrics, parts.fingerprint, summary,
+                                    tags={**refit, **data_of(cfg, parts).tags()})
+        decision = champion.take_champion(name, str(version.version))
+        fast = champion.promote_fast(name, float(cfg.fast_budget_ms), str(version.version))
+    tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
+                       "fast_alias": fast})
+    verb = "is champion" if decision.promoted else "is not champion"
+    return f"{name} v{version.version} {verb}: {decision.reason} (was v{holder.version}); {fast}"
 
 
 def report(active, metrics: dict, decision: str) -> float:

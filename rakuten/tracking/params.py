@@ -21,27 +21,40 @@ def log_config(cfg: DictConfig) -> None:
     mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
 
-def dataset_name(data_dir: str) -> str:
+POPULATION_ARTIFACT = "data/population.npy"  # the row ids the run's data offered: what `champion` compares
+
+
+def dataset_name(data_dir: str, modality: str = "text") -> str:
     """What the runs table calls a data folder: `rakuten-sample` (the bundled sample), `rakuten-full`
-    (the shared challenge data), else `rakuten-<folder name>`."""
+    (the shared challenge data), else `rakuten-<folder name>`; `-images` / `-fusion` after it for
+    the picture and fusion runs of that folder (they learn from other rows of it)."""
     folder = Path(data_dir).resolve()
     if folder == (PROJECT_ROOT / "data" / "sample").resolve():
-        return "rakuten-sample"
-    if folder.parts[-3:] == ("shared", "data", "rakuten"):
-        return "rakuten-full"
-    return f"rakuten-{folder.name}"
+        name = "rakuten-sample"
+    elif folder.parts[-3:] == ("shared", "data", "rakuten"):
+        name = "rakuten-full"
+    else:
+        name = f"rakuten-{folder.name}"
+    return name if modality == "text" else f"{name}-{'images' if modality == 'image' else modality}"
 
 
-def log_datasets(parts, data_dir: str) -> str:
+def log_datasets(parts, data_dir: str, modality: str = "text") -> str:
     """The run's training and test rows as MLflow datasets (the runs table's Dataset column and
-    filter): named by `dataset_name`, digest the split's `data_fingerprint`, source the folder."""
+    filter): named by `dataset_name`, digest the split's `data_fingerprint`, source the folder; and
+    the ids of every row its data offered (`POPULATION_ARTIFACT`), which the promotion rule reads."""
+    import tempfile
     import time
     import warnings
 
     import mlflow.data
+    import numpy as np
 
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")  # ids: never null
-    name = dataset_name(data_dir)
+    name = dataset_name(data_dir, modality)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(POPULATION_ARTIFACT).name
+        np.save(path, np.asarray(parts.population_index, dtype="int64"))
+        mlflow.log_artifact(str(path), Path(POPULATION_ARTIFACT).parent.as_posix())
     for context, rows, labels in (("training", parts.X_train, parts.y_train), ("test", parts.X_test, parts.y_test)):
         frame = rows.assign(prdtypecode=labels.to_numpy())
         with muted():
