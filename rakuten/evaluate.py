@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score  # noqa: E402
 
+from rakuten.classes import labelled  # noqa: E402
+
 
 def score(y_true, y_pred, prefix: str = "test_") -> dict[str, float]:
     """Weighted F1 (the challenge's metric), macro F1 and accuracy."""
@@ -27,7 +29,8 @@ def report(y_true, y_pred, labels) -> tuple[dict, str]:
     as_dict = classification_report(
         y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0
     )
-    as_text = classification_report(y_true, y_pred, labels=labels, target_names=names, digits=3, zero_division=0)
+    as_text = classification_report(y_true, y_pred, labels=labels, target_names=[labelled(label) for label in labels],
+                                    digits=3, zero_division=0)
     return as_dict, as_text
 
 
@@ -41,10 +44,10 @@ def plot_confusion_matrix(y_true, y_pred, labels, title: str = "Confusion matrix
     counts = confusion_matrix(y_true, y_pred, labels=labels)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
-    figure, axes = plt.subplots(figsize=(10, 9), dpi=130)
+    figure, axes = plt.subplots(figsize=(11.5, 9), dpi=130)
     image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(labels)), [str(label) for label in labels], rotation=90, fontsize=11)
-    axes.set_yticks(range(len(labels)), [str(label) for label in labels], fontsize=11)
+    axes.set_yticks(range(len(labels)), [labelled(label) for label in labels], fontsize=10)
     axes.set_xlabel("predicted prdtypecode", fontsize=12)
     axes.set_ylabel("true prdtypecode", fontsize=12)
     axes.set_title(title, fontsize=13)
@@ -66,7 +69,7 @@ def plot_per_class_f1(report_dict: dict, labels, title: str = "F1 per class"):
     support = [int(report_dict[name]["support"]) for name in names]
     figure, axes = plt.subplots(figsize=(8, 9), dpi=130)
     axes.barh(range(len(names)), f1, color="tab:blue")
-    axes.set_yticks(range(len(names)), [f"{n} (n={s})" for n, s in zip(names, support)], fontsize=11)
+    axes.set_yticks(range(len(names)), [f"{labelled(int(n))} (n={s})" for n, s in zip(names, support)], fontsize=10)
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
     axes.set_xlabel("F1", fontsize=12)
@@ -110,3 +113,9 @@ def plot_gradcam(image: np.ndarray, heatmap: np.ndarray, title: str):
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
+
+
+if __name__ == "__main__":  # `python -m rakuten.evaluate`: the command lives apart (it logs to MLflow)
+    from rakuten.assess import main
+
+    raise SystemExit(main())

@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 from lime.lime_text import LimeTextExplainer  # noqa: E402
 
 from rakuten import runs, tracking  # noqa: E402
+from rakuten.classes import labelled  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
 from rakuten.cli import command, load_model, open_store  # noqa: E402
 from rakuten.predict import DEFAULT_MODEL_URI  # noqa: E402
@@ -57,7 +58,7 @@ def class_scores(pipeline):
 
 def explain_products(pipeline, products: pd.DataFrame, num_features: int = 10, num_samples: int = 1000, seed: int = 42):
     """One LIME explanation per product: (index, predicted prdtypecode, explanation)."""
-    classes = [str(c) for c in pipeline.classes_]
+    classes = [labelled(c) for c in pipeline.classes_]
     explainer = LimeTextExplainer(class_names=classes, random_state=seed)
     scorer = class_scores(pipeline)
     explained = []
@@ -76,11 +77,12 @@ def write_explanations(explained, folder: Path, true_labels: pd.Series | None = 
     written = []
     for index, predicted, explanation in explained:
         label = explanation.available_labels()[0]
-        truth = f", true {true_labels.loc[index]}" if true_labels is not None and index in true_labels.index else ""
+        truth = (f", true {labelled(true_labels.loc[index])}" if true_labels is not None and index in true_labels.index
+                 else "")
         html_path = folder / f"product_{index}.html"
         html_path.write_text(explanation.as_html(labels=(label,)), encoding="utf-8")
         figure = explanation.as_pyplot_figure(label=label)
-        figure.axes[0].set_title(f"product {index}: predicted {predicted}{truth}")
+        figure.axes[0].set_title(f"product {index}: predicted {labelled(predicted)}{truth}")
         figure.tight_layout()
         png_path = folder / f"product_{index}.png"
         figure.savefig(png_path, dpi=110)

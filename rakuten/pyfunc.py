@@ -9,7 +9,8 @@ artifacts it was logged with:
 - `fusion` (joblib) + the two above: a text + image fusion; rows have the text columns and an
   `image_path` that may be null (then the text model alone decides).
 `predict(df)` returns a DataFrame with `prdtypecode` (int64), indexed like `df`;
-`predict(df, params={"return_proba": True, "top_k": k})` adds `probability` and `top_k`.
+`predict(df, params={"return_proba": True, "top_k": k})` adds `probability` and `top_k`;
+`params={"return_label": True}` adds `label`, the class's short name (`rakuten.classes`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+from rakuten.classes import class_name
 from rakuten.picture_input import PictureError, picture_rows
 from rakuten.predictors import BadInput, FusionPredictor, PicturePredictor, TextPredictor, load_image_predictor
 
 LABEL = "prdtypecode"
 log = logging.getLogger("rakuten.pyfunc")
-_PARAMS = [ParamSpec("return_proba", "boolean", False), ParamSpec("top_k", "long", 3)]
+_PARAMS = [ParamSpec("return_proba", "boolean", False), ParamSpec("top_k", "long", 3),
+           ParamSpec("return_label", "boolean", False)]
 _OUTPUT = Schema([ColSpec("long", LABEL)])
 
 TEXT_SIGNATURE = ModelSignature(
@@ -81,9 +84,13 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
                        else contextlib.nullcontext(rows))
             with reading as rows:
                 if not params.get("return_proba"):
-                    return pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
-                return with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
-                                  int(params.get("top_k", 3)))
+                    result = pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
+                else:
+                    result = with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
+                                        int(params.get("top_k", 3)))
+                if params.get("return_label"):
+                    result.insert(1, "label", [class_name(code) for code in result[LABEL]])
+                return result
         except MlflowException:
             raise
         except (PictureError, BadInput) as error:

@@ -36,10 +36,19 @@ def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def experiment_url(base: str, experiment_id: str) -> str:
-    from rakuten.tracking import RUNS_VIEW_KEY
+def experiment_url(base: str, experiment_id: str, dataset: str | None = None) -> str:
+    """The runs table of the experiment: one dataset's training runs (`dataset`), else all runs."""
+    from rakuten.tracking import RUNS_VIEW_KEY, dataset_view_key
 
-    return f"{base}/#/experiments/{experiment_id}/runs?{VIEW}&viewStateShareKey={RUNS_VIEW_KEY}"
+    key = RUNS_VIEW_KEY if dataset is None else dataset_view_key(dataset)
+    return f"{base}/#/experiments/{experiment_id}/runs?{VIEW}&viewStateShareKey={key}"
+
+
+def newest_dataset(experiment_id: str) -> str | None:
+    """The dataset of the experiment's newest finished training run (None: none has one)."""
+    found = mlflow.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'",
+                               order_by=["attributes.start_time DESC"], max_results=50, output_format="list")
+    return next((r.data.tags["dataset"] for r in found if "dataset" in r.data.tags), None)
 
 
 def run_url(base: str, experiment_id: str, run_id: str) -> str:
@@ -53,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rakuten.ui",
                                      description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
     parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--dataset", default=None,
+                        help="open on this dataset's runs (rakuten-sample, rakuten-full, rakuten-full-images...; "
+                             "default: that of the newest finished run; 'all' for every run)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     args = parser.parse_args(argv)
@@ -62,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no experiment {args.experiment!r} in {tracking.redact(uri)} yet: train a model first",
               file=sys.stderr)
         return 2
+    dataset = None if args.dataset == "all" else args.dataset or newest_dataset(experiment.experiment_id)
+    if dataset is not None:
+        tracking.set_runs_view(experiment.experiment_id, dataset)
     if uri.startswith(("http://", "https://")):  # a server has its UI already
-        print(f"MLflow UI: {experiment_url(ui_base(uri), experiment.experiment_id)}")
+        print(f"MLflow UI: {experiment_url(ui_base(uri), experiment.experiment_id, dataset)}")
         return 0
     lifecycle.exit_on_sigterm()  # so that the server below is stopped too
     mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
@@ -84,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except requests.RequestException:
                 time.sleep(0.5)
-        print(f"MLflow UI: {experiment_url(base, experiment.experiment_id)}  (Ctrl-C to stop)", flush=True)
+        shown = f"the runs of {dataset}" if dataset else "every run"
+        print(f"MLflow UI: {experiment_url(base, experiment.experiment_id, dataset)}  ({shown}; Ctrl-C to stop)",
+              flush=True)
         return server.wait()
     except KeyboardInterrupt:
         return 0

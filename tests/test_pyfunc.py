@@ -93,3 +93,17 @@ def test_a_model_without_probabilities_says_how_to_get_them(fitted, tmp_path, mo
         info = model_logging.log_text_model(pipeline, products[["designation", "description"]].head(2))
     with pytest.raises(MlflowException, match="model.calibrate=true"):
         mlflow.pyfunc.load_model(info.model_uri).predict(RAW, params={"return_proba": True})
+
+
+def test_label_column_on_request_names_each_code(loaded):
+    from rakuten.classes import CLASS_NAMES
+
+    model, _ = loaded
+    plain = model.predict(RAW)
+    named = model.predict(RAW, params={"return_label": True})
+    assert list(plain.columns) == ["prdtypecode"], "the label is only there on request"
+    assert list(named.columns) == ["prdtypecode", "label"]
+    assert named["label"].tolist() == [CLASS_NAMES[code] for code in named["prdtypecode"]]
+    assert named.loc[101, "label"] == "swimming pools"
+    with_proba = model.predict(RAW, params={"return_label": True, "return_proba": True})
+    assert list(with_proba.columns)[:2] == ["prdtypecode", "label"] and "top_k" in with_proba.columns

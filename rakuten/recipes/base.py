@@ -89,7 +89,8 @@ def train(cfg: DictConfig, recipe: Recipe, successor_of=None) -> float:
         tags["retrained_from"] = f"{successor_of.name} v{successor_of.version}"
     with tracking.run(run_name(cfg, *recipe.choices(cfg)), tags, nested_in_env_run=is_multirun()) as active:
         tracking.log_config(cfg)
-        tracking.log_datasets(parts, cfg.data.dir, cfg.model.modality)
+        dataset = tracking.log_datasets(parts, cfg.data.dir, cfg.model.modality)
+        tracking.set_runs_view(active.info.experiment_id, dataset)
         recipe.before_fit(cfg, parts, context)
         if cfg.get("cv", {}).get("folds"):
             tracking.log_metrics(recipe.cross_validate(cfg, parts, context, classes))
