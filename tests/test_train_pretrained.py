@@ -61,3 +61,25 @@ def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
     finally:
         stop(process)
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2, answer.text
+
+
+def test_preset_best_is_the_best_text_recipe_in_one_command(store, tmp_path):
+    """`preset=best`: the pretrained study's best text row (TF-IDF + e5 weight 2, 400 characters,
+    LinearSVC C=0.5 uncalibrated), end to end on the bundled sample."""
+    import subprocess
+    import sys
+
+    from rakuten import PROJECT_ROOT
+    from tests.conftest import TEST_CACHE_DIR
+
+    done = subprocess.run([sys.executable, "-m", "rakuten.train", "preset=best", "data.max_rows=300",
+                           f"cache.dir={TEST_CACHE_DIR}", f"hydra.run.dir={tmp_path}"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    logged = mlflow.search_runs(experiment_names=["rakuten"], order_by=["attributes.start_time DESC"], max_results=1,
+                                output_format="list")[0]
+    params = logged.data.params
+    assert (params["model.name"], params["features.name"], params["model.C"], params["model.calibrate"],
+            params["features.embedding.weight"], params["features.embedding.chars"]) == (
+        "linearsvc", "tfidf_e5", "0.5", "False", "2.0", "400")
+    assert logged.data.metrics["test_f1_weighted"] > 0.4

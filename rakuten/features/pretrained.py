@@ -3,8 +3,8 @@ pictures, multilingual-e5-small (or Universal Sentence Encoder) embeddings of pr
 
 The weights ship inside registry packages (the `pretrained` extra), so nothing is downloaded; a
 model is code, so each weights file's SHA-256 is checked against `WEIGHTS` before it is loaded. The
-networks are frozen: `fit` learns nothing, `transform` computes in batches on every core with a
-progress bar. Each picture (by its file's digest) and each text (by its digest) is computed once
+networks are frozen: `fit` learns nothing, `transform` computes in batches on every core, with an
+estimate first when it will take over a minute and its progress (`rakuten.progress`). Each picture (by its file's digest) and each text (by its digest) is computed once
 per extractor: results go to a per-item cache (`use_cache`, set by training, never by a served
 model), each entry signed with the feature cache's HMAC secret, so a sweep, a CV study or a refit
 extracts each item once.
@@ -139,10 +139,10 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _progress(total: int, what: str):
-    from tqdm import tqdm
+def _progress(total: int, what: str, label: str):
+    from rakuten.progress import Progress
 
-    return tqdm(total=total, desc=what, unit=f" {what}", disable=None if total >= 64 else True, leave=False)
+    return Progress(total, what, label)
 
 
 class EfficientNetFeatures(TransformerMixin, BaseEstimator):
@@ -203,7 +203,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
 
         network, rows = self._network(), []
-        with _progress(len(paths), "pictures") as progress, torch.inference_mode():
+        with _progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode():
             for start in range(0, len(paths), self.batch_size):
                 batch = [self.picture(path) for path in paths[start:start + self.batch_size]]
                 maps = network.extract_features(_tensor(np.stack(batch)))
@@ -278,7 +278,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
     def _compute(self, texts: list[str]) -> np.ndarray:
         encode = self._encoder()
         rows = []
-        with _progress(len(texts), "texts") as progress:
+        with _progress(len(texts), "texts", self.encoder) as progress:
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start:start + self.batch_size]
                 rows.append(np.asarray(encode(batch), dtype=np.float32).reshape(len(batch), self.width()))

@@ -1,0 +1,68 @@
+"""Progress of a long stage, whether or not anyone watches a terminal.
+
+On a terminal, tqdm's bar. Elsewhere (a log file, CI, `mlflow run` piping its output) a line at
+least every `every` seconds: items done, rate, time left. In both cases, once the first items are
+timed, a stage that will take longer than `announce_over` seconds says so first ("e5 on 4,972
+texts: about 3 min here"), so nobody waits in silence for an hour.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 20 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+class Progress:
+    def __init__(self, total: int, what: str, label: str, every: float = 30.0, announce_over: float = 60.0,
+                 stream=None):
+        self.total, self.what, self.label = total, what, label
+        self.every, self.announce_over = every, announce_over
+        self.stream = stream or sys.stdout
+        self.done = 0
+        self.started = self.last_line = time.monotonic()
+        self.announced = False
+        self.bar = None
+        if self.stream.isatty() and total >= 64:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit=f" {what}", leave=False, file=self.stream)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        if not self.announced and self.done < self.total:
+            self.announced = True
+            if elapsed + left > self.announce_over:
+                self._say(f"{self.label} on {self.total:,} {self.what}: about {duration(elapsed + left)} here "
+                          f"(timed on the first {self.done:,})")
+        if self.bar is not None:
+            self.bar.update(count)
+        elif now - self.last_line >= self.every and self.done < self.total:
+            self.last_line = now
+            self._say(f"{self.label}: {self.done:,}/{self.total:,} {self.what}, {rate:.1f}/s, "
+                      f"about {duration(left)} left")
+
+    def _say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)

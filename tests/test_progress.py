@@ -1,0 +1,29 @@
+"""Progress of long stages when no terminal watches: an estimate first, then regular lines."""
+
+import io
+import time
+
+from rakuten.progress import Progress, duration
+
+
+def test_off_a_terminal_a_long_stage_says_its_estimate_then_progress_lines():
+    out = io.StringIO()
+    with Progress(100, "texts", "e5", every=0.05, announce_over=0.5, stream=out) as progress:
+        for _ in range(5):
+            time.sleep(0.06)
+            progress.update(10)  # 10 texts every 0.06 s: 100 take about 0.6 s
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("e5 on 100 texts: about ") and lines[0].endswith("here (timed on the first 10)")
+    assert len(lines) >= 4, lines
+    assert lines[-1].startswith("e5: 50/100 texts, ") and "/s, about " in lines[-1] and lines[-1].endswith(" left")
+
+
+def test_a_short_stage_stays_quiet():
+    out = io.StringIO()
+    with Progress(100, "pictures", "EfficientNet-lite0", stream=out) as progress:
+        progress.update(100)
+    assert out.getvalue() == ""
+
+
+def test_durations_read_like_a_person_says_them():
+    assert [duration(s) for s in (12, 200, 5400)] == ["12 s", "3 min", "1 h 30 min"]
