@@ -32,9 +32,11 @@ def browse(browser: str, url: str, screenshot: Path) -> str:
     return subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
 
 
-def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tmp_path):
+def test_ui_opens_on_one_datasets_training_runs_with_f1_and_the_key_hyperparameter(store, tmp_path, shared_dir):
     browser = chromium()
-    scores = [run(config("data.max_rows=400", "register=false", "model=linearsvc")),
+    run(config(f"data.dir={shared_dir}", "data.max_rows=300", "register=false", "model=multinomialnb"))  # another dataset
+    scores = [run(config("data.max_rows=400", "register=false", "model=linearsvc", "search=grid",
+                         "search.grid_points=2", "search.cv=2")),  # a parent with 2 candidate children
               run(config("data.max_rows=400", "register=false", "model=complementnb"))]
     port = free_port()
     log = tmp_path / "ui.log"
@@ -49,6 +51,7 @@ def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tm
             time.sleep(0.5)
         link = log.read_text().split("MLflow UI: ")[1].split()[0]
         assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/") and "workflowType=machine_learning" in link
+        assert link.endswith("viewStateShareKey=runs-rakuten-sample"), link  # the newest run's dataset
         artifacts = Path(os.environ.get("RAKUTEN_TEST_ARTIFACTS") or tempfile.mkdtemp(prefix="rakuten-ui-"))
         artifacts.mkdir(parents=True, exist_ok=True)
         dom = browse(browser, link, artifacts / "ui_runs_table.png")
@@ -56,6 +59,8 @@ def test_ui_opens_on_the_runs_table_with_f1_and_the_key_hyperparameter(store, tm
     finally:
         stop(ui)
     assert "linearsvc-" in dom and "complementnb-" in dom, "the runs table is not what the page shows"
+    assert "multinomialnb-" not in dom and "rakuten-full" not in dom, "another dataset's runs are in view"
+    assert not re.search(r">grid-\d+<", dom), "search candidates are flattened into the table"
     assert "test_f1_weighted" in dom, "weighted F1 is not in view"
     assert "model.C" in dom and "model.alpha" in dom, "the key hyperparameters are not in view"
     assert "rakuten-sample" in dom, "the runs' dataset is not in view"
