@@ -2,13 +2,14 @@
 then vectorises once.
 
 An entry holds the fitted features transformer and the train and test matrices, under a key made
-of the split's fingerprint, the resolved features config and the source of the text features
-(so a change of cleaning code is a new key). Entries are written atomically: parallel jobs never
+of the split's fingerprint, the resolved features config and the source of every module of
+`rakuten.features` (so a change of cleaning or embedding code is a new key). Entries are written atomically: parallel jobs never
 read half a file.
 
 An entry is a pickle, and loading a pickle runs code: the cache lives in a folder only its owner
 can enter (mode 0700; a folder that others may write is not used), and each entry is loaded only
-if its HMAC, made at save time with a secret kept in that folder, matches its bytes.
+if its HMAC, made at save time with this user's key (kept outside every cache: `signing`), matches
+its bytes.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class Features:
 
 
 def cache_key(fingerprint: str, features_config: dict) -> str:
-    code = Path(text.__file__).read_bytes()
+    """The entry of a split and a features config, computed by this version of the code: every
+    module that computes features is part of the key (a change to any one is a new entry)."""
+    code = b"".join(path.read_bytes() for path in sorted(Path(text.__file__).parent.glob("*.py")))
     payload = json.dumps({"data": fingerprint, "features": features_config}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode() + code).hexdigest()[:24]
 
@@ -74,7 +77,7 @@ def fit_features(transformer, X_train, X_test, key: str, cache_dir: str | Path |
 
 
 def _signature(folder: Path, path: Path) -> bytes:
-    digest = hmac.new(secret(folder), digestmod=hashlib.sha256)
+    digest = hmac.new(secret(), digestmod=hashlib.sha256)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

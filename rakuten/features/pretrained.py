@@ -6,7 +6,7 @@ model is code, so each weights file's SHA-256 is checked against `WEIGHTS` befor
 networks are frozen: `fit` learns nothing, `transform` computes in batches on every core, with an
 estimate first when it will take over a minute and its progress (`rakuten.progress`). Each picture (by its file's digest) and each text (by its digest) is computed once
 per extractor: results go to a per-item cache (`use_cache`, set by training, never by a served
-model), each entry signed with the feature cache's HMAC secret, so a sweep, a CV study or a refit
+model), raw float32 rows (no pickle) each signed with this user's feature-cache key, so a sweep, a CV study or a refit
 extracts each item once.
 """
 
@@ -90,6 +90,7 @@ def use_cache(folder: str | Path | None) -> None:
 
 def _cached(extractor: str, keys: list[str], width: int, compute, what: str) -> np.ndarray:
     """Rows for `keys`: from the cache where signed entries exist, else `compute(positions)`."""
+    from rakuten.features.signing import make_private, warn_once
     from rakuten.features.signing import secret as signing_secret
 
     out = np.zeros((len(keys), width), dtype=np.float32)
@@ -97,14 +98,18 @@ def _cached(extractor: str, keys: list[str], width: int, compute, what: str) -> 
     folder = root / extractor if root is not None else None
     missing = list(range(len(keys)))
     if folder is not None:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        secret, missing = signing_secret(root), []
+        make_private(folder)
+        secret, missing, foreign = signing_secret(), [], 0
         for position, key in enumerate(keys):
             row = _load(folder / key, secret, width)
             if row is None:
                 missing.append(position)
+                foreign += (folder / key).exists()
             else:
                 out[position] = row
+        if foreign:
+            warn_once(f"{foreign} entries of the features cache {folder} are not signed with this user's key (a "
+                      f"folder copied from elsewhere?): recomputed, never loaded")
     if missing:
         started = time.perf_counter()
         out[missing] = compute(missing)
