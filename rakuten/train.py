@@ -12,7 +12,7 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import PROJECT_ROOT, lifecycle, tracking
+from rakuten import PROJECT_ROOT, config_checks, lifecycle, tracking
 from rakuten.cli import error_path
 from rakuten.recipes import recipe_for
 from rakuten.recipes.base import train
@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> float:
     """One tracked training job; returns the test weighted F1."""
     from joblib import parallel_config
 
+    config_checks.check(cfg)  # before anything in it is instantiated, printed or logged
     recipe = recipe_for(cfg.model)
     if _needs_tensorflow(cfg.model):
         _require_images_extra(cfg.model.name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import champion, data, evaluate, lifecycle, runs, study, tracking
+from rakuten import champion, config_checks, data, evaluate, lifecycle, runs, study, tracking
 from rakuten.console import SWEEP_TAG
 
 log = logging.getLogger("rakuten.train")
@@ -238,6 +238,7 @@ def train_champion_recipe(cfg: DictConfig, holder) -> float:
     recipe_cfg = OmegaConf.merge(runs.run_config(holder.run_id), {
         key: cfg[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms") if key in cfg})
     OmegaConf.update(recipe_cfg, "cv.folds", None, force_add=True)
+    config_checks.check(recipe_cfg)  # a logged config is read back from the store: checked like any other
     print(f"training the recipe of {holder.name} v{holder.version} on {cfg.data.dir} ...", flush=True)
     launch = os.environ.pop("MLFLOW_RUN_ID", None)  # a run of its own, not the launch's
     try:
