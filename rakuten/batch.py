@@ -165,11 +165,20 @@ def _check_header(path: Path, columns: list[str]) -> None:
         raise DataError(f"{path} has no {missing} column (columns: {list(columns)})")
 
 
+def check_output(input_path: Path, output_path: Path) -> None:
+    """One line when the output would replace the input (the same file, links resolved)."""
+    if Path(output_path).exists() and os.path.samefile(input_path, output_path):
+        raise DataError(f"--output {output_path} is the input file {input_path}: name another file to write")
+
+
 @contextlib.contextmanager
-def atomic_output(output_path: Path):
-    """A text file that appears at `output_path` only once written whole (every engine's y_test.csv).
-    A folder that cannot be written, or an output path that is a folder, is one line naming it."""
+def atomic_output(output_path: Path, input_path: Path | None = None):
+    """A text file that appears at `output_path` only once written whole (every engine's y_test.csv),
+    with the mode the user's umask gives new files. A folder that cannot be written, an output path
+    that is a folder, or one that is the input file itself (links resolved), is one line naming it."""
     output_path = Path(output_path)
+    if input_path is not None:
+        check_output(input_path, output_path)
     if output_path.is_dir():
         raise DataError(f"--output {output_path} is a folder: name the file to write (e.g. {output_path}/y_test.csv)")
     try:
@@ -180,6 +189,9 @@ def atomic_output(output_path: Path):
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as any file the user writes (mkstemp makes it 0600)
         os.replace(temporary, output_path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)

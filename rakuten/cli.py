@@ -156,6 +156,7 @@ def open_store(configured_uri: str | None, retry_seconds: float = 6) -> str:
             MlflowClient().search_experiments(max_results=1)
     except Exception as error:  # the store answers with many exception types
         raise tracking.TrackingError(f"cannot use the tracking store {uri}: {tracking.one_line(error)}") from error
+    tracking.mark_launch()  # under `mlflow run`: its run is alive while this command is
     return uri
 
 

@@ -18,12 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from rakuten import lifecycle, tracking
 from rakuten.cli import command, load_model, open_store
-from rakuten.batch import BadRowsError, Tally, atomic_output, count_records, read_rows  # noqa: F401 - BadRowsError: users catch it
+from rakuten.batch import BadRowsError, Tally, atomic_output, check_output, count_records, read_rows  # noqa: F401 - BadRowsError: users catch it
 from rakuten.data import LABEL, DataError
+from rakuten.progress import Progress
 
 DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
 FIRST_STEP, SECONDS_PER_STEP = 200, 5  # rows scored between progress updates: about 5 s of work (a slow model)
@@ -35,9 +34,8 @@ def predict_file(
     """Predict every row of `input_path` into `output_path`; returns counts of rows written and skipped."""
     written = 0
     tally = Tally()
-    total = count_records(Path(input_path))  # the bar's time estimate: a slow model takes minutes
-    with atomic_output(output_path) as out, tqdm(desc="predicting", unit=" rows", total=total, disable=None,
-                                                 mininterval=1) as progress:
+    total = count_records(Path(input_path))  # the time estimate: a slow model takes minutes
+    with atomic_output(output_path, input_path) as out, Progress(total, "rows", "predicting") as progress:
         out.write(f",{LABEL}\n")
         step = min(chunk_size, FIRST_STEP)
         for chunk in read_rows(Path(input_path), chunk_size, skip_bad_rows, tally):
@@ -75,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C
     if not args.input.is_file():
         raise DataError(f"input file not found (or not a regular file): {args.input}")
+    check_output(args.input, args.output)
     open_store(args.tracking_uri)
     if args.engine == "spark":
         from rakuten import spark

@@ -148,6 +148,9 @@ def text_rows(model_input: pd.DataFrame) -> pd.DataFrame:
             raise BadInput(f"column '{column}', row {position + 1}: expected text, got "
                             f"{'null' if value is None or value != value else type(value).__name__}")
         rows[column] = values.where(texts, "")
+    blank = rows["designation"].str.strip() == ""
+    if blank.any():  # the rule batch scoring applies (`rakuten.batch.row_problem`): one rule for both
+        raise BadInput(f"column 'designation', row {int(np.argmax(blank.to_numpy())) + 1}: empty designation")
     return rows
 
 

@@ -1,15 +1,19 @@
 """Progress of a long stage, whether or not anyone watches a terminal.
 
 On a terminal, tqdm's bar. Elsewhere (a log file, CI, `mlflow run` piping its output) a line at
-least every `every` seconds: items done, rate, time left. In both cases, once the first items are
-timed, a stage that will take longer than `announce_over` seconds says so first ("e5 on 4,972
+least every `every` seconds (`$RAKUTEN_PROGRESS_SECONDS`, 30): items done, rate, time left. In both
+cases, once the first items are timed, a stage that will take longer than `announce_over` seconds
+(twice that) says so first ("e5 on 4,972
 texts: about 3 min here"), so nobody waits in silence for an hour.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+EVERY_ENV = "RAKUTEN_PROGRESS_SECONDS"  # how often a line is written off a terminal (30)
 
 
 def duration(seconds: float) -> str:
@@ -22,10 +26,11 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, what: str, label: str, every: float = 30.0, announce_over: float = 60.0,
-                 stream=None):
+    def __init__(self, total: int, what: str, label: str, every: float | None = None,
+                 announce_over: float | None = None, stream=None):
         self.total, self.what, self.label = total, what, label
-        self.every, self.announce_over = every, announce_over
+        self.every = every if every is not None else float(os.environ.get(EVERY_ENV) or 30)
+        self.announce_over = announce_over if announce_over is not None else 2 * self.every
         self.stream = stream or sys.stdout
         self.done = 0
         self.started = self.last_line = time.monotonic()

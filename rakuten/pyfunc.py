@@ -78,7 +78,7 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
         rows = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         params = params or {}
         try:
-            if rows.empty:
+            if len(rows.index) == 0 and len(rows.columns) > 0:  # no column at all: the model's were all missing
                 return empty_result(rows.index, bool(params.get("return_proba")))
             reading = (picture_rows(rows, params.get("images_dir") or "") if not isinstance(self.predictor, TextPredictor)
                        else contextlib.nullcontext(rows))
@@ -90,7 +90,10 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
                                         int(params.get("top_k", 3)))
                 if params.get("return_label"):
                     result.insert(1, "label", [class_name(code) for code in result[LABEL]])
-                return result
+            if len(result) != len(model_input):  # never fewer (or more) predictions than rows
+                raise MlflowException(f"prediction failed: {len(result)} predictions for {len(model_input)} rows",
+                                      error_code=INTERNAL_ERROR)
+            return result
         except MlflowException:
             raise
         except (PictureError, BadInput) as error:

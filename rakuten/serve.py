@@ -8,7 +8,7 @@ payloads (`dataframe_split`, `dataframe_records`, CSV) and answers are MLflow's.
 - no stack trace in any answer (MLflow adds the server's to some errors: it shows its paths); the
   trace goes to the server's log; an error names what to fix, without echoing the whole input;
 - a body over `--max-body-mb` is a 413, a JSON body nested deeper than `MAX_JSON_DEPTH` a 400 (Python's
-  parser would fail with a plain-text 500), both before MLflow reads it;
+  parser would fail with a plain-text 500), a POST without Content-Type a 415, all before MLflow reads it;
 - image and fusion models read no file a client names unless it lies under `--images-root`
   (`rakuten.picture_input`); clients send the picture itself as `image_b64`.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from rakuten.cli import command, load_model, open_store
@@ -76,6 +77,8 @@ class BodyGuard:
                 return await _answer(send, 413, f"request body over {self.max_bytes // 2**20} MB (--max-body-mb)")
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if scope.get("method") == "POST" and not dict(scope.get("headers") or []).get(b"content-type"):
+            return await _answer(send, 415, "no Content-Type: send application/json or text/csv")
         if json_depth_over(body, MAX_JSON_DEPTH):
             return await _answer(send, 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         sent = False
@@ -91,8 +94,8 @@ class BodyGuard:
 
 
 async def _answer(send, status: int, message: str) -> None:
-    body = json.dumps({"error_code": "BAD_REQUEST" if status == 400 else "REQUEST_TOO_LARGE",
-                       "message": message}).encode()
+    code = {400: "BAD_REQUEST", 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}[status]
+    body = json.dumps({"error_code": code, "message": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -151,12 +154,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="image models: read image_path only under this folder (default: no path is read; "
                              "clients send image_b64)")
     parser.add_argument("--max-body-mb", type=float, default=20, help="larger request bodies get a 413")
+    parser.add_argument("--max-picture-pixels", type=int, default=picture_input.DEFAULT_MAX_PIXELS,
+                        help="image models: a picture whose header announces more pixels gets a 400, undecoded")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     picture_input.serve_pictures_from(args.images_root)
+    os.environ[picture_input.MAX_PIXELS_ENV] = str(args.max_picture_pixels)
     open_store(args.tracking_uri)
     app = build_app(load_model(args.model_uri), args.max_body_mb)
     roots = f"; pictures read under {args.images_root}" if args.images_root else ""

@@ -97,7 +97,7 @@ def predict_file(model_uri: str, input_path: Path, output_path: Path, master: st
     if written != staged or written + tally.skipped != tally.seen:
         raise DataError(f"{input_path}: {tally.seen} rows read, {tally.skipped} skipped, but Spark scored {written}: "
                         "nothing written")
-    with atomic_output(output_path) as out:
+    with atomic_output(output_path, input_path) as out:
         out.write(f",{LABEL}\n")
         if scored is not None:
             scored.set_index(INDEX)[[LABEL]].to_csv(out, header=False)

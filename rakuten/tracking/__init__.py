@@ -17,7 +17,7 @@ from rakuten.tracking.log import (find_runs, log_candidate, log_epoch, log_evalu
                                   log_metrics, log_search_result, log_summary_run, readable, set_tags)
 from rakuten.tracking.params import POPULATION_ARTIFACT, comparable_params, dataset_name, log_config, log_datasets
 from rakuten.tracking.runs import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
-                                   alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, process_tags,
+                                   alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, mark_launch, process_tags,
                                    run, run_info)
 from rakuten.tracking.store import (TrackingError, check_writable, connect, describe, ensure_experiment,
                                     resolve_tracking_uri, sqlite_path, tracking_uri)
@@ -28,7 +28,7 @@ __all__ = [
     "log_candidate", "log_epoch", "log_evaluation", "log_files_to_run", "log_metrics", "log_search_result",
     "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "comparable_params", "dataset_name", "log_config", "log_datasets",
     "alive_or_finished", "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
-    "end_orphaned_runs", "experiment_name", "git_commit", "process_tags", "run", "run_info", "TrackingError",
+    "end_orphaned_runs", "experiment_name", "git_commit", "mark_launch", "process_tags", "run", "run_info", "TrackingError",
     "check_writable", "connect", "describe", "ensure_experiment", "resolve_tracking_uri", "sqlite_path",
     "tracking_uri", "EXPERIMENT_TAGS", "RUNS_VIEW", "RUNS_VIEW_KEY", "RUNS_VIEW_TAG", "dataset_view_key", "set_runs_view",
 ]

@@ -61,6 +61,15 @@ def _point_launch_at(job_run) -> None:
         MlflowClient().set_tag(_launcher_run, key, value)
 
 
+def mark_launch() -> None:
+    """Under `mlflow run`, the launch's run says which process serves it (a `serve`, `predict` or
+    `explain` launch, alive for hours): `end_orphaned_runs` then leaves it alone while it lives."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:
+        for key, value in process_tags().items():
+            MlflowClient().set_tag(run_id, key, value)
+
+
 @contextlib.contextmanager
 def run(run_name: str, tags: dict[str, str], nested_in_env_run: bool = False):
     """One MLflow run, ended FINISHED, FAILED, or KILLED (Ctrl-C), never left RUNNING.

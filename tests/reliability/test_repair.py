@@ -44,3 +44,39 @@ def test_repair_ends_launches_that_never_began_and_removes_dead_jobs_folders(sto
     assert client.get_run(young).info.status == "RUNNING"
     assert not dead.exists() and alive.exists()
     mlflow.MlflowClient().set_terminated(young)
+
+
+def test_a_live_launch_is_never_ended_as_dead_and_a_killed_one_is(store, tmp_path):
+    """Finding 8: `mlflow run . -e serve` serving requests was ended FAILED by `--repair --stale-minutes
+    0.5` ("its job never began"). Expected: the served command marks its launch's run with its process:
+    repair leaves it while it lives, and ends it once it is gone."""
+    from rakuten.train import run
+    from tests.conftest import config
+    from tests.services import free_port, stop
+
+    run(config("data.max_rows=300"))  # a champion to serve
+    client = MlflowClient()
+    launch = {"mlflow.source.type": "PROJECT", "mlflow.project.entryPoint": "serve"}
+    launched = client.create_run("0", start_time=int((time.time() - 3600) * 1000), tags=launch).info.run_id
+    port, log = free_port(), tmp_path / "serve.log"
+    with open(log, "w") as out:  # what `mlflow run` starts: the entry point's command, its run in MLFLOW_RUN_ID
+        server = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--port", str(port)], cwd=PROJECT_ROOT,
+                                  env={**job_env(store, tmp_path), "MLFLOW_RUN_ID": launched}, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "serving " not in log.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        repair = [sys.executable, "-m", "rakuten.runs", "--repair", "--stale-minutes", "0"]
+        done = subprocess.run(repair, cwd=PROJECT_ROOT, env=job_env(store, tmp_path), capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0 and "ended FAILED 0 runs" in done.stdout, done.stdout + done.stderr
+        assert client.get_run(launched).info.status == "RUNNING"
+    finally:
+        stop(server, sig=9)
+    done = subprocess.run(repair, cwd=PROJECT_ROOT, env=job_env(store, tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    assert "ended FAILED 1 runs" in done.stdout, done.stdout + done.stderr
+    assert client.get_run(launched).info.status == "FAILED"
+    assert "is gone" in client.get_run(launched).data.tags["rakuten.ended_by"]

@@ -139,3 +139,69 @@ def test_nested_and_oversized_bodies(text_server):
     assert big.status_code == 413
     fine = ask(text_server, [{"designation": "Jeu PS4 FIFA", "description": None}])
     assert fine.status_code == 200 and len(fine.json()["predictions"]) == 1
+
+
+def _png(width: int, height: int) -> bytes:
+    """A blank PNG of this size: a few hundred KB on the wire, gigabytes once decoded."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_a_picture_over_the_pixel_cap_is_refused_before_it_is_decoded(image_server):
+    """Finding 5: a blank 12000x12000 PNG (under Pillow's own limit) took the server from 0.9 to 3.4 GB."""
+    import psutil
+
+    bomb = base64.b64encode(_png(12000, 12000)).decode()
+    assert len(bomb) < 1_000_000
+    server = next(p for p in psutil.process_iter(["cmdline"]) if image_server.rsplit(":", 1)[1] in
+                  " ".join(p.info["cmdline"] or []) and "rakuten.serve" in " ".join(p.info["cmdline"] or []))
+    before = server.memory_info().rss
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: ask(image_server, [{"designation": "x", "image_b64": bomb}]), range(4)))
+    assert {a.status_code for a in answers} == {400}
+    assert all(a.json()["message"].startswith("image_b64 of row 1: 12000x12000 pixels, over the cap of ")
+               for a in answers)
+    assert server.memory_info().rss - before < 300 * 2**20, "the pictures were decoded"
+
+
+@pytest.mark.parametrize("payload,what", [
+    (b"just some text, not a picture", "text"), (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "svg"),
+    (b"\xff\xd8\xff\xe0" + os.urandom(2000), "truncated jpeg"), (os.urandom(3000), "random bytes")])
+def test_an_undecodable_picture_is_a_400_naming_the_row(image_server, payload, what):
+    """Finding 10: they got a 500 INTERNAL_ERROR naming the server's temporary path."""
+    good = base64.b64encode(_png(64, 64)).decode()
+    answer = ask(image_server, [{"image_b64": good}, {"image_b64": base64.b64encode(payload).decode()}])
+    assert answer.status_code == 400, (what, answer.text)
+    assert answer.json()["message"].startswith("image_b64 of row 2 is not a picture that can be decoded"), what
+    assert "/tmp" not in answer.text and "rakuten-pictures" not in answer.text
+
+
+def test_rows_without_a_picture_are_a_400_never_fewer_predictions(image_server):
+    """Finding 6: two text-only rows got 200 {"predictions": []}."""
+    for body in ({"dataframe_records": [{"designation": "Piscine"}, {"designation": "Jeu"}]},
+                 {"dataframe_split": {"columns": ["designation"], "data": [["Piscine"], ["Jeu"]]}}):
+        answer = requests.post(f"{image_server}/invocations", json=body, timeout=60)
+        assert answer.status_code == 400, answer.text
+        assert "no picture column" in answer.json()["message"]
+    csv = requests.post(f"{image_server}/invocations", data="designation\nPiscine\nJeu\n",
+                        headers={"content-type": "text/csv"}, timeout=60)
+    assert csv.status_code == 400 and "no picture column" in csv.json()["message"]
+
+
+def test_a_post_without_content_type_is_a_415(text_server):
+    answer = requests.post(f"{text_server}/invocations", data=b'{"dataframe_records": [{"designation": "x"}]}',
+                           timeout=60)
+    assert answer.status_code == 415 and answer.json()["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_an_empty_designation_is_refused_by_rest_as_by_batch_scoring(text_server):
+    """Finding 10: REST scored `designation: ""` as class 40 while batch scoring refused that row."""
+    for value in ("", "   "):
+        answer = ask(text_server, [{"designation": "Jeu PS4 FIFA"}, {"designation": value}])
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["message"].endswith("column 'designation', row 2: empty designation")
