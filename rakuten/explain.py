@@ -32,6 +32,7 @@ from lime.lime_text import LimeTextExplainer  # noqa: E402
 
 from rakuten import runs, tracking  # noqa: E402
 from rakuten.classes import labelled  # noqa: E402
+from rakuten.progress import duration  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
 from rakuten.cli import command, load_model, open_store  # noqa: E402
 from rakuten.predict import DEFAULT_MODEL_URI  # noqa: E402
@@ -56,12 +57,36 @@ def class_scores(pipeline):
     return scores
 
 
+def texts_per_second(pipeline, products: pd.DataFrame, probe: int = 32) -> float:
+    """How many texts a second the model scores here, timed on `probe` copies of a product's text."""
+    import time
+
+    row = products.iloc[0]
+    text = f"{row['designation']}{SEPARATOR}{row.get('description', '') or ''}"
+    scorer = class_scores(pipeline)
+    scorer([text])  # warm-up
+    started = time.perf_counter()
+    scorer([text] * probe)
+    return probe / max(time.perf_counter() - started, 1e-9)
+
+
+MIN_SAMPLES = 100  # fewer perturbations and LIME's weights are noise
+
+
+def fitting_samples(asked: int, rate: float, seconds_per_product: float) -> int:
+    """LIME's perturbations per product: as asked, fewer when the model is too slow for the budget."""
+    return max(MIN_SAMPLES, min(asked, int(rate * seconds_per_product)))
+
+
 def explain_products(pipeline, products: pd.DataFrame, num_features: int = 10, num_samples: int = 1000, seed: int = 42):
     """One LIME explanation per product: (index, predicted prdtypecode, explanation)."""
+    from rakuten.progress import Progress
+
     classes = [labelled(c) for c in pipeline.classes_]
     explainer = LimeTextExplainer(class_names=classes, random_state=seed)
     scorer = class_scores(pipeline)
     explained = []
+    progress = Progress(len(products), "products", "explaining", announce_over=float("inf"))
     for index, row in products.iterrows():
         text = f"{row['designation']}{SEPARATOR}{row.get('description', '') or ''}"
         top = int(np.argmax(scorer([text])[0]))
@@ -69,6 +94,8 @@ def explain_products(pipeline, products: pd.DataFrame, num_features: int = 10, n
             text, scorer, labels=(top,), num_features=num_features, num_samples=num_samples
         )
         explained.append((index, int(pipeline.classes_[top]), explanation))
+        progress.update(1)
+    progress.__exit__()
     return explained
 
 
@@ -102,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="product index in the run's test part, or in --input (repeatable)")
     parser.add_argument("--n", type=int, default=5, help="products to sample when no --index is given")
     parser.add_argument("--num-features", type=int, default=10)
-    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--num-samples", type=int, default=1000, help="LIME's perturbed texts per product")
+    parser.add_argument("--seconds-per-product", type=float, default=60,
+                        help="fewer samples when the model is too slow to score --num-samples texts in this time "
+                             f"(at least {MIN_SAMPLES})")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=None, help="also keep the files in this folder")
     parser.add_argument("--tracking-uri", default=None)
@@ -127,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen = products.loc[args.index]
     else:
         chosen = products.sample(min(args.n, len(products)), random_state=args.seed)
-    explained = explain_products(pipeline, chosen, args.num_features, args.num_samples, args.seed)
+    rate = texts_per_second(pipeline, chosen)
+    samples = fitting_samples(args.num_samples, rate, args.seconds_per_product)
+    lowered = (f", lowered from {args.num_samples} to fit --seconds-per-product {args.seconds_per_product:g}"
+               if samples < args.num_samples else "")
+    print(f"explaining {len(chosen)} products with {samples} samples each{lowered}: about "
+          f"{duration(len(chosen) * samples / rate)} here (the model scores {rate:,.0f} texts/s)", flush=True)
+    explained = explain_products(pipeline, chosen, args.num_features, samples, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         written = write_explanations(explained, Path(folder), truth)
         with tracking.muted():

@@ -153,13 +153,18 @@ def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on
 
     study.optimize(objective, n_trials=int(options.get("n_trials", 20)), timeout=options.get("timeout"),
                    show_progress_bar=bool(options.get("progress_bar", True)))
-    # one snapshot of the study (other workers' trials included): the best and the count agree
-    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if options.get("storage"):  # a shared study: workers gone for longer than the grace period
+        optuna.storages.fail_stale_trials(study)
+    # one snapshot of the study (other workers' trials included): the best and the counts agree
+    trials = study.trials
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     best_trial = max(finished, key=lambda t: (t.value, -t.number))
     best = dict(best_trial.params)
     refit = clone(head).set_params(**{prefix + k: v for k, v in best.items()}).fit(X, y)
     return Result(best, float(best_trial.value), refit, candidates,
-                  study={"name": study.study_name, "trials": len(finished), "best_trial": best_trial.number})
+                  study={"name": study.study_name, "trials": len(finished), "best_trial": best_trial.number,
+                         "failed_trials": len(failed)})
 
 
 def _create_study(options: dict, seed: int, attempts: int = 5):
@@ -167,17 +172,19 @@ def _create_study(options: dict, seed: int, attempts: int = 5):
     its tables and the study: the losers retry and join it."""
     import optuna
 
-    storage = options.get("storage")
+    url = options.get("storage")
     for attempt in range(1, attempts + 1):
-        try:
+        try:  # a worker killed mid-trial: its heartbeat stops, and the next worker's trial marks it FAIL
+            storage = url and optuna.storages.RDBStorage(url=url, heartbeat_interval=int(options["heartbeat_seconds"]),
+                                                         grace_period=int(options["grace_seconds"]))
             return optuna.create_study(
                 direction="maximize", storage=storage, study_name=options.get("study_name"), load_if_exists=True,
                 # seeded in memory (reproducible); unseeded on a shared storage, or every worker
                 # would propose the same points
-                sampler=optuna.samplers.TPESampler(seed=None if storage else seed),
+                sampler=optuna.samplers.TPESampler(seed=None if url else seed),
             )
         except Exception:  # noqa: BLE001 - the storage's integrity errors vary by database
-            if attempt == attempts or not storage:
+            if attempt == attempts or not url:
                 raise
             time.sleep(0.5 * attempt)
 

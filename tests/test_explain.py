@@ -49,3 +49,21 @@ def test_words_that_decide_are_words_of_the_product(champion_store):
 def test_unknown_index_is_refused(champion_store, capsys):
     assert explain.main(["--index", "-5"]) == 2
     assert "not in the test part" in capsys.readouterr().err
+
+
+def test_explain_says_its_estimate_first_and_fits_the_samples_to_the_models_cost(champion_store, capsys):
+    """Finding 9b: LIME on an e5 model was silent for almost 6 minutes. Expected: an estimate first, and
+    fewer samples when the model cannot score --num-samples texts within --seconds-per-product."""
+    run_id = runs.model_run_id(CHAMPION)
+    index = int(runs.test_part(run_id).X_test.index[0])
+    pipeline = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline
+    rate = explain.texts_per_second(pipeline, runs.test_part(run_id).X_test.head(1))
+    budget = 150 / rate  # time for about 150 texts
+    capsys.readouterr()
+    assert explain.main(["--index", str(index), "--num-samples", "1000", "--seconds-per-product", f"{budget}"]) == 0
+    said = capsys.readouterr().out.splitlines()[0]
+    assert said.startswith("explaining 1 products with ") and "lowered from 1000 to fit --seconds-per-product" in said
+    samples = int(said.split(" with ")[1].split()[0])
+    assert 100 <= samples < 1000 and said.endswith("texts/s)")
+    assert explain.fitting_samples(1000, rate=10.0, seconds_per_product=60) == 600
+    assert explain.fitting_samples(1000, rate=1.0, seconds_per_product=5) == explain.MIN_SAMPLES

@@ -107,3 +107,45 @@ def test_jobs_starting_together_all_get_the_experiment_and_its_view(team_server)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(tag, range(8)))
     assert MlflowClient().get_experiment(experiment_id).tags[tracking.RUNS_VIEW_TAG] == json.dumps(tracking.RUNS_VIEW)
+
+
+def test_a_killed_workers_trial_is_marked_failed_and_counted(team_server, postgres, shared_dir, tmp_path):
+    """Finding 12: after `kill -9` of one of two Optuna workers on PostgreSQL its trial stayed RUNNING
+    and the summary counted it. Expected: Optuna's heartbeat marks it FAIL and the summary says so."""
+    import signal
+    import time
+
+    storage = postgres.create_database("optuna_heartbeat")
+    common = ("model=linearsvc", "search=optuna", f"search.storage={storage}", "search.study_name=killed",
+              "search.progress_bar=false", "search.heartbeat_seconds=1", "search.grace_seconds=2",
+              "mlflow.experiment=optuna-killed", "register=false", f"data.dir={shared_dir}", *FAST)
+    doomed = start_train(team_server, tmp_path / "doomed", *common, "search.n_trials=20")
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # until one of its trials is under way
+            assert doomed.poll() is None and time.monotonic() < deadline, (tmp_path / "doomed" / "job.log").read_text()
+            try:
+                study = optuna.load_study(study_name="killed", storage=storage)
+                if any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials):
+                    break
+            except KeyError:  # the study is not made yet
+                pass
+            time.sleep(0.2)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=30)
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    time.sleep(3)  # past the grace period
+    survivor = start_train(team_server, tmp_path / "survivor", *common, "search.n_trials=2")
+    assert survivor.wait(timeout=400) == 0, (tmp_path / "survivor" / "job.log").read_text()[-2000:]
+    study = optuna.load_study(study_name="killed", storage=storage)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    mlflow.set_tracking_uri(team_server)
+    summary = [r for r in mlflow.search_runs(experiment_names=["optuna-killed"], output_format="list")
+               if "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"]
+    assert [r.data.metrics["study_failed_trials"] for r in summary] == [1]
+    assert summary[0].data.metrics["study_trials"] == states.count(optuna.trial.TrialState.COMPLETE)
+    assert "1 failed (a worker died" in (tmp_path / "survivor" / "job.log").read_text()

@@ -60,6 +60,9 @@ class TextRecipe(Recipe):
         tracking.log_search_result(result)
         print(f"best of {len(result.candidates)} candidates: cv_f1_weighted={result.best_score:.4f} "
               f"with {result.best_params}", flush=True)
+        if result.study.get("failed_trials"):
+            print(f"study {result.study['name']}: {result.study['trials']} trials finished, "
+                  f"{result.study['failed_trials']} failed (a worker died or stopped beating)", flush=True)
         return result.head
 
     def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes):

@@ -59,7 +59,8 @@ def log_search_result(result) -> None:
     mlflow.log_params({f"best.{key}": str(value) for key, value in result.best_params.items()})
     mlflow.log_metrics(readable({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)}))
     if result.study:
-        mlflow.log_metrics({"study_trials": result.study["trials"], "study_best_trial": result.study["best_trial"]})
+        mlflow.log_metrics({"study_trials": result.study["trials"], "study_best_trial": result.study["best_trial"],
+                            "study_failed_trials": result.study.get("failed_trials", 0)})
         mlflow.set_tag("optuna_study", result.study["name"])
 
 

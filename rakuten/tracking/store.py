@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from rakuten import PROJECT_ROOT
 from rakuten.tracking.console import one_line, redact
-from rakuten.tracking.http import is_outage, retry_http_for
+from rakuten.tracking.http import is_outage, quick_http, retry_http_for
 from rakuten.tracking.runs import end_orphaned_runs, launch_experiment
 from rakuten.tracking.view import EXPERIMENT_TAGS, set_runs_view
 
@@ -59,6 +59,12 @@ def connect(configured_uri: str | None, experiment: str, retry_seconds: float = 
             requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
         except requests.RequestException as error:
             raise TrackingError(redact(f"MLflow tracking server {uri} is unreachable: {error}")) from error
+        mlflow.set_tracking_uri(uri)
+        try:  # a server whose /health answers but whose API fails: said within seconds, not after the retries
+            with quick_http():
+                MlflowClient().search_experiments(max_results=1)
+        except Exception as error:  # the store answers with many exception types
+            raise TrackingError(redact(f"cannot use the tracking store {uri}: {one_line(error)}")) from error
     database = sqlite_path(uri)
     if database is not None:
         check_writable(database)

@@ -2,6 +2,8 @@
 line naming the store, exit 2 (before: over 120 s of silence for promote, predict, explain, serve
 and runs --repair); a wait longer than a few seconds says what it waits for."""
 
+import http.server
+import threading
 import time
 
 import pytest
@@ -28,3 +30,38 @@ def test_a_long_wait_says_what_it_waits_for(capsys):
         pass
     err = capsys.readouterr().err
     assert "... waiting for the tracking store to answer (waited 0s so far)" in err and "loading" not in err
+
+
+class _HealthyButBroken(http.server.BaseHTTPRequestHandler):
+    """`/health` answers 200, the API 500: a server whose database is gone."""
+
+    def _answer(self):
+        status, body = (200, b"OK") if self.path.rstrip("/") == "/health" else (500, b"internal error")
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def healthy_but_broken():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _HealthyButBroken)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_server_whose_health_answers_but_api_fails_gets_one_line_fast(healthy_but_broken, tmp_path, name):
+    """Finding 9a: `rakuten.train` stayed silent 141 s against it (the other commands said one line in 13 s)."""
+    result, seconds = run_command(name, healthy_but_broken, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and healthy_but_broken in errors[0], result.stderr
+    assert seconds < 25, f"{name} took {seconds:.0f}s"  # interpreter start-up included
