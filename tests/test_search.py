@@ -61,7 +61,8 @@ def test_optuna_is_seeded_in_memory(matrix):
 def test_optuna_storage_makes_the_study_resumable(matrix, tmp_path):
     X, y = matrix
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    options = {"cv": 3, "n_trials": 3, "storage": storage, "study_name": "nb", "progress_bar": False}
+    options = {"cv": 3, "n_trials": 3, "storage": storage, "study_name": "nb", "progress_bar": False,
+               "heartbeat_seconds": 10, "grace_seconds": 60}
     space = {"alpha": {"low": 0.01, "high": 2.0, "log": True}}
     for _ in range(2):
         search.run_search("optuna", build_head(None, ComplementNB()), X, y, space, options, seed=0)
