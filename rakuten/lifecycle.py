@@ -127,6 +127,34 @@ def remove_dead_job_folders(root: str | Path | None = None) -> list[Path]:
     return removed
 
 
+def stop_orphaned_workers() -> list[int]:
+    """Stop this user's joblib (loky) worker processes whose parent job is gone (killed with -9:
+    they linger, holding hundreds of MB, until their idle timeout). Returns their PIDs."""
+    import psutil
+
+    stopped = []
+    for process in psutil.process_iter(["pid", "ppid", "uids", "cmdline"]):
+        try:
+            command = " ".join(process.info["cmdline"] or [])
+            orphaned = process.info["ppid"] == 1 or not _is_python(process.info["ppid"])  # reparented
+            if ("loky" in command and "joblib" in command and orphaned
+                    and process.info["uids"].real == os.getuid()):
+                process.kill()
+                stopped.append(process.info["pid"])
+        except psutil.Error:
+            continue
+    return stopped
+
+
+def _is_python(pid: int) -> bool:
+    import psutil
+
+    try:
+        return "python" in psutil.Process(pid).name().lower()
+    except psutil.Error:
+        return False
+
+
 def exit_on_sigterm() -> None:
     """For commands without runs (`rakuten.predict`): SIGTERM unwinds like Ctrl-C, so their
     cleanup runs, and the process exits 143."""

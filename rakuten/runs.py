@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rakuten.runs", description="Housekeeping of the tracking store's runs.")
     parser.add_argument("--repair", action="store_true",
                         help="end FAILED every RUNNING run whose process, on this machine, is gone, and every run "
-                             "that `mlflow run` started but whose job never began; remove dead jobs' temporary folders")
+                             "that `mlflow run` started but whose job never began; remove dead jobs' temporary folders "
+                             "and stop their leftover worker processes")
     parser.add_argument("--stale-minutes", type=float, default=tracking.STALE_LAUNCH_MINUTES,
                         help="a run of `mlflow run` without a job's process tags this old is orphaned")
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
@@ -92,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     open_store(args.tracking_uri)
     ended = tracking.end_orphaned_runs(None, stale_launch_minutes=args.stale_minutes)
     removed = lifecycle.remove_dead_job_folders()
+    workers = lifecycle.stop_orphaned_workers()
     print(f"ended FAILED {len(ended)} runs left RUNNING by processes that are gone or launches that never started"
           + (f": {', '.join(ended)}" if ended else "")
-          + f"; removed {len(removed)} temporary folders of dead jobs")
+          + f"; removed {len(removed)} temporary folders of dead jobs; stopped {len(workers)} worker processes "
+            "of dead jobs")
     return 0
 
 

@@ -80,3 +80,29 @@ def test_a_live_launch_is_never_ended_as_dead_and_a_killed_one_is(store, tmp_pat
     assert "ended FAILED 1 runs" in done.stdout, done.stdout + done.stderr
     assert client.get_run(launched).info.status == "FAILED"
     assert "is gone" in client.get_run(launched).data.tags["rakuten.ended_by"]
+
+
+def test_repair_stops_the_worker_processes_of_a_job_killed_with_minus_nine(tmp_path, shared_dir):
+    """Finding 13: two joblib workers (190 MB each) outlived a training killed with -9 by over 13 min."""
+    import psutil
+
+    from tests.reliability.conftest import start_train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = start_train(uri, tmp_path, "model=linearsvc", "n_jobs=2", "cache.enabled=false", f"data.dir={shared_dir}")
+    deadline, workers = time.monotonic() + 180, []
+    while not workers:
+        assert job.poll() is None and time.monotonic() < deadline, (tmp_path / "job.log").read_text()[-2000:]
+        workers = [p for p in psutil.Process(job.pid).children(recursive=True) if "loky" in " ".join(p.cmdline())]
+        time.sleep(0.2)
+    job.kill()
+    job.wait(timeout=30)
+    time.sleep(1)
+    assert any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), "nothing outlived the job"
+    done = subprocess.run([sys.executable, "-m", "rakuten.runs", "--repair"], cwd=PROJECT_ROOT,
+                          env=job_env(uri, tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    stopped = int(done.stdout.split("stopped ")[1].split()[0])
+    assert stopped >= 1
+    psutil.wait_procs(workers, timeout=10)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
