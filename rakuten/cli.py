@@ -12,6 +12,7 @@ with one line, and a wait longer than a few seconds says what it waits for (`ann
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import io
 import sys
@@ -80,10 +81,20 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return DataError, TrackingError, MlflowException, RequestException, LookupError, ValueError, OSError
 
 
-class Outcome:
-    """The exit code `error_path` settled on (0 while nothing went wrong)."""
+class ExitStatus(enum.IntEnum):
+    """What every command's exit code means."""
 
-    code = 0
+    OK = 0
+    BUG = 1  # a traceback follows
+    USER_ERROR = 2  # one line `error: ...` says what to fix
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM
+
+
+class Outcome:
+    """The exit code `error_path` settled on (OK while nothing went wrong)."""
+
+    code = ExitStatus.OK
 
 
 @contextlib.contextmanager
@@ -98,13 +109,13 @@ def error_path(more_user_errors: tuple[type[BaseException], ...] = (), interrupt
             yield outcome
         except KeyboardInterrupt:
             print(interrupted, file=sys.stderr)
-            outcome.code = 130
+            outcome.code = ExitStatus.INTERRUPTED
         except (*user_errors(), *more_user_errors) as error:
             print(f"error: {describe(error)}", file=sys.stderr)
-            outcome.code = 2
+            outcome.code = ExitStatus.USER_ERROR
         except Exception:  # a bug: its traceback, secrets masked by the console
             traceback.print_exc()
-            outcome.code = 1
+            outcome.code = ExitStatus.BUG
 
 
 def command(main: Callable[..., int | None]) -> Callable[..., int]:
