@@ -7,7 +7,8 @@ colleague's command line) writes the config. Two rules keep that from being a wa
   `posix.mkdir`, `os.system`, `subprocess.run`... end the job in one line naming the key;
 - no value holds credentials in a URI (`http://user:password@host`): they would be printed by MLflow's
   launcher and stored in params; the tracking server's credentials belong in
-  `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`.
+  `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`, a database's (an Optuna storage) in
+  `PGPASSWORD` or `~/.pgpass`.
 """
 
 from __future__ import annotations
@@ -45,5 +46,7 @@ def check(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value} is not allowed: a _target_ must be a class or function of "
                               f"{', '.join(ALLOWED_PACKAGES)}")
         if _CREDENTIALS.search(value):
-            raise ConfigError(f"{key} holds a password in a URI: give the tracking server's credentials in "
-                              "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, never in a config or parameter")
+            where = ("the tracking server's credentials in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+                     if not value.lower().startswith("postgres") else
+                     "the database's password in PGPASSWORD or ~/.pgpass")
+            raise ConfigError(f"{key} holds a password in a URI: give {where}, never in a config or parameter")
