@@ -155,11 +155,6 @@ def _loss(label_smoothing: float, n_classes: int | None):
     return loss
 
 
-def predict_indices(model: keras.Model, images) -> np.ndarray:
-    """Class probabilities of a batched dataset (or array) of preprocessed pixels."""
-    return model.predict(images, verbose=0)
-
-
 def last_conv_layer(model: keras.Model) -> str:
     """The last layer with a spatial (4-D) output: where Grad-CAM looks."""
     for layer in reversed(model.layers):

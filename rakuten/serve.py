@@ -22,9 +22,9 @@ import os
 import sys
 
 from rakuten.cli import command, load_model, open_store
+from rakuten.predict import DEFAULT_MODEL_URI
 
 log = logging.getLogger("rakuten.serve")
-DEFAULT_MODEL_URI = "models:/rakuten-text@champion"
 MAX_JSON_DEPTH = 64
 
 

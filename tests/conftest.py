@@ -92,3 +92,24 @@ def team_server(postgres, tmp_path_factory):
                                   folder / "server.log")
     yield f"http://127.0.0.1:{port}"
     stop(process)
+
+
+# --- test tiers: `pytest -m "not slow and not service"` is the inner loop; CI runs every tier -------------
+SERVICE_MODULES = {  # start PostgreSQL, an `mlflow server`, Spark or Chromium
+    "test_spark.py", "test_team_server.py", "test_ui.py", "test_team_server_auth.py", "test_server_outage.py",
+}
+SLOW_MODULES = {  # whole trainings in subprocesses, networks, pretrained weights, studies, signals
+    "test_quickstart.py", "test_project.py", "test_train_image.py", "test_train_pretrained.py", "test_studies.py",
+    "test_signals.py", "test_store_concurrency.py", "test_promotion_concurrency.py", "test_credentials.py",
+    "test_silent_waits.py", "test_readme.py", "test_champion_per_dataset.py", "test_fusion.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.path.name in SERVICE_MODULES or {"postgres", "team_server"} & set(item.fixturenames) \
+                or params.get("engine") == "spark":
+            item.add_marker(pytest.mark.service)
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

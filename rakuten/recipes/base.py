@@ -152,7 +152,7 @@ def cross_validated(cfg: DictConfig, parts: data.Split, cross_validate) -> dict[
 
 
 def refit_mode(cfg: DictConfig) -> str:
-    mode = str(cfg.get("refit", "none"))
+    mode = str(cfg.refit)  # conf/config.yaml holds the default
     if mode not in ("all", "none"):
         raise ValueError(f"refit must be 'all' or 'none', got {mode!r}")
     return mode

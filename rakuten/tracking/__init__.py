@@ -1,5 +1,7 @@
-"""Everything that talks to MLflow tracking, one module per concern; the rest of the package (the
-experiments included) tracks only through the names below.
+"""MLflow tracking's runs, params, metrics and stores, one module per concern: jobs and experiments
+log their runs only through the names below. Other modules use MLflow for what is theirs: the
+registry (`rakuten.champion`, `rakuten.promote`), loading models (`rakuten.cli`, `rakuten.runs`), a
+command reading runs (`rakuten.leaderboard`, `rakuten.ui`, `rakuten.assess`).
 
 - `store`: which store, its checks, the experiment made ready (`connect`);
 - `runs`: a run opened and always ended, the process that owns it, repair of orphans;

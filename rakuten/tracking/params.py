@@ -106,7 +106,7 @@ def _text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
               f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
     if "calibration_ensemble" in model:
         params[f"{prefix}calibration_ensemble"] = model["calibration_ensemble"]
-    params["refit"] = config.get("refit", "none")
+    params["refit"] = config["refit"]
     if (config.get("cv") or {}).get("folds"):
         params["cv.folds"] = config["cv"]["folds"]
     resampler = config["resampler"]
@@ -124,7 +124,7 @@ def _image_params(model: dict, config: dict, prefix: str = "model.") -> dict:
     if model.get("descriptors"):  # a scikit-learn model over picture descriptors
         estimator = model["estimator"]
         return {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
-                **_own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config.get("refit", "none")}
+                **_own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config["refit"]}
     keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights", "schedule",
             "label_smoothing", "monitor")
     params = {f"{prefix}{k}": model[k] for k in keys if k in model}
