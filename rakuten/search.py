@@ -154,7 +154,11 @@ def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on
     study.optimize(objective, n_trials=int(options.get("n_trials", 20)), timeout=options.get("timeout"),
                    show_progress_bar=bool(options.get("progress_bar", True)))
     if options.get("storage"):  # a shared study: workers gone for longer than the grace period
-        optuna.storages.fail_stale_trials(study)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     # one snapshot of the study (other workers' trials included): the best and the counts agree
     trials = study.trials
     finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
