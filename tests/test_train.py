@@ -151,7 +151,8 @@ def test_refit_all_registers_a_model_fitted_on_every_row_scored_on_the_split(tmp
     assert evaluate.score(parts.y_test, pipeline.predict(parts.X_test))["test_f1_weighted"] > split_f1 + 0.2
     vocabulary = pipeline["vectorizers"].named_transformers_["designation_words"].vocabulary_
     train_only = run(config("data.max_rows=600", "refit=none", "register=false"))
-    assert train_only  # the same recipe without refit: its model has never seen the test part
+    assert train_only == split_f1  # the same recipe and split without refit: the same score, and a model
+    # that has never seen the test part
     unrefitted = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model").unwrap_python_model().pipeline
     assert len(vocabulary) > len(unrefitted["vectorizers"].named_transformers_["designation_words"].vocabulary_)
     assert "refit" not in last_run().data.tags
