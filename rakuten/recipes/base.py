@@ -42,6 +42,10 @@ class Recipe:
     def takes(self, model: DictConfig) -> bool:
         return model.modality == self.modality
 
+    def check_extras(self, cfg: DictConfig) -> None:
+        """Raise one line naming the extra to install when the config's objects import a module the
+        install lacks (before the job touches the store)."""
+
     def choices(self, cfg: DictConfig) -> tuple[str, ...]:
         """What the run's name says beside the model (resampler, search, augmentation...)."""
         return ()

@@ -19,6 +19,14 @@ class FusionRecipe(Recipe):
     def choices(self, cfg: DictConfig) -> tuple[str, ...]:
         return (cfg.model.method,)
 
+    def check_extras(self, cfg: DictConfig) -> None:
+        from rakuten.recipes import recipe_for
+
+        for part in ("text", "image"):  # each part as its own recipe sees it: the config with its model
+            whole = OmegaConf.to_container(cfg, resolve=True)
+            whole["model"] = whole["model"][part]
+            recipe_for(cfg.model[part]).check_extras(OmegaConf.create(whole))
+
     def split(self, cfg: DictConfig):
         found = data.fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size,
                                   cfg.seed)

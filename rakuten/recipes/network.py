@@ -22,6 +22,13 @@ class NetworkRecipe(OverPictures):
     def takes(self, model: DictConfig) -> bool:
         return model.modality == "image" and not model.get("descriptors")
 
+    def check_extras(self, cfg: DictConfig) -> None:
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as error:
+            raise ValueError(f"model={cfg.model.name} needs TensorFlow, which the text-only install leaves out: "
+                             "pip install -e '.[images]'") from error
+
     def choices(self, cfg: DictConfig) -> tuple[str, ...]:
         return (augmentation(cfg),)
 

@@ -44,6 +44,14 @@ class PicturesRecipe(OverPictures):
     def takes(self, model: DictConfig) -> bool:
         return model.modality == "image" and bool(model.get("descriptors"))
 
+    def check_extras(self, cfg: DictConfig) -> None:
+        from hydra.utils import get_class
+
+        from rakuten.features.pretrained import require
+
+        for module in getattr(get_class(cfg.model.descriptors._target_), "modules", ()):
+            require(module, f"model={cfg.model.name}")
+
     def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
         from rakuten.models import picture_pipeline_from_config
 

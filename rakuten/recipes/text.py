@@ -18,6 +18,14 @@ class TextRecipe(Recipe):
     def choices(self, cfg: DictConfig) -> tuple[str, ...]:
         return cfg.resampler.name, cfg.search.name
 
+    def check_extras(self, cfg: DictConfig) -> None:
+        from rakuten.features.pretrained import SentenceEmbedding, require
+
+        embedding = cfg.features.get("embedding")
+        if embedding:
+            for module in SentenceEmbedding(encoder=embedding.get("encoder", "e5")).modules:
+                require(module, f"features={cfg.features.get('name', 'custom')}")
+
     def split(self, cfg: DictConfig):
         return data.text_split(cfg.data.dir, cfg.data.max_rows, cfg.data.test_size, cfg.seed), None
 
