@@ -10,7 +10,7 @@ import sys
 COMMANDS = {  # name -> (module whose `main` it runs, what it does)
     "train": ("rakuten.train", "train one model (Hydra overrides: model=linearsvc data=full ...; -m sweeps)"),
     "predict": ("rakuten.predict", "write y_test.csv from a registered model and an X-format file"),
-    "evaluate": ("rakuten.assess", "score a model on a labelled file and log the evaluation"),
+    "evaluate": ("rakuten.evaluate.__main__", "score a model on a labelled file and log the evaluation"),
     "leaderboard": ("rakuten.leaderboard", "the finished runs of each dataset, best first"),
     "promote": ("rakuten.promote", "rank runs and point champion, challenger and fast"),
     "serve": ("rakuten.serve", "serve a model over REST (POST /invocations)"),

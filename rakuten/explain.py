@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from lime.lime_text import LimeTextExplainer  # noqa: E402
 
-from rakuten import runs, tracking  # noqa: E402
+from rakuten import recipes, runs, tracking  # noqa: E402
 from rakuten.classes import labelled  # noqa: E402
 from rakuten.progress import duration  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.input:
         products, truth = _products_of(args.input), None
     else:
-        parts = runs.test_part(run_id)
+        parts = recipes.test_part(run_id)
         products, truth = parts.X_test, parts.y_test
         if runs.refitted(run_id):
             print(f"note: the model of run {run_id[:8]} was refitted on every labelled row, these test-part "

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     go through `promote_if_better`, the dry run writing nothing."""
     import argparse
 
-    from rakuten import runs, tracking
+    from rakuten import recipes, runs, tracking
 
     parser = argparse.ArgumentParser(prog="python -m rakuten.promote",
                                      description="Rank runs by a metric and promote the best to champion.")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         data = replace(data, ids=None if ids is None else tuple(int(i) for i in ids))
     decision = promote_if_better(
         name, version, best.data.metrics[METRIC], fingerprint,
-        rescore=lambda uri, refitted: runs.score_model(uri, runs.test_part(best.info.run_id), retrain=refitted),
+        rescore=lambda uri, refitted: runs.score_model(uri, recipes.test_part(best.info.run_id), retrain=refitted),
         dry_run=args.dry_run, check_champion=True, version_uri=version_uri, data=data)
     would = "would be" if args.dry_run else "is"
     lost = champion is not None and "does not load" in decision.reason and f"v{champion.version}" in decision.reason

@@ -1,7 +1,7 @@
 """What a finished run tells the tools that come after it: its config and its test part.
 
 `predict`, `explain` and `promote` start from a model URI or a run id, never from training code;
-they rebuild the run's split from the `config.yaml` it logged.
+`rakuten.recipes.test_part` rebuilds a run's split from the `config.yaml` it logged.
 """
 
 from __future__ import annotations
@@ -15,21 +15,6 @@ from rakuten.cli import command, open_store
 
 def run_config(run_id: str) -> DictConfig:
     return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml"))
-
-
-def test_part(run_id: str) -> data.Split:
-    """The run's train/test split, rebuilt from its logged config by its own recipe (the one that
-    trained it); checked against the fingerprint the run logged."""
-    from rakuten.recipes import recipe_for
-
-    cfg = run_config(run_id)
-    parts, _ = recipe_for(cfg.model).split(cfg)
-    logged = mlflow.get_run(run_id).data.tags.get("data_fingerprint")
-    if logged and logged != parts.fingerprint:
-        raise data.DataError(
-            f"the data in {cfg.data.dir} changed since run {run_id} (fingerprint {parts.fingerprint}, logged {logged})"
-        )
-    return parts
 
 
 def refitted(run_id: str) -> bool:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import data, runs
+from rakuten import data, recipes, runs
 from rakuten.features.images import dataset
 from rakuten.train import run
 from tests.conftest import config
@@ -43,7 +43,7 @@ def test_sequential_trains_logs_and_predicts_prdtypecodes(store, shared_dir):
                            params={"images_dir": str(shared_dir / "images" / "image_train")})
     assert by_ids["prdtypecode"].tolist() == predicted.tolist()
     # later tools (promote, rescoring) rebuild the same test part and get the logged score back
-    parts = runs.test_part(logged.info.run_id)
+    parts = recipes.test_part(logged.info.run_id)
     assert parts.fingerprint == logged.data.tags["data_fingerprint"]
     assert runs.score_model("models:/rakuten-image@champion", parts) == pytest.approx(f1, abs=1e-4)
 

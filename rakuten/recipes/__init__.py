@@ -4,6 +4,9 @@ modality or model family is one more module here and one more line in `RECIPES`.
 
 from __future__ import annotations
 
+import mlflow
+
+from rakuten import data, runs
 from rakuten.recipes.base import Recipe
 from rakuten.recipes.fusion import FusionRecipe
 from rakuten.recipes.network import NetworkRecipe
@@ -19,3 +22,16 @@ def recipe_for(model) -> Recipe:
         if recipe.takes(model):
             return recipe
     raise ValueError(f"model.modality must be one of text, image, fusion, got {model.get('modality')!r}")
+
+
+def test_part(run_id: str) -> data.Split:
+    """The run's train/test split, rebuilt from its logged config by its own recipe (the one that
+    trained it); checked against the fingerprint the run logged."""
+    cfg = runs.run_config(run_id)
+    parts, _ = recipe_for(cfg.model).split(cfg)
+    logged = mlflow.get_run(run_id).data.tags.get("data_fingerprint")
+    if logged and logged != parts.fingerprint:
+        raise data.DataError(
+            f"the data in {cfg.data.dir} changed since run {run_id} (fingerprint {parts.fingerprint}, logged {logged})"
+        )
+    return parts

@@ -1,7 +1,7 @@
 """MLflow tracking's runs, params, metrics and stores, one module per concern: jobs and experiments
 log their runs only through the names below. Other modules use MLflow for what is theirs: the
 registry (`rakuten.champion`, `rakuten.promote`), loading models (`rakuten.cli`, `rakuten.runs`), a
-command reading runs (`rakuten.leaderboard`, `rakuten.ui`, `rakuten.assess`).
+command reading runs (`rakuten.leaderboard`, `rakuten.ui`, `python -m rakuten.evaluate`).
 
 - `store`: which store, its checks, the experiment made ready (`connect`);
 - `runs`: a run opened and always ended, the process that owns it, repair of orphans;

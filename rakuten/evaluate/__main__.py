@@ -7,7 +7,7 @@ the challenge's metric), macro F1 and accuracy, the per-class report and the con
 file as an MLflow dataset, the model and its version as tags; the version gets a tag
 `evaluation.<file>` with the score and the run. It prints the weighted F1.
 
-The scores come from `rakuten.evaluate`, the code every training run is scored by, so an evaluation
+The scores come from `rakuten.evaluate` (this package), the code every training run is scored by, so an evaluation
 reads exactly like a run's test scores. MLflow's own `mlflow.models.evaluate` was not used: its
 classifier evaluator computes its own metric set (and needs its model output as a single column),
 so its weighted F1 would be a second definition of the challenge's metric beside ours.
@@ -98,3 +98,7 @@ def main(argv: list[str] | None = None) -> int:
           f"accuracy={scores['accuracy']:.4f} on {len(products):,} rows | evaluation run {active.info.run_id[:8]} "
           f"in experiment {args.experiment}", flush=True)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -114,8 +114,3 @@ def plot_gradcam(image: np.ndarray, heatmap: np.ndarray, title: str):
     figure.tight_layout()
     return figure
 
-
-if __name__ == "__main__":  # `python -m rakuten.evaluate`: the command lives apart (it logs to MLflow)
-    from rakuten.assess import main
-
-    raise SystemExit(main())
