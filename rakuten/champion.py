@@ -23,34 +23,28 @@ few rows of its test part, logged with it).
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
-import numpy as np
-import mlflow.pyfunc
-from joblib import parallel_config
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.features.pretrained import CACHE_ENV
-from rakuten.tracking import POPULATION_ARTIFACT, alive_or_finished, muted, one_line, redact
+from rakuten.data_identity import FEWER, OTHER, SAME, DataOf, population_ids, relation, same_data  # noqa: F401
+from rakuten.model_check import BATCH_ROWS, check, load_problem  # noqa: F401 - part of the rule's names
+from rakuten.tracking import alive_or_finished, muted, one_line, redact
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 FAST = "fast"  # the best version whose cost per row is within the budget
 LATENCY_TAG = "latency_ms"  # one row alone, median
 ROW_COST_TAG = "ms_per_row"  # in a batch of BATCH_ROWS rows: what decides `fast`
-BATCH_ROWS = 64
 FAST_BUDGET_MS = 5.0
 METRIC = "test_f1_weighted"
 MAX_PROMOTION_ROUNDS = 10
 
 
-SAME, FEWER, OTHER = "same", "fewer", "other"  # a candidate's data against the champion's
 
 
 @dataclass(frozen=True)
@@ -59,73 +53,6 @@ class Decision:
     reason: str
     champion_score: float | None = None
     relation: str = SAME  # the candidate's data against the champion's
-
-
-@dataclass(frozen=True)
-class DataOf:
-    """The data a model learned from: the products its data offered and how many it drew."""
-
-    dataset: str  # the runs table's name of it (`rakuten-sample`, `rakuten-full-images`...)
-    population: str  # digest of the ids of every labelled row the data offered
-    population_rows: int
-    rows: int  # rows drawn from them (train and test parts)
-    ids: tuple | None = None  # the population's ids, when at hand
-
-    @classmethod
-    def of_split(cls, parts, dataset: str) -> DataOf:
-        return cls(dataset, parts.population_digest, len(parts.population_index), len(parts.rows),
-                   tuple(int(i) for i in parts.population_index))
-
-    @classmethod
-    def of_tags(cls, tags: dict) -> DataOf | None:
-        """From a version's or run's tags; None for one registered before the rule existed."""
-        if "data_population" not in tags or "data_rows" not in tags:
-            return None
-        return cls(tags.get("dataset", "?"), tags["data_population"], int(tags.get("data_population_rows", 0)),
-                   int(tags["data_rows"]))
-
-    def tags(self) -> dict[str, str]:
-        return {"dataset": self.dataset, "data_population": self.population,
-                "data_population_rows": str(self.population_rows), "data_rows": str(self.rows)}
-
-    def describe(self) -> str:
-        drawn = "" if self.rows == self.population_rows else f"{self.rows:,} of "
-        return f"{drawn}{self.population_rows:,} rows of {self.dataset}"
-
-
-def population_ids(run_id: str) -> np.ndarray | None:
-    """The ids a run's data offered (`POPULATION_ARTIFACT`), None when it logged none."""
-    try:
-        with muted():
-            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=POPULATION_ARTIFACT)
-        return np.load(path)
-    except (MlflowException, OSError, ValueError):
-        return None
-
-
-def relation(candidate: DataOf, version) -> str:
-    """`SAME`, `FEWER` or `OTHER`: the data of `candidate` held against that of `version` (a model
-    version; see the module's docstring). A version registered before data was recorded is `SAME`
-    when scored on the same split, `OTHER` otherwise."""
-    held = DataOf.of_tags(version.tags)
-    if held is None:
-        return SAME
-    if held.population == candidate.population:
-        return SAME if candidate.rows == held.rows else (FEWER if candidate.rows < held.rows else OTHER)
-    if candidate.rows >= held.rows or candidate.ids is None:
-        return OTHER
-    ids = population_ids(version.run_id)
-    if ids is not None and np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all():
-        return FEWER
-    return OTHER
-
-
-def same_data(version, holder) -> bool:
-    """Whether `version` learned from the data of `holder` (the champion): what `fast` is chosen among."""
-    mine, theirs = DataOf.of_tags(version.tags), DataOf.of_tags(holder.tags)
-    if mine is None or theirs is None:
-        return version.tags.get("data_fingerprint") == holder.tags.get("data_fingerprint")
-    return (mine.population, mine.rows) == (theirs.population, theirs.rows)
 
 
 def fewer_rows_reason(candidate: DataOf, holder) -> str:
@@ -205,44 +132,6 @@ class _Simulated:
     @property
     def tags(self) -> dict[str, str]:
         return {"data_fingerprint": self.fingerprint, METRIC: repr(self.score)}
-
-
-def load_problem(model_uri: str) -> str:
-    """'' when the model at `model_uri` loads and predicts its own input example (a few rows of its
-    test part, logged with it), else why not, in one line."""
-    return check(model_uri)[0]
-
-
-def check(model_uri: str, repeats: int = 5) -> tuple[str, float, float]:
-    """(why the model at `model_uri` does not load and predict its input example, '' when it does;
-    its median single-row latency and its cost per row in a batch of `BATCH_ROWS`, in milliseconds,
-    after a warm-up)."""
-    nan = float("nan")
-    training_cache = os.environ.pop(CACHE_ENV, None)  # measured as a served model runs: nothing cached,
-    try:
-        with muted(), parallel_config(n_jobs=None):  # in this process (not training's worker pool)
-            model = mlflow.pyfunc.load_model(model_uri)
-            example = model.input_example
-            if example is None:
-                return "it has no input example to predict", nan, nan
-            predicted = model.predict(example)
-            if len(predicted) != len(example):
-                return f"it predicted {len(predicted)} rows for {len(example)}", nan, nan
-            seconds = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                model.predict(example.head(1))
-                seconds.append(time.perf_counter() - started)
-            batch = example.iloc[[i % len(example) for i in range(BATCH_ROWS)]].reset_index(drop=True)
-            started = time.perf_counter()
-            model.predict(batch)
-            row_cost = (time.perf_counter() - started) / BATCH_ROWS
-        return "", 1000 * sorted(seconds)[len(seconds) // 2], 1000 * row_cost
-    except Exception as error:  # noqa: BLE001 - whatever breaks a model, it is not promoted
-        return one_line(error, 300), nan, nan
-    finally:
-        if training_cache is not None:
-            os.environ[CACHE_ENV] = training_cache
 
 
 def promote_fast(name: str, budget_ms: float = FAST_BUDGET_MS, version: str | None = None) -> str:

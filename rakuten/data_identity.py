@@ -1,0 +1,86 @@
+"""The data a model learned from, and how a candidate's data stands to the champion's.
+
+A version records which products its data folder offered (`data_population`, their ids digested; the
+ids themselves in its run's `data/population.npy`) and how many it drew (`data_rows`). `relation`
+says whether a candidate learned from the `SAME` data, `FEWER` rows of it, or `OTHER` data: what
+the promotion rule of `rakuten.champion` decides by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+from rakuten.tracking import POPULATION_ARTIFACT, muted
+
+SAME, FEWER, OTHER = "same", "fewer", "other"  # a candidate's data against the champion's
+
+
+@dataclass(frozen=True)
+class DataOf:
+    """The data a model learned from: the products its data offered and how many it drew."""
+
+    dataset: str  # the runs table's name of it (`rakuten-sample`, `rakuten-full-images`...)
+    population: str  # digest of the ids of every labelled row the data offered
+    population_rows: int
+    rows: int  # rows drawn from them (train and test parts)
+    ids: tuple | None = None  # the population's ids, when at hand
+
+    @classmethod
+    def of_split(cls, parts, dataset: str) -> DataOf:
+        return cls(dataset, parts.population_digest, len(parts.population_index), len(parts.rows),
+                   tuple(int(i) for i in parts.population_index))
+
+    @classmethod
+    def of_tags(cls, tags: dict) -> DataOf | None:
+        """From a version's or run's tags; None for one registered before the rule existed."""
+        if "data_population" not in tags or "data_rows" not in tags:
+            return None
+        return cls(tags.get("dataset", "?"), tags["data_population"], int(tags.get("data_population_rows", 0)),
+                   int(tags["data_rows"]))
+
+    def tags(self) -> dict[str, str]:
+        return {"dataset": self.dataset, "data_population": self.population,
+                "data_population_rows": str(self.population_rows), "data_rows": str(self.rows)}
+
+    def describe(self) -> str:
+        drawn = "" if self.rows == self.population_rows else f"{self.rows:,} of "
+        return f"{drawn}{self.population_rows:,} rows of {self.dataset}"
+
+
+def population_ids(run_id: str) -> np.ndarray | None:
+    """The ids a run's data offered (`POPULATION_ARTIFACT`), None when it logged none."""
+    try:
+        with muted():
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=POPULATION_ARTIFACT)
+        return np.load(path)
+    except (MlflowException, OSError, ValueError):
+        return None
+
+
+def relation(candidate: DataOf, version) -> str:
+    """`SAME`, `FEWER` or `OTHER`: the data of `candidate` held against that of `version` (a model
+    version; see the module's docstring). A version registered before data was recorded is `SAME`
+    when scored on the same split, `OTHER` otherwise."""
+    held = DataOf.of_tags(version.tags)
+    if held is None:
+        return SAME
+    if held.population == candidate.population:
+        return SAME if candidate.rows == held.rows else (FEWER if candidate.rows < held.rows else OTHER)
+    if candidate.rows >= held.rows or candidate.ids is None:
+        return OTHER
+    ids = population_ids(version.run_id)
+    if ids is not None and np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all():
+        return FEWER
+    return OTHER
+
+
+def same_data(version, holder) -> bool:
+    """Whether `version` learned from the data of `holder` (the champion): what `fast` is chosen among."""
+    mine, theirs = DataOf.of_tags(version.tags), DataOf.of_tags(holder.tags)
+    if mine is None or theirs is None:
+        return version.tags.get("data_fingerprint") == holder.tags.get("data_fingerprint")
+    return (mine.population, mine.rows) == (theirs.population, theirs.rows)
