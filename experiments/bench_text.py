@@ -178,20 +178,20 @@ def main() -> int:
 
 def report_embedding(data_dir: Path, count: int) -> None:
     """The e5 features (`features=tfidf_e5`): texts/s computed, and the cost of a cached text."""
-    from rakuten.features import pretrained
+    from rakuten.features import item_cache, pretrained
 
     products, _ = data.load_labelled(data_dir)
     rows = products[["designation", "description"]].sample(min(count, len(products)), random_state=7)
     embedding = pretrained.SentenceEmbedding().fit(rows)
     with tempfile.TemporaryDirectory() as cache:
-        pretrained.use_cache(cache)
+        item_cache.use_cache(cache)
         started = time.perf_counter()
         embedding.transform(rows)
         uncached = time.perf_counter() - started
         started = time.perf_counter()
         embedding.transform(rows)
         cached = time.perf_counter() - started
-        pretrained.use_cache(None)
+        item_cache.use_cache(None)
     print(f"\ne5 embeddings of {len(rows)} real products ({len(os.sched_getaffinity(0))} cores): "
           f"{len(rows) / uncached:,.1f} texts/s computed ({1000 * uncached / len(rows):.1f} ms a text), "
           f"{1000 * cached / len(rows):.3f} ms a text from the cache ({uncached / cached:,.0f}x)")

@@ -9,7 +9,7 @@ import time
 import mlflow.pyfunc
 from joblib import parallel_config
 
-from rakuten.features.pretrained import CACHE_ENV
+from rakuten.features.item_cache import CACHE_ENV
 from rakuten.tracking import muted, one_line
 
 BATCH_ROWS = 64  # the batch `ms_per_row` is measured on

@@ -40,9 +40,9 @@ def run(cfg: DictConfig) -> float:
     config_checks.check(cfg)  # before anything in it is instantiated, printed or logged
     recipe = recipe_for(cfg.model)
     recipe.check_extras(cfg)  # the recipe knows what its models import
-    from rakuten.features import pretrained
+    from rakuten.features import item_cache
 
-    pretrained.use_cache(cfg.cache.dir if cfg.cache.enabled else None)  # each picture, each text once
+    item_cache.use_cache(cfg.cache.dir if cfg.cache.enabled else None)  # each picture, each text once
     tracking.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
     with parallel_config(n_jobs=cfg.get("n_jobs")):  # vectorisers and calibration folds side by side
         return train(cfg, recipe)

@@ -5,7 +5,7 @@ The weights ship inside registry packages (the `pretrained` extra), so nothing i
 model is code, so each weights file's SHA-256 is checked against `WEIGHTS` before it is loaded. The
 networks are frozen: `fit` learns nothing, `transform` computes in batches on every core, with an
 estimate first when it will take over a minute and its progress (`rakuten.progress`). Each picture (by its file's digest) and each text (by its digest) is computed once
-per extractor: results go to a per-item cache (`use_cache`, set by training, never by a served
+per extractor: results go to a per-item cache (`item_cache.use_cache`, set by training, never by a served
 model), raw float32 rows (no pickle) each signed with this user's feature-cache key, so a sweep, a CV study or a refit
 extracts each item once.
 """
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import io
 import importlib.util
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+
+from rakuten.features.item_cache import cached_rows
 
 log = logging.getLogger("rakuten.features.pretrained")
 EXTRA = "pip install -e '.[pretrained]'"
@@ -41,7 +41,6 @@ WEIGHTS = {
                       "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"),
 }
 IMAGE_SIZE = {"lite0": 224, "lite2": 260}
-CACHE_ENV = "RAKUTEN_PRETRAINED_CACHE"  # an environment variable: joblib's worker processes see it too
 _verified: set[str] = set()
 
 
@@ -75,69 +74,6 @@ def file_digest(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def use_cache(folder: str | Path | None) -> None:
-    """Where training keeps per-item features (None: nowhere). A served model never sets it."""
-    from rakuten.features.signing import private_folder
-
-    private = private_folder(Path(folder) / "pretrained") if folder else None
-    if private is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = str(private)
-
-
-def _cached(extractor: str, keys: list[str], width: int, compute, what: str) -> np.ndarray:
-    """Rows for `keys`: from the cache where signed entries exist, else `compute(positions)`."""
-    from rakuten.features.signing import make_private, warn_once
-    from rakuten.features.signing import secret as signing_secret
-
-    out = np.zeros((len(keys), width), dtype=np.float32)
-    root = Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else None
-    folder = root / extractor if root is not None else None
-    missing = list(range(len(keys)))
-    if folder is not None:
-        make_private(folder)
-        secret, missing, foreign = signing_secret(), [], 0
-        for position, key in enumerate(keys):
-            row = _load(folder / key, secret, width)
-            if row is None:
-                missing.append(position)
-                foreign += (folder / key).exists()
-            else:
-                out[position] = row
-        if foreign:
-            warn_once(f"{foreign} entries of the features cache {folder} are not signed with this user's key (a "
-                      f"folder copied from elsewhere?): recomputed, never loaded")
-    if missing:
-        started = time.perf_counter()
-        out[missing] = compute(missing)
-        rate = len(missing) / max(time.perf_counter() - started, 1e-9)
-        log.info("%s: %d %s computed (%.1f/s), %d from the cache", extractor, len(missing), what, rate,
-                 len(keys) - len(missing))
-        if folder is not None:
-            for position in missing:
-                _save(folder / keys[position], secret, out[position])
-    return out
-
-
-def _load(path: Path, secret: bytes, width: int) -> np.ndarray | None:
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    signature, payload = blob[:32], blob[32:]
-    if len(payload) != 4 * width or not hmac.compare_digest(signature, hmac.digest(secret, payload, "sha256")):
-        return None
-    return np.frombuffer(payload, dtype=np.float32)
-
-
-def _save(path: Path, secret: bytes, row: np.ndarray) -> None:
-    payload = np.ascontiguousarray(row, dtype=np.float32).tobytes()
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_bytes(hmac.digest(secret, payload, "sha256") + payload)
-    os.replace(temporary, path)
 
 
 def _cores() -> int:
@@ -201,7 +137,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         paths = picture_paths(X)
         keys = [file_digest(path)[:32] for path in paths]
         extractor = f"efficientnet-{self.variant}-{self.pooling}-{self.placement()[1]}"
-        return _cached(extractor, keys, self.width(), lambda positions: self._compute([paths[p] for p in positions]),
+        return cached_rows(extractor, keys, self.width(), lambda positions: self._compute([paths[p] for p in positions]),
                        "pictures")
 
     def _network(self):
@@ -327,7 +263,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         texts = self.texts(X)
         keys = [hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32] for text in texts]
-        rows = _cached(f"{self.encoder}-{self.chars}", keys, self.width(),
+        rows = cached_rows(f"{self.encoder}-{self.chars}", keys, self.width(),
                        lambda positions: self._compute([texts[p] for p in positions]), "texts")
         return rows * np.float32(self.weight)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from rakuten import PROJECT_ROOT, data
-from rakuten.features import pretrained
+from rakuten.features import item_cache, pretrained
 from tests.conftest import SAMPLE_DIR, TEST_CACHE_DIR
 
 pytest.importorskip("torch", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
@@ -21,8 +21,8 @@ pytest.importorskip("torch", reason="the pretrained extra is not installed: pip 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
-    pretrained.use_cache(tmp_path / "cache")
+    monkeypatch.delenv(item_cache.CACHE_ENV, raising=False)
+    item_cache.use_cache(tmp_path / "cache")
     return tmp_path / "cache" / "pretrained"
 
 
@@ -132,8 +132,8 @@ def test_grad_cam_heats_the_product_not_the_blank_around_it(shared_dir, tmp_path
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
-    pretrained.use_cache(TEST_CACHE_DIR)  # the pictures of the end-to-end test: extracted once
+    monkeypatch.delenv(item_cache.CACHE_ENV, raising=False)
+    item_cache.use_cache(TEST_CACHE_DIR)  # the pictures of the end-to-end test: extracted once
     frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
     pipeline = Pipeline([("pictures", pretrained.EfficientNetFeatures()), ("scale", StandardScaler()),
                          ("estimator", LogisticRegression(C=0.003, max_iter=3000))])
