@@ -1,8 +1,7 @@
 """`python -m rakuten.promote`: rank the finished runs of an experiment, register the best if needed,
 point `champion` (under the rule of `rakuten.champion`), `challenger` and `fast`.
 
-The rule itself, and registering, live in `rakuten.champion`; their names are also importable
-from here, where they have always been.
+The rule itself, and registering, live in `rakuten.champion`.
 """
 
 from __future__ import annotations
@@ -12,15 +11,10 @@ from dataclasses import replace
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, LATENCY_TAG, METRIC,
-                              ROW_COST_TAG, DataOf, Decision, best_version, check, current_champion, load_problem,
-                              markdown_text, population_ids, promote_fast, promote_if_better, register, registry_name,
-                              would_be_champion)
+from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, DataOf, current_champion,
+                              population_ids, promote_fast, promote_if_better, register, registry_name)
 from rakuten.cli import command, open_store
 
-__all__ = ["CHALLENGER", "CHAMPION", "FAST", "FAST_BUDGET_MS", "LATENCY_TAG", "METRIC", "ROW_COST_TAG", "Decision",
-           "best_version", "check", "current_champion", "load_problem", "markdown_text", "promote_fast", "promote_if_better",
-           "register", "registry_name", "would_be_champion", "ranking", "format_ranking", "main"]
 
 def versions_of_run(name: str, run_id: str) -> list:
     return MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")

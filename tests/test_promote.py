@@ -3,7 +3,7 @@
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten import promote
+from rakuten import champion, promote
 from rakuten.train import run
 from tests.conftest import config
 
@@ -12,7 +12,7 @@ WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=3
 
 
 def champion_version() -> str:
-    return str(MlflowClient().get_model_version_by_alias("rakuten-text", promote.CHAMPION).version)
+    return str(MlflowClient().get_model_version_by_alias("rakuten-text", champion.CHAMPION).version)
 
 
 def test_first_model_becomes_champion_better_replaces_worse_does_not(store):
@@ -68,7 +68,7 @@ def test_unscorable_champion_is_kept(store):
     def broken(uri, refitted):
         raise RuntimeError("cannot load")
 
-    decision = promote.promote_if_better("rakuten-text", "2", 1.0, "another-fingerprint", broken)
+    decision = champion.promote_if_better("rakuten-text", "2", 1.0, "another-fingerprint", broken)
     assert not decision.promoted and "could not be scored" in decision.reason
     assert champion_version() == "1"
 
@@ -86,11 +86,11 @@ def test_command_ranks_runs_and_points_champion_and_challenger(store, capsys):
 
     assert promote.main([]) == 0
     client = MlflowClient()
-    champion = client.get_model_version_by_alias("rakuten-text", promote.CHAMPION)
-    challenger = client.get_model_version_by_alias("rakuten-text", promote.CHALLENGER)
-    assert client.get_run(champion.run_id).data.tags["model"] == order[0]
+    holder = client.get_model_version_by_alias("rakuten-text", champion.CHAMPION)
+    challenger = client.get_model_version_by_alias("rakuten-text", champion.CHALLENGER)
+    assert client.get_run(holder.run_id).data.tags["model"] == order[0]
     assert client.get_run(challenger.run_id).data.tags["model"] == order[1]
-    assert "data_fingerprint=" in champion.description
+    assert "data_fingerprint=" in holder.description
     assert promote.main([]) == 0  # idempotent: no new versions
     assert len(client.search_model_versions("name='rakuten-text'")) == 2
 

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten import promote
+from rakuten import champion, promote
 from rakuten.train import run
 from tests.conftest import config
 
@@ -35,7 +35,7 @@ def worse_registered_then_better_logged():
     return better, logged
 
 
-def champion() -> str:
+def champion_version() -> str:
     return str(MlflowClient().get_model_version_by_alias("rakuten-text", "champion").version)
 
 
@@ -48,17 +48,17 @@ def test_a_run_whose_model_files_are_gone_is_not_made_champion(store, capsys):
     dry = capsys.readouterr().out
     assert promote.main([]) == 0
     out = capsys.readouterr().out
-    assert champion() == "1"
+    assert champion_version() == "1"
     assert "rakuten-text v2: not promoted (v2 does not load" in out
     assert "dry run: rakuten-text v2: not promoted (v2 does not load" in dry
     assert "rakuten-text@champion is v1" in out
-    assert promote.load_problem("models:/rakuten-text@champion") == ""
+    assert champion.load_problem("models:/rakuten-text@champion") == ""
 
 
 def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys):
     run(config("data.max_rows=300", *WORSE))
     run(config("data.max_rows=300", *BETTER))
-    assert champion() == "2"
+    assert champion_version() == "2"
     for path in model_files("rakuten-text", "2").rglob("*.joblib"):
         path.write_bytes(path.read_bytes()[:100])
     capsys.readouterr()
@@ -66,12 +66,12 @@ def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys)
     captured = capsys.readouterr()
     assert "rakuten-text v2 is champion but does not load" in captured.err
     assert "rakuten-text@champion is v1" in captured.out
-    assert champion() == "1" and promote.load_problem("models:/rakuten-text@champion") == ""
+    assert champion_version() == "1" and champion.load_problem("models:/rakuten-text@champion") == ""
 
 
 def test_a_killed_runs_version_is_never_promoted_and_all_three_agree(store, capsys):
     killed, logged = worse_registered_then_better_logged()
-    promote.register(logged.model_uri, "rakuten-text", killed.data.metrics, killed.data.tags["data_fingerprint"],
+    champion.register(logged.model_uri, "rakuten-text", killed.data.metrics, killed.data.tags["data_fingerprint"],
                      "registered, then its job was killed with -9")
     MlflowClient().set_terminated(killed.info.run_id, "FAILED")  # what runs --repair does after kill -9
     capsys.readouterr()
@@ -81,4 +81,4 @@ def test_a_killed_runs_version_is_never_promoted_and_all_three_agree(store, caps
     out = capsys.readouterr().out
     assert "dry run: rakuten-text v1: champion (v1 is already champion)" in dry
     assert "rakuten-text v1: champion (v1 is already champion)" in out and "rakuten-text@champion is v1" in out
-    assert champion() == "1"
+    assert champion_version() == "1"

@@ -11,7 +11,7 @@ import threading
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import PROJECT_ROOT, promote
+from rakuten import PROJECT_ROOT, champion
 from rakuten.train import run
 from tests.conftest import config
 from tests.reliability.conftest import (
@@ -30,8 +30,8 @@ def test_parallel_jobs_leave_the_best_as_champion(tmp_path):
             for number, overrides in enumerate(JOBS)]
     assert [job.wait(timeout=300) for job in jobs] == [0, 0, 0, 0], [
         (tmp_path / f"job{n}" / "job.log").read_text()[-1500:] for n in range(len(JOBS))]
-    champion, best = champion_is_best_on_its_fingerprint(uri)
-    assert champion == best
+    holder, best = champion_is_best_on_its_fingerprint(uri)
+    assert holder == best
     assert len(MlflowClient().search_model_versions("name='rakuten-text'")) == 4
     assert_no_run_running(uri)
 
@@ -50,7 +50,7 @@ def test_interleaved_promotions_converge_on_the_best(store):
 
         def promote_one(version):
             barrier.wait()
-            promote.promote_if_better("rakuten-text", str(version.version), float(version.tags["test_f1_weighted"]),
+            champion.promote_if_better("rakuten-text", str(version.version), float(version.tags["test_f1_weighted"]),
                                       fingerprint, rescore=lambda uri, refitted: 0.0)
 
         threads = [threading.Thread(target=promote_one, args=(v,)) for v in order]
@@ -59,7 +59,7 @@ def test_interleaved_promotions_converge_on_the_best(store):
         for thread in threads:
             thread.join(timeout=120)
         # every promoter compares every version on the fingerprint, its own and the others'
-        assert str(promote.current_champion("rakuten-text").version) == best, f"trial {trial}"
+        assert str(champion.current_champion("rakuten-text").version) == best, f"trial {trial}"
     assert max(scores) == pytest.approx(float(client.get_model_version("rakuten-text", best).tags["test_f1_weighted"]))
 
 
