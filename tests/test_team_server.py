@@ -118,18 +118,24 @@ def test_a_killed_workers_trial_is_marked_failed_and_counted(team_server, postgr
     storage = postgres.create_database("optuna_heartbeat")
     common = ("model=linearsvc", "search=optuna", f"search.storage={storage}", "search.study_name=killed",
               "search.progress_bar=false", "search.heartbeat_seconds=1", "search.grace_seconds=2",
-              "mlflow.experiment=optuna-killed", "register=false", f"data.dir={shared_dir}", *FAST)
+              "mlflow.experiment=optuna-killed", "register=false", f"data.dir={shared_dir}", "cache.enabled=false",
+              "refit=none")  # every row: a trial lasts seconds
     doomed = start_train(team_server, tmp_path / "doomed", *common, "search.n_trials=20")
     try:
-        deadline = time.monotonic() + 300
-        while True:  # until one of its trials is under way
+        deadline, running_since = time.monotonic() + 300, None
+        while True:  # until one of its trials has been under way for a heartbeat or more
             assert doomed.poll() is None and time.monotonic() < deadline, (tmp_path / "doomed" / "job.log").read_text()
             try:
                 study = optuna.load_study(study_name="killed", storage=storage)
-                if any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials):
-                    break
+                running = [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
             except KeyError:  # the study is not made yet
-                pass
+                running = []
+            if not running:
+                running_since = None
+            elif running_since is None or running_since[0] != running[0]:
+                running_since = (running[0], time.monotonic())
+            elif time.monotonic() - running_since[1] > 0.8:  # its first heartbeat is recorded
+                break
             time.sleep(0.2)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=30)
@@ -137,7 +143,7 @@ def test_a_killed_workers_trial_is_marked_failed_and_counted(team_server, postgr
         if doomed.poll() is None:
             doomed.kill()
     time.sleep(3)  # past the grace period
-    survivor = start_train(team_server, tmp_path / "survivor", *common, "search.n_trials=2")
+    survivor = start_train(team_server, tmp_path / "survivor", *common, "search.n_trials=1")
     assert survivor.wait(timeout=400) == 0, (tmp_path / "survivor" / "job.log").read_text()[-2000:]
     study = optuna.load_study(study_name="killed", storage=storage)
     states = [t.state for t in study.trials]
