@@ -12,7 +12,8 @@ from rakuten import PROJECT_ROOT
 from rakuten.train import compose_config
 
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
-TEST_CACHE_DIR = tempfile.mkdtemp(prefix="rakuten-features-")  # tests never touch the repo's .cache
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix="rakuten-features-")  # tests never touch the repo's .cache:
+os.environ["RAKUTEN_CACHE_DIR"] = TEST_CACHE_DIR  # the default of every job they start, subprocesses too
 SHARED_DIR = Path(os.environ.get("RAKUTEN_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data" / "rakuten"))
 
 

@@ -30,6 +30,7 @@ def test_a_family_from_a_yaml_alone_logs_the_requirements_it_needs(store, tmp_pa
     (folder / "balanced_forest.yaml").write_text(FAMILY)
     done = subprocess.run([sys.executable, "-m", "rakuten.train", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
                            "model=balanced_forest", "data.max_rows=400", "refit=none", "register=false",
+                           f"cache.dir={tmp_path / 'cache'}",
                            f"hydra.run.dir={tmp_path / 'job'}"], cwd=PROJECT_ROOT, env=job_env(store, tmp_path),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
