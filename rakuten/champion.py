@@ -143,11 +143,7 @@ def promote_fast(name: str, budget_ms: float = FAST_BUDGET_MS, version: str | No
     holder = current_champion(name)
     if holder is None:
         return f"{name} has no {CHAMPION}: no {FAST} either"
-    candidates = sorted(
-        (v for v in client.search_model_versions(f"name='{name}'")
-         if same_data(v, holder) and METRIC in v.tags and ROW_COST_TAG in v.tags
-         and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or alive_or_finished(v.run_id))),
-        key=lambda v: (-float(v.tags[METRIC]), int(v.version)))
+    candidates = _within_budget(name, holder, budget_ms, version)
     current = _alias(name, FAST)
     for found in candidates:
         if load_problem(f"models:/{name}/{found.version}"):
@@ -171,10 +167,18 @@ def would_be_fast(name: str, model_uri: str, score: float, data: DataOf, budget_
     problem, _, row_cost = check(model_uri)
     if problem or not row_cost <= budget_ms:
         return False
-    rivals = [float(v.tags[METRIC]) for v in MlflowClient().search_model_versions(f"name='{name}'")
-              if same_data(v, holder) and METRIC in v.tags and ROW_COST_TAG in v.tags
-              and float(v.tags[ROW_COST_TAG]) <= budget_ms and alive_or_finished(v.run_id)]
-    return score > max(rivals, default=float("-inf"))
+    rivals = _within_budget(name, holder, budget_ms)
+    return not rivals or score > float(rivals[0].tags[METRIC])
+
+
+def _within_budget(name: str, holder, budget_ms: float, version: str | None = None) -> list:
+    """The versions of the champion's data within the budget whose run finished (or is `version`,
+    the caller's own), best first: what `fast` is chosen among."""
+    return sorted(
+        (v for v in MlflowClient().search_model_versions(f"name='{name}'")
+         if same_data(v, holder) and METRIC in v.tags and ROW_COST_TAG in v.tags
+         and float(v.tags[ROW_COST_TAG]) <= budget_ms and (str(v.version) == str(version) or alive_or_finished(v.run_id))),
+        key=lambda v: (-float(v.tags[METRIC]), int(v.version)))
 
 
 def take_champion(name: str, version: str) -> Decision:
@@ -217,6 +221,7 @@ def promote_if_better(
     """
     client = MlflowClient()
     rescored: dict[str, float] = {}
+    kinds: dict[str, str] = {}  # champion version -> the candidate's data against its
     refused: dict[str, str] = {}  # version -> why it does not load
     first_look = None
     simulated = current_champion(name) if dry_run else None  # what the alias would hold
@@ -235,7 +240,9 @@ def promote_if_better(
             break
         kind = SAME
         if data is not None and champion is not None and str(champion.version) not in refused:
-            kind = relation(data, champion) if str(champion.version) != str(version) else SAME
+            if str(champion.version) not in kinds:  # asked once per champion (it may read the ids' artifact)
+                kinds[str(champion.version)] = relation(data, champion) if str(champion.version) != str(version) else SAME
+            kind = kinds[str(champion.version)]
             if kind == FEWER:
                 return Decision(False, fewer_rows_reason(data, champion), relation=FEWER)
         if champion is None or str(champion.version) in refused:
