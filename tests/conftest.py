@@ -106,7 +106,7 @@ SLOW_MODULES = {  # whole trainings in subprocesses, networks, pretrained weight
     # real trainings, served models and subprocesses of seconds each: CI's, not the inner loop's
     "test_train.py", "test_serving.py", "test_train_errors.py", "test_promote.py", "test_config.py",
     "test_pretrained.py", "test_predict.py", "test_explain.py", "test_malformed_input.py", "test_train_pictures.py",
-    "test_serve.py", "test_repair.py", "test_output_files.py", "test_disk_limits.py", "test_broken_promotion.py",
+    "test_serve.py", "test_e5_torch.py", "test_repair.py", "test_output_files.py", "test_disk_limits.py", "test_broken_promotion.py",
     "test_leaderboard.py", "test_command.py",
 }
 

