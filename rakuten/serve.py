@@ -139,6 +139,18 @@ def build_app(model, max_body_mb: float = 20):
     return BodyGuard(app, int(max_body_mb * 2**20))
 
 
+def warm_up(model) -> None:
+    """Predict the model's logged input example once, so that the first client does not wait for what
+    loads lazily (e5's network and tokenizer take about a second)."""
+    example = getattr(model, "input_example", None)
+    if example is None:
+        return
+    try:
+        model.predict(example)
+    except Exception as error:  # a model that cannot predict its own example still serves its errors
+        log.info("no warm-up (the input example did not predict here: %s)", error)
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
@@ -164,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     picture_input.serve_pictures_from(args.images_root)
     os.environ[picture_input.MAX_PIXELS_ENV] = str(args.max_picture_pixels)
     open_store(args.tracking_uri)
-    app = build_app(load_model(args.model_uri), args.max_body_mb)
+    model = load_model(args.model_uri)
+    warm_up(model)
+    app = build_app(model, args.max_body_mb)
     roots = f"; pictures read under {args.images_root}" if args.images_root else ""
     print(f"serving {args.model_uri} on http://{args.host}:{args.port} (POST /invocations{roots}; Ctrl-C to stop)",
           flush=True)

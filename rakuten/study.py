@@ -37,6 +37,9 @@ def cross_validate_pipeline(cfg, pipeline, rows: pd.DataFrame, labels: pd.Series
     """K-fold CV of a scikit-learn config's whole pipeline (scikit-learn's `cross_validate`)."""
     from sklearn.model_selection import cross_validate
 
+    from rakuten.features.pretrained import fill_item_caches
+
+    fill_item_caches(pipeline, rows)
     splitter = folds(cfg.cv.folds, cfg.seed)
     result = cross_validate(pipeline, rows, labels, cv=splitter, scoring="f1_weighted", error_score="raise")
     test_rows = [len(test) for _, test in splitter.split(rows, labels)]

@@ -28,6 +28,10 @@ def use_cache(folder: str | Path | None) -> None:
         os.environ[CACHE_ENV] = str(private)
 
 
+def cache_is_on() -> bool:
+    return bool(os.environ.get(CACHE_ENV))
+
+
 def cached_rows(extractor: str, keys: list[str], width: int, compute, what: str) -> np.ndarray:
     """Rows for `keys`: from the cache where signed entries exist, else `compute(positions)`."""
     from rakuten.features.signing import make_private, warn_once

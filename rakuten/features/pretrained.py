@@ -81,6 +81,31 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _torch_threads() -> int:
+    """Every core, or what joblib left a worker process (it sets OMP_NUM_THREADS there)."""
+    return int(os.environ.get("OMP_NUM_THREADS") or _cores())
+
+
+def fill_item_caches(pipeline, rows) -> None:
+    """Compute the pretrained features of `rows` once, here, when the per-item cache is on: a CV or a
+    search that fans folds out to worker processes then reads them, instead of several workers
+    computing the same texts and pictures side by side. Frozen extractors learn nothing from `fit`,
+    so no fold sees another's labels."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from rakuten.features.item_cache import cache_is_on
+
+    if not cache_is_on():
+        return
+    for value in [pipeline, *pipeline.get_params(deep=True).values()]:
+        steps = value.transformers if isinstance(value, ColumnTransformer) else \
+            [(None, value.steps[0][1], None)] if isinstance(value, Pipeline) else []  # a picture pipeline's first
+        for _, step, columns in steps:
+            if isinstance(step, (SentenceEmbedding, EfficientNetFeatures)):
+                step.fit(None).transform(rows if columns is None else rows[columns])
+
+
 def _progress(total: int, what: str, label: str):
     from rakuten.progress import Progress
 
@@ -136,7 +161,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
         from efficientnet_lite_pytorch import EfficientNet
 
-        torch.set_num_threads(_cores())
+        torch.set_num_threads(_torch_threads())
         name = f"efficientnet-{self.variant}"
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line at every load
             network = EfficientNet.from_pretrained(name, weights_path=weights_file(name))
@@ -338,5 +363,5 @@ def _torch_e5(path: str, device: str, precision: str):
 
     from rakuten.features.e5_torch import E5
 
-    torch.set_num_threads(_cores())
+    torch.set_num_threads(_torch_threads())
     return E5(path, device=device, precision=precision)
