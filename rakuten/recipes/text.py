@@ -23,7 +23,8 @@ class TextRecipe(Recipe):
 
         embedding = cfg.features.get("embedding")
         if embedding:
-            for module in SentenceEmbedding(encoder=embedding.get("encoder", "e5")).modules:
+            chosen = {key: embedding[key] for key in ("encoder", "engine") if key in embedding}
+            for module in SentenceEmbedding(**chosen).modules:
                 require(module, f"features={cfg.features.get('name', 'custom')}")
 
     def split(self, cfg: DictConfig):
