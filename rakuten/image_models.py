@@ -211,6 +211,20 @@ def reading(settings: dict) -> dict:
     return {k: settings[k] for k in ("image_size", "grayscale", "preprocess", "channels")}
 
 
+def keras_device(device: str) -> str:
+    """TensorFlow's name for `model.device`: `auto` is the first GPU TensorFlow sees, else the CPU. The
+    project installs tensorflow-cpu; a GPU needs `pip install tensorflow[and-cuda]==<the same version>`."""
+    import tensorflow as tf
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"model.device must be auto, cpu or cuda, got {device!r}")
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "cuda" and not gpus:
+        raise ValueError("model.device=cuda but TensorFlow sees no GPU (tensorflow-cpu is installed; a GPU needs "
+                         "tensorflow[and-cuda]): use model.device=auto or cpu")
+    return "/GPU:0" if gpus and device != "cpu" else "/CPU:0"
+
+
 def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, on_epoch=None):
     """Build the network of `model_cfg` and fit it on pictures X (`image_path`) with labels y; a
     stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
@@ -226,13 +240,16 @@ def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, o
     train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
                        batch_size=batch, augment=augment, seed=seed, **options)
     validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **options)
-    network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
-                          n_classes=len(classes))
-    history = fit(network, train_ds, validation_ds, int(model_cfg.epochs), float(model_cfg.learning_rate),
-                  model_cfg.patience, on_epoch, seed, schedule=model_cfg.get("schedule", "plateau"),
-                  label_smoothing=float(model_cfg.get("label_smoothing", 0.0)),
-                  monitor=model_cfg.get("monitor", "val_loss"),
-                  validation_targets=fitting.y_test.map(index_of).to_numpy(), n_classes=len(classes))
+    import tensorflow as tf
+
+    with tf.device(keras_device(model_cfg.get("device", "auto"))):
+        network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
+                              n_classes=len(classes))
+        history = fit(network, train_ds, validation_ds, int(model_cfg.epochs), float(model_cfg.learning_rate),
+                      model_cfg.patience, on_epoch, seed, schedule=model_cfg.get("schedule", "plateau"),
+                      label_smoothing=float(model_cfg.get("label_smoothing", 0.0)),
+                      monitor=model_cfg.get("monitor", "val_loss"),
+                      validation_targets=fitting.y_test.map(index_of).to_numpy(), n_classes=len(classes))
     return network, history, settings
 
 
