@@ -339,26 +339,3 @@ def _drawn_split(rows: pd.DataFrame, labels: pd.Series, max_rows, test_size, see
     population = rows.index
     rows, labels = _subsample(rows, labels, max_rows, seed)
     return replace(split(rows, labels, test_size, seed), population=population)
-
-
-@dataclass(frozen=True)
-class FusionData:
-    """Products with text, products with a picture, and the split of those that have both."""
-
-    products: pd.DataFrame
-    labels: pd.Series
-    pictures: pd.DataFrame
-    picture_labels: pd.Series
-    parts: Split
-    counts: ImageCounts
-
-
-def fusion_split(data_dir, images_dir, strict, test_size, seed, min_products: int = 50) -> FusionData:
-    products, labels = load_labelled(data_dir, None, seed)
-    pictures, picture_labels, counts = load_images(data_dir, images_dir, strict)
-    both = products.index.intersection(pictures.index)
-    if len(both) < min_products:
-        raise DataError(f"only {len(both)} products have both text and a picture in {data_dir}")
-    rows = products.loc[both, ["designation", "description"]].join(pictures.loc[both, ["image_path"]])
-    return FusionData(products, labels, pictures, picture_labels,
-                      split(rows, labels.loc[both], test_size, seed), counts)

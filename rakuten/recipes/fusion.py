@@ -5,12 +5,38 @@ products, for the fused gain's spread (`rakuten.fusion`)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data, fusion, model_logging, tracking
 from rakuten.recipes.base import Fitted, Recipe
+
+
+@dataclass(frozen=True)
+class FusionData:
+    """Products with text, products with a picture, and the split of those that have both."""
+
+    products: pd.DataFrame
+    labels: pd.Series
+    pictures: pd.DataFrame
+    picture_labels: pd.Series
+    parts: data.Split
+    counts: data.ImageCounts
+
+
+def fusion_split(data_dir, images_dir, strict, test_size, seed, min_products: int = 50) -> FusionData:
+    """The fusion recipe's context: both sets of products, and the split of those with text and picture."""
+    products, labels = data.load_labelled(data_dir, None, seed)
+    pictures, picture_labels, counts = data.load_images(data_dir, images_dir, strict)
+    both = products.index.intersection(pictures.index)
+    if len(both) < min_products:
+        raise data.DataError(f"only {len(both)} products have both text and a picture in {data_dir}")
+    rows = products.loc[both, ["designation", "description"]].join(pictures.loc[both, ["image_path"]])
+    return FusionData(products, labels, pictures, picture_labels,
+                      data.split(rows, labels.loc[both], test_size, seed), counts)
 
 
 class FusionRecipe(Recipe):
@@ -28,8 +54,8 @@ class FusionRecipe(Recipe):
             recipe_for(cfg.model[part]).check_extras(OmegaConf.create(whole))
 
     def split(self, cfg: DictConfig):
-        found = data.fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size,
-                                  cfg.seed)
+        found = fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size,
+                             cfg.seed)
         return found.parts, found
 
     def classes(self, parts: data.Split, found) -> np.ndarray:
