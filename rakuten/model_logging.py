@@ -41,14 +41,15 @@ def requirements_of(*pipelines) -> tuple[str, ...]:
 
 def log_text_model(pipeline, input_example):
     """Log the fitted pipeline as the run's model `model`, a pyfunc over raw product rows."""
-    return _log_pyfunc({"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example,
+    return _log_pyfunc("text", {"pipeline": pipeline}, {}, TEXT_SIGNATURE, input_example,
                        ADAPTER_REQUIREMENTS + requirements_of(pipeline))
 
 
-def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
+def _log_pyfunc(predictor: str, joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
     """Log `rakuten/pyfunc.py` (models-from-code) as the run's model `model`, with the rakuten
     package as its code and these artifacts: objects saved with joblib, and files written by
-    `file_artifacts[name](path)`."""
+    `file_artifacts[name](path)`. `predictor` (a key of `pyfunc.PREDICTORS`) is recorded in the
+    model's config: what loads it is written down, not guessed from its artifacts."""
     with tempfile.TemporaryDirectory() as folder:
         artifacts = {}
         for name, value in joblib_artifacts.items():
@@ -65,6 +66,7 @@ def _log_pyfunc(joblib_artifacts: dict, file_artifacts: dict, signature, input_e
             signature=signature,
             input_example=input_example,
             pip_requirements=requirements(packages),
+            model_config={"predictor": predictor},
         )
 
 
@@ -80,13 +82,13 @@ def requirements(packages=ADAPTER_REQUIREMENTS) -> list[str]:
 
 def log_picture_model(pipeline, input_example):
     """Log a scikit-learn pipeline over pictures as the run's model `model` (`image_path` rows)."""
-    return _log_pyfunc({"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example,
+    return _log_pyfunc("picture", {"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example,
                        ADAPTER_REQUIREMENTS + requirements_of(pipeline))
 
 
 def log_fusion_model(fused: dict, input_example, signature=FUSION_SIGNATURE):
     """Log a fusion whose parts are all scikit-learn pipelines (saved together with joblib)."""
-    return _log_pyfunc({"fusion": fused}, {}, signature, input_example,
+    return _log_pyfunc("fusion", {"fusion": fused}, {}, signature, input_example,
                        ADAPTER_REQUIREMENTS + requirements_of(fused["text_pipeline"], fused["picture_pipeline"]))
 
 
@@ -96,7 +98,7 @@ def log_image_model(network, image_config: dict, input_example, signature=None, 
     files = {"keras_model": ("network.keras", network.save),
              "image_config": ("image_config.json", lambda path: Path(path).write_text(json.dumps(image_config)))}
     parts = [value["text_pipeline"] for value in (extra_artifacts or {}).values() if "text_pipeline" in value]
-    return _log_pyfunc(extra_artifacts or {}, files, signature or IMAGE_SIGNATURE, input_example,
+    return _log_pyfunc("fusion" if extra_artifacts else "network", extra_artifacts or {}, files, signature or IMAGE_SIGNATURE, input_example,
                        ADAPTER_REQUIREMENTS + NETWORK_REQUIREMENTS + requirements_of(*parts))
 
 

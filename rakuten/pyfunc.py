@@ -1,7 +1,7 @@
 """What a logged model is to its users: raw product rows in, `prdtypecode` integers out.
 
-`ProductClassifier` is the pyfunc of every model of the zoo. What it wraps depends on the
-artifacts it was logged with:
+`ProductClassifier` is the pyfunc of every model of the zoo. What it wraps is recorded in the
+model's config (`predictor`, `PREDICTORS`), with the artifacts it was logged with:
 - `pipeline` (joblib): a text pipeline; rows have `designation` and optionally `description`;
 - `keras_model` + `image_config`: an image network; rows have `image_path`, or `imageid` and
   `productid` with `params={"images_dir": ...}`;
@@ -58,19 +58,31 @@ def bad_input(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
+# what `model_logging` records as the model's `predictor` -> how its artifacts load
+PREDICTORS = {
+    "text": lambda artifacts: TextPredictor(joblib.load(artifacts["pipeline"])),
+    "picture": lambda artifacts: PicturePredictor(joblib.load(artifacts["picture_pipeline"])),
+    "fusion": FusionPredictor.load,
+    "network": load_image_predictor,
+}
+
+
+def predictor_of(model_config: dict | None, artifacts: dict) -> str:
+    """The recorded predictor; a model logged before it was recorded is known by its artifacts."""
+    recorded = (model_config or {}).get("predictor")
+    if recorded:
+        return recorded
+    for artifact, predictor in (("pipeline", "text"), ("picture_pipeline", "picture"), ("fusion", "fusion")):
+        if artifact in artifacts:
+            return predictor
+    return "network"
+
+
 class ProductClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        artifacts = context.artifacts
-        if "pipeline" in artifacts:
-            self.predictor = TextPredictor(joblib.load(artifacts["pipeline"]))
+        self.predictor = PREDICTORS[predictor_of(context.model_config, context.artifacts)](context.artifacts)
+        if isinstance(self.predictor, (TextPredictor, PicturePredictor)):
             self.pipeline = self.predictor.pipeline  # for rakuten.explain
-        elif "picture_pipeline" in artifacts:
-            self.predictor = PicturePredictor(joblib.load(artifacts["picture_pipeline"]))
-            self.pipeline = self.predictor.pipeline
-        elif "fusion" in artifacts:
-            self.predictor = FusionPredictor.load(artifacts)
-        else:
-            self.predictor = load_image_predictor(artifacts)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """Errors are MlflowExceptions with a message: a scoring server answers them without a

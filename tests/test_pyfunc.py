@@ -107,3 +107,14 @@ def test_label_column_on_request_names_each_code(loaded):
     assert named.loc[101, "label"] == "swimming pools"
     with_proba = model.predict(RAW, params={"return_label": True, "return_proba": True})
     assert list(with_proba.columns)[:2] == ["prdtypecode", "label"] and "top_k" in with_proba.columns
+
+
+def test_what_loads_the_model_is_recorded_in_it_not_guessed(loaded):
+    from rakuten.pyfunc import PREDICTORS, predictor_of
+
+    model, _ = loaded
+    assert model.model_config == {"predictor": "text"} and "text" in PREDICTORS
+    # a model logged before the predictor was recorded is known by its artifacts, as then
+    assert predictor_of(None, {"picture_pipeline": "x"}) == "picture"
+    assert predictor_of({}, {"keras_model": "x", "image_config": "y"}) == "network"
+    assert predictor_of({"predictor": "fusion"}, {"keras_model": "x", "fusion": "z"}) == "fusion"
