@@ -26,7 +26,7 @@ import optuna
 from rakuten import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))  # the tests' service helpers (PostgreSQL, mlflow server)
-from tests.services import Postgres, free_port, start_mlflow_server, stop  # noqa: E402
+from tests.helpers.services import Postgres, free_port, start_mlflow_server, stop  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_predict import write_input  # noqa: E402

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import mlflow
 import pytest
-from rakuten import PROJECT_ROOT
-from rakuten.train import compose_config
 
-SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
-TEST_CACHE_DIR = tempfile.mkdtemp(prefix="rakuten-features-")  # tests never touch the repo's .cache:
-os.environ["RAKUTEN_CACHE_DIR"] = TEST_CACHE_DIR  # the default of every job they start, subprocesses too
-SHARED_DIR = Path(os.environ.get("RAKUTEN_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data" / "rakuten"))
+from tests.helpers.stores import SHARED_DIR, SPLIT_ONLY, config, make_store, required_service_missing
 
 
 @pytest.fixture(scope="session")
@@ -25,31 +17,9 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
-def make_store(folder: Path, monkeypatch) -> str:
-    """A fresh SQLite tracking store, made the current one for MLflow and for rakuten.train."""
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(uri)
-    with monkeypatch.context() as here:  # MLflow roots the store's Default experiment at ./mlruns
-        here.chdir(folder)
-        mlflow.set_experiment(experiment_id="0")  # forget the experiment of the previous store
-    return uri
-
-
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> str:
     return make_store(tmp_path, monkeypatch)
-
-
-def config(*overrides: str):
-    """The composed Hydra config of `python -m rakuten.train <overrides>`; without the refit on
-    every row unless asked (`refit=all`: the tests of refitting and of promotion ask for it)."""
-    if not any(o.startswith("cache.dir=") for o in overrides):
-        overrides = (f"cache.dir={TEST_CACHE_DIR}", *overrides)
-    if not any(o.startswith("refit=") for o in overrides):
-        overrides = ("refit=none", *overrides)
-    return compose_config(*overrides)
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +29,14 @@ def champion_store(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         uri = make_store(tmp_path_factory.mktemp("champion"), monkeypatch)
-        run(config("data.max_rows=800"))
+        run(config(SPLIT_ONLY, "data.max_rows=800"))
         yield uri
-
-
-def required_service_missing(what: str):
-    """Skip, or fail where RAKUTEN_REQUIRE_SERVICES is set (CI: every service test must run)."""
-    if os.environ.get("RAKUTEN_REQUIRE_SERVICES"):
-        pytest.fail(f"{what} (RAKUTEN_REQUIRE_SERVICES is set)")
-    pytest.skip(what)
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL on a free port, stopped at the end of the session."""
-    from tests.services import PG_BIN, Postgres, free_port
+    from tests.helpers.services import PG_BIN, Postgres, free_port
 
     if not Postgres.available():
         required_service_missing(f"PostgreSQL binaries not found in {PG_BIN} (set RAKUTEN_PG_BIN)")
@@ -85,7 +48,7 @@ def postgres():
 @pytest.fixture(scope="session")
 def team_server(postgres, tmp_path_factory):
     """The team set-up: `mlflow server` on PostgreSQL with proxied artifacts; its URL."""
-    from tests.services import free_port, start_mlflow_server, stop
+    from tests.helpers.services import free_port, start_mlflow_server, stop
 
     folder = tmp_path_factory.mktemp("team-server")
     port = free_port()
@@ -93,6 +56,14 @@ def team_server(postgres, tmp_path_factory):
                                   folder / "server.log")
     yield f"http://127.0.0.1:{port}"
     stop(process)
+
+
+@pytest.fixture(scope="module")
+def spark_available():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        required_service_missing("PySpark is not installed (pip install -e '.[spark]')")
 
 
 # --- test tiers: `pytest -m "not slow and not service"` is the inner loop; CI runs every tier -------------

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from rakuten import champion
 from rakuten.train import run
-from tests.conftest import config
+from tests.helpers.stores import SPLIT_ONLY, config
 
 WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300")
 
@@ -37,7 +37,7 @@ def test_a_smoke_run_never_takes_champion_or_fast(store):
     assert said.startswith("not registered: it learned from 300 of 2,000 rows of rakuten-sample"), said
     assert "never takes champion or fast" in said
     # registered anyway (register=always), it still takes neither alias
-    run(config("data.max_rows=300", "model=linearsvc", "register=always"))
+    run(config(SPLIT_ONLY, "data.max_rows=300", "model=linearsvc", "register=always"))
     assert aliases() == {"champion": "1", "fast": "1"} and len(versions()) == 2
     assert "fewer rows of the data of champion v1" in newest_run().data.tags["promotion"]
 

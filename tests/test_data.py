@@ -4,14 +4,7 @@ import pandas as pd
 import pytest
 
 from rakuten import data
-from tests.conftest import SAMPLE_DIR
-
-
-def write_challenge_files(folder, products: pd.DataFrame, labels: pd.Series, gz: bool = False):
-    suffix = ".gz" if gz else ""
-    products.to_csv(folder / f"{data.X_FILE}{suffix}")
-    labels.to_frame(data.LABEL).to_csv(folder / f"{data.Y_FILE}{suffix}")
-    return folder
+from tests.helpers.stores import SAMPLE_DIR, write_challenge_files
 
 
 def test_sample_is_real_challenge_rows_joined_by_index(shared_dir):

@@ -10,7 +10,7 @@ CHAMPION = "models:/rakuten-text@champion"
 def test_linearsvc_gets_class_scores_summing_to_one(champion_store):
     from rakuten import data
     from rakuten.models import pipeline_from_config
-    from tests.conftest import SAMPLE_DIR, config
+    from tests.helpers.stores import SAMPLE_DIR, config
 
     products, labels = data.load_labelled(SAMPLE_DIR, max_rows=400)
     plain = pipeline_from_config(config("model.calibrate=false")).fit(products, labels)  # no predict_proba

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT, leaderboard
 from rakuten.train import run
-from tests.conftest import SAMPLE_DIR, config
+from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
 
 
 def command(store: str, *args: str) -> subprocess.CompletedProcess:
@@ -20,9 +20,9 @@ def command(store: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_leaderboard_groups_runs_per_dataset_best_first_without_search_children(store, shared_dir):
-    weak = run(config("data.max_rows=400", "model=multinomialnb", "model.estimator.alpha=30"))
-    strong = run(config("data.max_rows=400", "model=linearsvc", "search=grid", "search.grid_points=2", "search.cv=2"))
-    full = run(config(f"data.dir={shared_dir}", "data.max_rows=600", "register=false"))
+    weak = run(config(SPLIT_ONLY, "data.max_rows=400", "model=multinomialnb", "model.estimator.alpha=30"))
+    strong = run(config(SPLIT_ONLY, "data.max_rows=400", "model=linearsvc", "search=grid", "search.grid_points=2", "search.cv=2"))
+    full = run(config(SPLIT_ONLY, f"data.dir={shared_dir}", "data.max_rows=600", "register=false"))
     groups = leaderboard.by_dataset(leaderboard.entries("rakuten"))
     assert list(groups) == ["rakuten-full", "rakuten-sample"]
     sample = groups["rakuten-sample"]

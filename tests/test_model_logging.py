@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from rakuten import PROJECT_ROOT
-from tests.reliability.conftest import job_env
+from tests.helpers.jobs import job_env
 
 FAMILY = """# a new family: imbalanced-learn's balanced random forest, from this yaml alone
 name: balanced_forest

@@ -6,11 +6,7 @@ from sklearn.naive_bayes import MultinomialNB
 from rakuten import data
 from rakuten.features.text import build_text_features
 from rakuten.models import Calibrated, build_pipeline, pipeline_from_config
-from tests.conftest import SAMPLE_DIR, config
-
-MODELS = ["logreg", "multinomialnb", "complementnb", "svc", "linearsvc", "sgd", "sgd_hinge", "knn", "decisiontree",
-          "adaboost", "bagging", "voting"]
-
+from tests.helpers.stores import MODELS, SAMPLE_DIR, config
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_config_builds_its_estimator(name):

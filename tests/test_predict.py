@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rakuten import data, predict
-from tests.conftest import SAMPLE_DIR
+from tests.helpers.stores import SAMPLE_DIR
 
 CHAMPION = "models:/rakuten-text@champion"
 

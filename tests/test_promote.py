@@ -5,7 +5,7 @@ from mlflow import MlflowClient
 
 from rakuten import champion, promote
 from rakuten.train import run
-from tests.conftest import config
+from tests.helpers.stores import SPLIT_ONLY, config
 
 QUICK = ("data.max_rows=600", "register=always")  # every run's model registered: losers too
 WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300")
@@ -16,12 +16,12 @@ def champion_version() -> str:
 
 
 def test_first_model_becomes_champion_better_replaces_worse_does_not(store):
-    weak = run(config(*QUICK, *WEAK))
+    weak = run(config(SPLIT_ONLY, *QUICK, *WEAK))
     assert champion_version() == "1"
-    strong = run(config(*QUICK))
+    strong = run(config(SPLIT_ONLY, *QUICK))
     assert strong > weak
     assert champion_version() == "2"
-    again_weak = run(config(*QUICK, *WEAK))
+    again_weak = run(config(SPLIT_ONLY, *QUICK, *WEAK))
     assert again_weak == weak
     assert champion_version() == "2", "a worse model took champion"
     versions = MlflowClient().search_model_versions("name='rakuten-text'")
@@ -36,7 +36,7 @@ def test_champion_from_other_data_is_rescored_on_this_test_part(store):
     run(config(*QUICK, "seed=1", "refit=all"))
     first = MlflowClient().get_model_version("rakuten-text", "1")
     # a weak model on another split: the champion is scored again on that split and is kept
-    run(config(*QUICK, "seed=2", *WEAK))
+    run(config(SPLIT_ONLY, *QUICK, "seed=2", *WEAK))
     assert champion_version() == "1"
     assert MlflowClient().get_model_version_by_alias("rakuten-text", "champion").run_id == first.run_id
     # v1 was refitted on every row, this test part included: its recipe was retrained on this
@@ -47,22 +47,22 @@ def test_champion_from_other_data_is_rescored_on_this_test_part(store):
 
 def test_by_default_only_a_model_that_takes_champion_is_registered(store):
     """`register=true` (the default): a run that does not take champion leaves no version (clutter)."""
-    run(config("data.max_rows=600"))
-    run(config("data.max_rows=600", *WEAK))
-    run(config("data.max_rows=600"))  # the same score again: it does not beat the champion
+    run(config(SPLIT_ONLY, "data.max_rows=600"))
+    run(config(SPLIT_ONLY, "data.max_rows=600", *WEAK))
+    run(config(SPLIT_ONLY, "data.max_rows=600"))  # the same score again: it does not beat the champion
     assert [str(v.version) for v in MlflowClient().search_model_versions("name='rakuten-text'")] == ["1"]
     losers = mlflow.search_runs(filter_string="tags.promotion LIKE 'not registered:%'", output_format="list")
     assert len(losers) == 2 and all("does not beat champion v1" in r.data.tags["promotion"] for r in losers)
 
 
 def test_no_registration_when_register_is_false(store):
-    run(config(*QUICK, "register=false"))
+    run(config(SPLIT_ONLY, *QUICK, "register=false"))
     assert MlflowClient().search_registered_models() == []
 
 
 def test_unscorable_champion_is_kept(store):
-    run(config(*QUICK))
-    run(config(*QUICK))  # v2: the same score does not beat v1
+    run(config(SPLIT_ONLY, *QUICK))
+    run(config(SPLIT_ONLY, *QUICK))  # v2: the same score does not beat v1
     assert champion_version() == "1"
 
     def broken(uri, refitted):
@@ -74,7 +74,7 @@ def test_unscorable_champion_is_kept(store):
 
 
 def test_command_ranks_runs_and_points_champion_and_challenger(store, capsys):
-    scores = {name: run(config(*QUICK, f"model={name}", "register=false"))
+    scores = {name: run(config(SPLIT_ONLY, *QUICK, f"model={name}", "register=false"))
               for name in ("multinomialnb", "linearsvc", "complementnb")}
     assert MlflowClient().search_registered_models() == []
     capsys.readouterr()  # the jobs' own console lines
@@ -96,8 +96,8 @@ def test_command_ranks_runs_and_points_champion_and_challenger(store, capsys):
 
 
 def test_command_never_moves_champion_to_a_worse_model(store, capsys):
-    strong = run(config("data.max_rows=600", "seed=1"))             # champion, on one split
-    run(config("data.max_rows=600", "seed=2", *WEAK, "register=false"))  # newest runs: another split
+    strong = run(config(SPLIT_ONLY, "data.max_rows=600", "seed=1"))             # champion, on one split
+    run(config(SPLIT_ONLY, "data.max_rows=600", "seed=2", *WEAK, "register=false"))  # newest runs: another split
     assert promote.main([]) == 0
     assert champion_version() == "1"
     assert "not promoted" in capsys.readouterr().out.split("runs on data")[-1]
@@ -111,7 +111,7 @@ def test_command_without_runs_fails_clearly(store, capsys):
 
 def test_command_sees_registered_versions_of_any_experiment(store, capsys):
     """`mlflow run .` logs into `Default`: its champion is still ranked by `rakuten.promote`."""
-    run(config(*QUICK, "mlflow.experiment=Default"))
+    run(config(SPLIT_ONLY, *QUICK, "mlflow.experiment=Default"))
     capsys.readouterr()  # the job's own console lines
     assert promote.main(["--dry-run"]) == 0
     printed = capsys.readouterr().out

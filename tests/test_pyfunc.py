@@ -8,7 +8,7 @@ import pytest
 from rakuten import data, model_logging
 from rakuten.features.text import build_text_features
 from rakuten.models import build_pipeline
-from tests.conftest import SAMPLE_DIR, make_store
+from tests.helpers.stores import SAMPLE_DIR, make_store
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from sklearn.svm import LinearSVC
 from rakuten import data, search
 from rakuten.features.text import build_text_features
 from rakuten.models import build_head
-from tests.conftest import SAMPLE_DIR
+from tests.helpers.stores import SAMPLE_DIR
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,6 @@ import pandas as pd
 import pytest
 
 from rakuten import data, predict
-from tests.conftest import required_service_missing
-
-
-@pytest.fixture(scope="module")
-def spark_available():
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        required_service_missing("PySpark is not installed (pip install -e '.[spark]')")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT, data
-from tests.conftest import SAMPLE_DIR
-from tests.reliability.conftest import (
+from tests.helpers.stores import SAMPLE_DIR
+from tests.helpers.jobs import (
     FAST, champion_is_best_on_its_fingerprint, job_env, start_train, train,
 )
 

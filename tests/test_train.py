@@ -8,8 +8,8 @@ from mlflow import MlflowClient
 
 from rakuten import data, evaluate
 from rakuten.train import run
-from tests.conftest import config, make_store
-from tests.test_models import MODELS
+from tests.helpers.stores import SPLIT_ONLY, config, make_store
+from tests.helpers.stores import MODELS
 
 METRICS = {"test_f1_weighted", "test_f1_macro", "test_accuracy", "fit_seconds", "predict_seconds",
            "train_rows", "test_rows"}
@@ -57,7 +57,7 @@ def test_every_model_trains_and_logs(zoo_store, model):
 
 @pytest.mark.parametrize("resampler", ["none", "random_under", "enn", "smote", "adasyn"])
 def test_every_resampler_runs_with_linearsvc(zoo_store, resampler):
-    f1 = run(config("model=linearsvc", f"resampler={resampler}", "register=false"))
+    f1 = run(config(SPLIT_ONLY, "model=linearsvc", f"resampler={resampler}", "register=false"))
     logged = last_run()
     assert_fully_logged(logged, "linearsvc", resampler)
     assert f1 > 0.2  # ENN removes many rows from sparse TF-IDF and scores far below the others
@@ -79,7 +79,7 @@ def test_logged_model_reproduces_the_logged_score_on_shared_data(zoo_store, shar
 
 
 def test_resolved_config_is_logged_as_params_and_file(zoo_store):
-    run(config("model=sgd", "data.max_rows=600", "register=false", "model.estimator.alpha=0.001"))
+    run(config(SPLIT_ONLY, "model=sgd", "data.max_rows=600", "register=false", "model.estimator.alpha=0.001"))
     logged = last_run()
     assert logged.data.params["model.alpha"] == "0.001" and logged.data.params["model.class"] == "SGDClassifier"
     assert logged.data.params["data.test_size"] == "0.2"
@@ -90,7 +90,7 @@ def test_resolved_config_is_logged_as_params_and_file(zoo_store):
 
 @pytest.mark.parametrize("model", ["sgd_hinge", "linearsvc"])
 def test_calibrated_svms_return_probabilities(zoo_store, model):
-    run(config(f"model={model}", "model.calibrate=true", "data.max_rows=800", "register=false"))
+    run(config(SPLIT_ONLY, f"model={model}", "model.calibrate=true", "data.max_rows=800", "register=false"))
     model = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model")
     products, _ = data.load_labelled(config().data.dir, max_rows=30)
     result = model.predict(products[["designation", "description"]], params={"return_proba": True, "top_k": 27})
@@ -106,7 +106,7 @@ def test_calibrated_svms_return_probabilities(zoo_store, model):
     ("optuna", ["search.n_trials=3", "search.progress_bar=false"], 3),
 ])
 def test_search_logs_a_parent_with_candidate_children_and_registers_the_best(store, kind, options, expected):
-    f1 = run(config("model=linearsvc", f"search={kind}", *options, "data.max_rows=600"))
+    f1 = run(config(SPLIT_ONLY, "model=linearsvc", f"search={kind}", *options, "data.max_rows=600"))
     runs = mlflow.search_runs(experiment_names=["rakuten"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -127,9 +127,9 @@ def test_search_logs_a_parent_with_candidate_children_and_registers_the_best(sto
 
 def test_features_are_cached_across_models(store, tmp_path):
     cache = f"cache.dir={tmp_path}"
-    run(config("model=multinomialnb", "data.max_rows=600", "register=false", cache))
-    run(config("model=complementnb", "data.max_rows=600", "register=false", cache))
-    run(config("model=complementnb", "data.max_rows=600", "register=false", cache, "cache.enabled=false"))
+    run(config(SPLIT_ONLY, "model=multinomialnb", "data.max_rows=600", "register=false", cache))
+    run(config(SPLIT_ONLY, "model=complementnb", "data.max_rows=600", "register=false", cache))
+    run(config(SPLIT_ONLY, "model=complementnb", "data.max_rows=600", "register=false", cache, "cache.enabled=false"))
     runs = mlflow.search_runs(experiment_names=["rakuten"], order_by=["attributes.start_time ASC"], output_format="list")
     assert [r.data.metrics["features_cache_hit"] for r in runs] == [0.0, 1.0, 0.0]
     assert all("features_seconds" in r.data.metrics for r in runs)

@@ -11,8 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT, data
-from tests.conftest import SAMPLE_DIR
-from tests.test_data import write_challenge_files
+from tests.helpers.stores import SAMPLE_DIR
+from tests.helpers.stores import write_challenge_files
 
 
 def train(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from rakuten import data, recipes, runs
 from rakuten.features.images import dataset
 from rakuten.train import run
-from tests.conftest import config
+from tests.helpers.stores import SPLIT_ONLY, config
 
 SMALL = ("model.image_size=[48,48]", "model.gradcam_images=2", "model.batch_size=16", "augment=none")
 
@@ -20,7 +20,7 @@ def last_run():
 
 
 def test_sequential_trains_logs_and_predicts_prdtypecodes(store, shared_dir):
-    f1 = run(config("model=sequential", f"data.dir={shared_dir}", "data.max_rows=135", "model.epochs=2", "cv.folds=2",
+    f1 = run(config(SPLIT_ONLY, "model=sequential", f"data.dir={shared_dir}", "data.max_rows=135", "model.epochs=2", "cv.folds=2",
                     *SMALL))
     logged = last_run()
     assert logged.info.status == "FINISHED" and logged.data.tags["modality"] == "image"
@@ -51,7 +51,7 @@ def test_sequential_trains_logs_and_predicts_prdtypecodes(store, shared_dir):
 def test_logged_model_scores_what_keras_scores_on_the_same_pictures(store, shared_dir):
     """The label-order guard: the pyfunc's accuracy on its own training pictures equals Keras's
     own evaluation of the same network on them, and predictions are prdtypecodes, not indices."""
-    run(config("model=sequential", f"data.dir={shared_dir}", "data.max_rows=81", "data.test_size=27",
+    run(config(SPLIT_ONLY, "model=sequential", f"data.dir={shared_dir}", "data.max_rows=81", "data.test_size=27",
                "model.validation_size=27", "model.epochs=30", "model.patience=null", "model.learning_rate=0.002",
                "model.network.dropout=0.0", "model.network.dense_dropout=0.0", *SMALL))
     model = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model")
@@ -74,7 +74,7 @@ def test_logged_model_scores_what_keras_scores_on_the_same_pictures(store, share
 
 
 def test_resnet50_without_weights_trains_and_registers(store, shared_dir):
-    run(config("model=resnet50", "model.weights=null", f"data.dir={shared_dir}", "data.max_rows=60",
+    run(config(SPLIT_ONLY, "model=resnet50", "model.weights=null", f"data.dir={shared_dir}", "data.max_rows=60",
                "model.epochs=1", "model.image_size=[32,32]", "model.gradcam_images=1", "augment=none"))
     logged = last_run()
     assert logged.info.status == "FINISHED" and logged.data.params["model.weights"] == "None"
@@ -85,7 +85,7 @@ def test_resnet50_without_weights_trains_and_registers(store, shared_dir):
 
 
 def test_fusion_logs_both_parts_beside_it_and_falls_back_to_text(store, shared_dir):
-    f1 = run(config("model=fusion", "model@model.image=sequential", f"data.dir={shared_dir}", "model.image.epochs=1",
+    f1 = run(config(SPLIT_ONLY, "model=fusion", "model@model.image=sequential", f"data.dir={shared_dir}", "model.image.epochs=1",
                     "model.image.image_size=[32,32]", "augment=none"))
     logged = last_run()
     metrics = logged.data.metrics

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from rakuten import data
 from rakuten.features.pictures import PictureDescriptors
 from rakuten.train import run
-from tests.conftest import config
+from tests.helpers.stores import SPLIT_ONLY, config
 
 
 def test_descriptors_have_one_fixed_width_row_per_picture(shared_dir):
@@ -43,7 +43,7 @@ def test_imagefeatures_trains_registers_and_predicts_with_probabilities(store, s
 
 
 def test_fusion_takes_the_picture_model_and_reports_its_gain_over_folds(store, shared_dir):
-    f1 = run(config("model=fusion", "model@model.image=imagefeatures", "model@model.text=sgd_hinge",
+    f1 = run(config(SPLIT_ONLY, "model=fusion", "model@model.image=imagefeatures", "model@model.text=sgd_hinge",
                     f"data.dir={shared_dir}", "cv.folds=2", "model.image.descriptors.hog_cell=0",
                     "model.image.descriptors.size=32", "model.image.descriptors.lbp_radii=[1]"))
     logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]

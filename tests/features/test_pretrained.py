@@ -14,7 +14,7 @@ import pytest
 
 from rakuten import PROJECT_ROOT, data
 from rakuten.features import item_cache, pretrained
-from tests.conftest import SAMPLE_DIR, TEST_CACHE_DIR
+from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR
 
 pytest.importorskip("torch", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 

@@ -5,7 +5,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from rakuten import data
 from rakuten.features.text import ProductFields, WordCharTfidf, build_text_features, word_options
-from tests.conftest import SAMPLE_DIR
+from tests.helpers.stores import SAMPLE_DIR
 
 RAW = "<p>Le Piscine &eacute;t&eacute; &amp; <b>pompe</b> 300x200mm - pour les enfants!</p>&#39;"
 

@@ -17,9 +17,9 @@ from mlflow import MlflowClient
 
 from rakuten import data
 from rakuten.train import run
-from tests.conftest import SAMPLE_DIR, config
-from tests.reliability.conftest import assert_no_run_running, train
-from tests.test_data import write_challenge_files
+from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
+from tests.helpers.jobs import assert_no_run_running, train
+from tests.helpers.stores import write_challenge_files
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def y_path(folder: Path) -> Path:
 
 def fails_with(store, folder, message: str, *overrides: str):
     with pytest.raises((data.DataError, ValueError)) as raised:
-        run(config(f"data.dir={folder}", "register=false", *overrides))
+        run(config(SPLIT_ONLY, f"data.dir={folder}", "register=false", *overrides))
     assert message in str(raised.value) and "\n" not in str(raised.value)
     assert_no_run_running(store)
     assert MlflowClient().search_registered_models() == []
@@ -114,7 +114,7 @@ def test_bom_and_crlf_files_train(store, files, variant):
     x_path(folder).write_bytes(b"\xef\xbb\xbf" + raw if variant == "bom" else raw.replace(b"\n", b"\r\n"))
     assert data.read_products(x_path(folder))[["designation", "description"]].equals(
         products[["designation", "description"]])
-    assert run(config(f"data.dir={folder}", "register=false")) > 0.1
+    assert run(config(SPLIT_ONLY, f"data.dir={folder}", "register=false")) > 0.1
 
 
 def test_class_with_one_product_keeps_stratification(store, files, caplog):
@@ -122,7 +122,7 @@ def test_class_with_one_product_keeps_stratification(store, files, caplog):
     lonely = labels.index[0]
     labels.loc[lonely] = 99999  # a class with a single product
     labels.to_frame(data.LABEL).to_csv(y_path(folder))
-    run(config(f"data.dir={folder}", "register=false"))
+    run(config(SPLIT_ONLY, f"data.dir={folder}", "register=false"))
     logged = mlflow.search_runs(output_format="list")[0]
     assert logged.data.tags["train_only_classes"] == "99999"
     assert "99999" in caplog.text and "stay in the training part" in caplog.text
@@ -189,7 +189,7 @@ def test_a_fifo_in_place_of_the_x_file_is_named_not_read(files, store):
     x_path(folder).unlink()
     os.mkfifo(x_path(folder))
     with pytest.raises(data.DataError, match=r"X_train_update.csv is not a regular file"):
-        run(config(f"data.dir={folder}"))
+        run(config(SPLIT_ONLY, f"data.dir={folder}"))
     assert_no_run_running(store)
 
 
@@ -198,7 +198,7 @@ def test_the_data_folder_is_shown_as_text_in_the_registry(files, store, tmp_path
     folder, _, _ = files
     strange = tmp_path_factory.mktemp("data") / "<img src=x onerror=alert(1)> [link](http:__x)"
     shutil.copytree(folder, strange)
-    run(config(f"data.dir='{strange}'"))
+    run(config(SPLIT_ONLY, f"data.dir='{strange}'"))
     description = MlflowClient().get_model_version("rakuten-text", "1").description
     assert "<img" not in description and "&lt;img src=x onerror=alert\\(1\\)&gt;" in description
     assert "[link](" not in description

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from rakuten import champion, promote
 from rakuten.train import run
-from tests.conftest import config
+from tests.helpers.stores import SPLIT_ONLY, config
 
 WORSE, BETTER = ("model=decisiontree",), ("model=linearsvc",)
 
@@ -27,8 +27,8 @@ def latest_run():
 
 def worse_registered_then_better_logged():
     """v1: the worse model, registered (champion); then the better one, logged but not registered."""
-    run(config("data.max_rows=300", *WORSE))
-    run(config("data.max_rows=300", "register=false", *BETTER))
+    run(config(SPLIT_ONLY, "data.max_rows=300", *WORSE))
+    run(config(SPLIT_ONLY, "data.max_rows=300", "register=false", *BETTER))
     better = latest_run()
     logged = mlflow.search_logged_models(experiment_ids=[better.info.experiment_id], output_format="list",
                                          filter_string=f"source_run_id = '{better.info.run_id}'")[0]
@@ -56,8 +56,8 @@ def test_a_run_whose_model_files_are_gone_is_not_made_champion(store, capsys):
 
 
 def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys):
-    run(config("data.max_rows=300", *WORSE))
-    run(config("data.max_rows=300", *BETTER))
+    run(config(SPLIT_ONLY, "data.max_rows=300", *WORSE))
+    run(config(SPLIT_ONLY, "data.max_rows=300", *BETTER))
     assert champion_version() == "2"
     for path in model_files("rakuten-text", "2").rglob("*.joblib"):
         path.write_bytes(path.read_bytes()[:100])

@@ -11,7 +11,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT
-from tests.reliability.conftest import all_runs, job_env
+from tests.helpers.jobs import all_runs, job_env
 
 
 def test_a_file_size_limit_while_logging_fails_the_run_in_one_line(tmp_path):

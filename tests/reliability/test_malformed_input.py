@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from rakuten import data, predict
-from tests.test_spark import spark_available  # noqa: F401 - fixture
 
 ENGINES = ("pandas", "spark")
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from rakuten import PROJECT_ROOT
-from tests.services import free_port, stop, wait_for
+from tests.helpers.services import free_port, stop, wait_for
 
 
 @pytest.fixture(scope="module")

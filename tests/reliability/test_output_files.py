@@ -12,9 +12,8 @@ import stat
 import subprocess
 import sys
 
-from rakuten import PROJECT_ROOT
-from tests.conftest import SAMPLE_DIR
-from tests.reliability.conftest import job_env
+from tests.helpers.stores import SAMPLE_DIR
+from tests.helpers.jobs import job_env
 
 
 def predict(store: str, tmp_path, *args: str, umask: int | None = None) -> subprocess.CompletedProcess:

@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT, champion
 from rakuten.train import run
-from tests.conftest import config
-from tests.reliability.conftest import (
+from tests.helpers.stores import SPLIT_ONLY, config
+from tests.helpers.jobs import (
     FAST, assert_no_run_running, champion_is_best_on_its_fingerprint, job_env, start_train,
 )
 
@@ -38,7 +38,7 @@ def test_parallel_jobs_leave_the_best_as_champion(tmp_path):
 
 def test_interleaved_promotions_converge_on_the_best(store):
     """Eight promoters at once, in random order, over versions registered on one fingerprint."""
-    scores = [run(config("data.max_rows=300", *overrides)) for overrides in JOBS]
+    scores = [run(config(SPLIT_ONLY, "data.max_rows=300", *overrides)) for overrides in JOBS]
     client = MlflowClient()
     versions = sorted(client.search_model_versions("name='rakuten-text'"), key=lambda v: int(v.version))
     fingerprint = versions[0].tags["data_fingerprint"]
@@ -66,7 +66,7 @@ def test_interleaved_promotions_converge_on_the_best(store):
 def test_promote_command_registers_runs_logged_without_registration(store, tmp_path):
     """`python -m rakuten.promote` in a fresh process, on runs trained with register=false."""
     for overrides in JOBS[:2]:
-        run(config("data.max_rows=300", "register=false", *overrides))
+        run(config(SPLIT_ONLY, "data.max_rows=300", "register=false", *overrides))
     result = subprocess.run([sys.executable, "-m", "rakuten.promote"], cwd=PROJECT_ROOT,
                             env=job_env(store, tmp_path), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -14,7 +14,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT
-from tests.reliability.conftest import job_env
+from tests.helpers.jobs import job_env
 
 
 def dead_pid() -> int:
@@ -51,10 +51,10 @@ def test_a_live_launch_is_never_ended_as_dead_and_a_killed_one_is(store, tmp_pat
     0.5` ("its job never began"). Expected: the served command marks its launch's run with its process:
     repair leaves it while it lives, and ends it once it is gone."""
     from rakuten.train import run
-    from tests.conftest import config
-    from tests.services import free_port, stop
+    from tests.helpers.stores import SPLIT_ONLY, config
+    from tests.helpers.services import free_port, stop
 
-    run(config("data.max_rows=300"))  # a champion to serve
+    run(config(SPLIT_ONLY, "data.max_rows=300"))  # a champion to serve
     client = MlflowClient()
     launch = {"mlflow.source.type": "PROJECT", "mlflow.project.entryPoint": "serve"}
     launched = client.create_run("0", start_time=int((time.time() - 3600) * 1000), tags=launch).info.run_id
@@ -86,7 +86,7 @@ def test_repair_stops_the_worker_processes_of_a_job_killed_with_minus_nine(tmp_p
     """Finding 13: two joblib workers (190 MB each) outlived a training killed with -9 by over 13 min."""
     import psutil
 
-    from tests.reliability.conftest import start_train
+    from tests.helpers.jobs import start_train
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     job = start_train(uri, tmp_path, "model=linearsvc", "n_jobs=2", "cache.enabled=false", f"data.dir={shared_dir}")

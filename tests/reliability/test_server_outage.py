@@ -13,8 +13,8 @@ import mlflow
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT
-from tests.reliability.conftest import assert_no_run_running, job_env, start_train
-from tests.services import free_port, start_mlflow_server, stop
+from tests.helpers.jobs import assert_no_run_running, job_env, start_train
+from tests.helpers.services import free_port, start_mlflow_server, stop
 
 JOB = ("model=svc", "data.max_rows=1500", "cache.enabled=false", "refit=none")
 

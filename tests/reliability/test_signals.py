@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.reliability.conftest import all_runs, assert_no_run_running, start_train
+from tests.helpers.jobs import all_runs, assert_no_run_running, start_train
 
 # an SVC fit that takes far longer than the test waits (tens of seconds on 2 cores)
 SLOW = ("model=svc", "model.max_features=null", "cache.enabled=false")

@@ -2,15 +2,14 @@
 line naming the store, exit 2 (before: over 120 s of silence for promote, predict, explain, serve
 and runs --repair); a wait longer than a few seconds says what it waits for."""
 
-import http.server
-import threading
 import time
 
 import pytest
 
 from rakuten.cli import announce
-from tests.security.test_credentials import COMMANDS, run_command
-from tests.services import free_port
+from tests.helpers.jobs import COMMANDS, run_command
+from tests.helpers.http import scripted_server
+from tests.helpers.services import free_port
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -32,29 +31,12 @@ def test_a_long_wait_says_what_it_waits_for(capsys):
     assert "... waiting for the tracking store to answer (waited 0s so far)" in err and "loading" not in err
 
 
-class _HealthyButBroken(http.server.BaseHTTPRequestHandler):
-    """`/health` answers 200, the API 500: a server whose database is gone."""
-
-    def _answer(self):
-        status, body = (200, b"OK") if self.path.rstrip("/") == "/health" else (500, b"internal error")
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def healthy_but_broken():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _HealthyButBroken)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    """`/health` answers 200, the API 500: a server whose database is gone."""
+    with scripted_server(lambda path: (200, b"OK") if path.rstrip("/") == "/health" else (500, b"internal error")) \
+            as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("name", COMMANDS)

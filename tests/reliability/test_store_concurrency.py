@@ -4,7 +4,7 @@ table, nothing RUNNING."""
 
 import pytest
 
-from tests.reliability.conftest import FAST, all_runs, assert_no_run_running, sqlite_tables, start_train, train
+from tests.helpers.jobs import FAST, all_runs, assert_no_run_running, sqlite_tables, start_train, train
 
 MODELS = ("linearsvc", "sgd", "complementnb", "multinomialnb")
 

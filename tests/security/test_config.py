@@ -12,7 +12,7 @@ import mlflow
 import pytest
 
 from rakuten import PROJECT_ROOT
-from tests.reliability.conftest import job_env
+from tests.helpers.jobs import job_env
 
 PASSWORD = "S3cr3tPw"
 

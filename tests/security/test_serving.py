@@ -16,33 +16,16 @@ import concurrent.futures
 import os
 import random
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from rakuten import PROJECT_ROOT, data
+from rakuten import data
 from rakuten.picture_input import REFUSED
 from rakuten.train import run
-from tests.conftest import config, make_store
-from tests.services import free_port, stop, wait_for
-
-
-def serve(store: str, folder, *args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = folder / f"server-{port}.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--port", str(port), *args],
-                                   cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": store}, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/ping", process, log)
-    except BaseException:
-        stop(process)
-        raise
-    return process, f"http://127.0.0.1:{port}"
+from tests.helpers.stores import SPLIT_ONLY, config, make_store
+from tests.helpers.services import serve, stop
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +51,7 @@ def image_server(shared_dir, pictures, tmp_path_factory):
     folder = tmp_path_factory.mktemp("image-store")
     with pytest.MonkeyPatch.context() as monkeypatch:
         store = make_store(folder, monkeypatch)
-        run(config("model=imagefeatures", f"data.dir={shared_dir}", "data.max_rows=135"))
+        run(config(SPLIT_ONLY, "model=imagefeatures", f"data.dir={shared_dir}", "data.max_rows=135"))
     process, url = serve(store, folder, "--model-uri", "models:/rakuten-image@champion",
                          "--images-root", str(pictures[0]))
     yield url

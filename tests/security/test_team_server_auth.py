@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from rakuten import PROJECT_ROOT
-from tests.services import free_port, stop, wait_for
+from tests.helpers.services import free_port, stop, wait_for
 
 pytest.importorskip("flask_wtf", reason="the team extra is not installed: pip install -e '.[team]'")
 ADMIN_PASSWORD = "admin-Passw0rd-for-tests"

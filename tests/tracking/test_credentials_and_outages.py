@@ -8,7 +8,7 @@ import mlflow
 
 from rakuten import PROJECT_ROOT, tracking
 from rakuten.train import run
-from tests.conftest import config
+from tests.helpers.stores import SPLIT_ONLY, config
 
 
 def test_redact_masks_every_password():
@@ -24,7 +24,7 @@ def test_no_password_in_params_or_config(store):
 
     with pytest.raises(ConfigError, match="search.storage holds a password in a URI: give the database's password "
                                           "in PGPASSWORD or ~/.pgpass"):
-        run(config("data.max_rows=300", "register=false", "mlflow.experiment=secrets",
+        run(config(SPLIT_ONLY, "data.max_rows=300", "register=false", "mlflow.experiment=secrets",
                    "+search.storage=postgresql://alice:hunter2@db/optuna"))
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
     with mlflow.start_run():  # logged anyway (a config that skipped the check): masked

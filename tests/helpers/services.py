@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+from rakuten import PROJECT_ROOT
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -110,3 +112,18 @@ class Postgres:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def serve(store: str, folder, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = folder / f"server-{port}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--port", str(port), *args],
+                                   cwd=PROJECT_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": store}, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process, f"http://127.0.0.1:{port}"

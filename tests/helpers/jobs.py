@@ -1,4 +1,4 @@
-"""Shared by the fault tests: real `python -m rakuten.train` processes on a throwaway store."""
+"""Real `python -m rakuten.<command>` processes on a throwaway store, as the fault tests start them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -13,6 +14,7 @@ from filelock import FileLock
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT
+from tests.helpers.services import free_port
 
 FAST = ("data.max_rows=300", "cache.enabled=false")
 
@@ -70,3 +72,29 @@ def champion_is_best_on_its_fingerprint(tracking_uri: str, name: str = "rakuten-
 def sqlite_tables(database: Path) -> set[str]:
     with sqlite3.connect(database) as connection:
         return {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
+
+
+# every command, against a tracking URI that fails: `run_command(name, uri, tmp_path)`
+COMMANDS = {
+    "train": ["-m", "rakuten.train", "data.max_rows=300", "cache.enabled=false"],
+    "promote": ["-m", "rakuten.promote"],
+    "promote-dry-run": ["-m", "rakuten.promote", "--dry-run"],
+    "predict": ["-m", "rakuten.predict", "{input}"],
+    "explain": ["-m", "rakuten.explain"],
+    "serve": ["-m", "rakuten.serve", "--port", "{port}"],
+    "runs": ["-m", "rakuten.runs", "--repair"],
+    "ui": ["-m", "rakuten.ui"],
+    "eda": ["experiments/eda.py", "--data-dir", "data/sample"],
+    "report": ["experiments/report.py", "--experiment", "rakuten"],
+}
+
+
+def run_command(name: str, uri: str, tmp_path) -> tuple[subprocess.CompletedProcess, float]:
+    (tmp_path / "X.csv").write_text(",designation,description,productid,imageid\n1,Jeu PS4,,1,2\n")
+    args = [a.format(input=tmp_path / "X.csv", port=free_port()) for a in COMMANDS[name]]
+    if name == "train":
+        args.append(f"hydra.run.dir={tmp_path / 'job'}")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=job_env(uri, tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    return result, time.monotonic() - started

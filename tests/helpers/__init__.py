@@ -1,0 +1,1 @@
+"""Helpers the test modules share: stores and configs (`stores`), throwaway servers (`services`)."""
