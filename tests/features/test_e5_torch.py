@@ -25,12 +25,17 @@ def package_engine():
     return E5(model_path=pretrained.weights_file("e5"))
 
 
+@pytest.fixture(scope="module")
+def theirs(package_engine, texts):
+    """The package's own embeddings of the texts, computed once."""
+    return package_engine.passage(texts)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_the_project_engine_gives_the_package_embeddings(texts, package_engine, precision):
+def test_the_project_engine_gives_the_package_embeddings(texts, theirs, precision):
     from rakuten.features.e5_torch import E5
 
     ours = E5(pretrained.weights_file("e5"), precision=precision).passage(texts)
-    theirs = package_engine.passage(texts)
     assert ours.shape == theirs.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-4)
     cosines = (ours * theirs).sum(1)
