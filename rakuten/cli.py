@@ -11,6 +11,7 @@ with one line, and a wait longer than a few seconds says what it waits for (`ann
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import enum
 import functools
@@ -128,6 +129,18 @@ def command(main: Callable[..., int | None]) -> Callable[..., int]:
         return outcome.code
 
     return guarded
+
+
+def store_options(model_uri: str | None = None, verbose: bool = True) -> argparse.ArgumentParser:
+    """The options the commands share, as an argparse parent parser: `--model-uri` (where the command
+    loads a model; `model_uri` is its default), `--tracking-uri`, and `-v` where it has MLflow's console."""
+    parent = argparse.ArgumentParser(add_help=False)
+    if model_uri is not None:
+        parent.add_argument("--model-uri", default=model_uri, help="the model to use (default: %(default)s)")
+    parent.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
+    if verbose:
+        parent.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
+    return parent
 
 
 @contextlib.contextmanager

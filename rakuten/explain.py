@@ -34,7 +34,7 @@ from rakuten import recipes, runs, tracking  # noqa: E402
 from rakuten.classes import labelled  # noqa: E402
 from rakuten.progress import duration  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
-from rakuten.cli import command, load_model, open_store  # noqa: E402
+from rakuten.cli import command, load_model, open_store, store_options  # noqa: E402
 from rakuten.predict import DEFAULT_MODEL_URI  # noqa: E402
 
 SEPARATOR = " ||| "
@@ -120,9 +120,8 @@ def write_explanations(explained, folder: Path, true_labels: pd.Series | None = 
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rakuten.explain",
+    parser = argparse.ArgumentParser(parents=[store_options(DEFAULT_MODEL_URI)], prog="python -m rakuten.explain",
                                      description="LIME explanations of a text model, logged to its run.")
-    parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--input", type=Path, default=None,
                         help="explain the products of this X-format file (CSV, plain or .gz, or Parquet)")
     parser.add_argument("--index", type=int, action="append",
@@ -135,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
                              f"(at least {MIN_SAMPLES})")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=None, help="also keep the files in this folder")
-    parser.add_argument("--tracking-uri", default=None)
-    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     open_store(args.tracking_uri)

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from rakuten.champion import METRIC, ROW_COST_TAG, registry_name
 from rakuten.classes import labelled
-from rakuten.cli import command, open_store
+from rakuten.cli import command, open_store, store_options
 from rakuten.tracking import dataset_name, muted
 
 
@@ -107,14 +107,12 @@ def weakest_classes(run_id: str, count: int = 3) -> str:
 def main(argv: list[str] | None = None) -> int:
     from rakuten import tracking
 
-    parser = argparse.ArgumentParser(prog="python -m rakuten.leaderboard",
+    parser = argparse.ArgumentParser(parents=[store_options()], prog="python -m rakuten.leaderboard",
                                      description="The finished runs of each dataset, best weighted F1 first.")
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--dataset", default=None, help="one dataset (rakuten-sample, rakuten-full-images...)")
     parser.add_argument("--modality", default=None, choices=["text", "image", "fusion"])
     parser.add_argument("--top", type=int, default=10, help="runs shown per dataset")
-    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
-    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     open_store(args.tracking_uri)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from rakuten import lifecycle, tracking
-from rakuten.cli import command, load_model, open_store
+from rakuten.cli import command, load_model, open_store, store_options
 from rakuten.batch import BadRowsError, Tally, atomic_output, check_output, count_records, read_rows  # noqa: F401 - BadRowsError: users catch it
 from rakuten.data import LABEL, DataError
 from rakuten.progress import Progress
@@ -55,19 +55,16 @@ def predict_file(
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rakuten.predict",
+    parser = argparse.ArgumentParser(parents=[store_options(DEFAULT_MODEL_URI)], prog="python -m rakuten.predict",
                                      description="Write y_test.csv (,prdtypecode) for an X-format CSV.")
     parser.add_argument("input", type=Path,
                         help="X-format CSV (,designation,description,productid,imageid), plain or .gz, or Parquet")
     parser.add_argument("--output", type=Path, default=Path("y_test.csv"))
-    parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--skip-bad-rows", action="store_true", help="report bad rows and leave them out")
-    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db of the repo")
     parser.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
                         help="how rows are spread: pandas chunks in this process, or a Spark session")
     parser.add_argument("--spark-master", default="local[*]", help="Spark master URL (engine spark)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     lifecycle.exit_on_sigterm()  # the partial output is removed, as on Ctrl-C

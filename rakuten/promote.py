@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, DataOf, current_champion,
                               population_ids, promote_fast, promote_if_better, register, registry_name)
-from rakuten.cli import command, open_store
+from rakuten.cli import command, open_store, store_options
 
 
 def versions_of_run(name: str, run_id: str) -> list:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rakuten import recipes, runs, tracking
 
-    parser = argparse.ArgumentParser(prog="python -m rakuten.promote",
+    parser = argparse.ArgumentParser(parents=[store_options()], prog="python -m rakuten.promote",
                                      description="Rank runs by a metric and promote the best to champion.")
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--modality", default="text", choices=["text", "image", "fusion"])
@@ -80,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the ranking and the decision, change nothing")
     parser.add_argument("--fast-budget-ms", type=float, default=FAST_BUDGET_MS,
                         help=f"alias {FAST}: the best version predicting a batch within this many ms a row")
-    parser.add_argument("--tracking-uri", default=None)
-    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     open_store(args.tracking_uri)

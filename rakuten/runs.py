@@ -10,7 +10,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data
-from rakuten.cli import command, open_store
+from rakuten.cli import command, open_store, store_options
 
 
 def run_config(run_id: str) -> DictConfig:
@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from rakuten import lifecycle, tracking
 
-    parser = argparse.ArgumentParser(prog="python -m rakuten.runs", description="Housekeeping of the tracking store's runs.")
+    parser = argparse.ArgumentParser(parents=[store_options(verbose=False)], prog="python -m rakuten.runs",
+                                     description="Housekeeping of the tracking store's runs.")
     parser.add_argument("--repair", action="store_true",
                         help="end FAILED every RUNNING run whose process, on this machine, is gone, and every run "
                              "that `mlflow run` started but whose job never began; remove dead jobs' temporary folders "
                              "and stop their leftover worker processes")
     parser.add_argument("--stale-minutes", type=float, default=tracking.STALE_LAUNCH_MINUTES,
                         help="a run of `mlflow run` without a job's process tags this old is orphaned")
-    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     args = parser.parse_args(argv)
     if not args.repair:
         parser.print_help()

@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 
-from rakuten.cli import command, load_model, open_store
+from rakuten.cli import command, load_model, open_store, store_options
 from rakuten.predict import DEFAULT_MODEL_URI
 
 log = logging.getLogger("rakuten.serve")
@@ -157,9 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from rakuten import picture_input, tracking
 
-    parser = argparse.ArgumentParser(prog="python -m rakuten.serve",
+    parser = argparse.ArgumentParser(parents=[store_options(DEFAULT_MODEL_URI)], prog="python -m rakuten.serve",
                                      description="Serve a model's pyfunc over REST (POST /invocations).")
-    parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--host", default="127.0.0.1", help="put a reverse proxy in front to expose it")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--images-root", default=None,
@@ -168,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-body-mb", type=float, default=20, help="larger request bodies get a 413")
     parser.add_argument("--max-picture-pixels", type=int, default=picture_input.DEFAULT_MAX_PIXELS,
                         help="image models: a picture whose header announces more pixels gets a 400, undecoded")
-    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
-    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

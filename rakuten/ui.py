@@ -21,7 +21,7 @@ import time
 import mlflow
 import requests
 
-from rakuten.cli import command, open_store
+from rakuten.cli import command, open_store, store_options
 
 DEFAULT_PORT = 5000
 VIEW = "workflowType=machine_learning"
@@ -59,14 +59,13 @@ def run_url(base: str, experiment_id: str, run_id: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     from rakuten import lifecycle, tracking
 
-    parser = argparse.ArgumentParser(prog="python -m rakuten.ui",
+    parser = argparse.ArgumentParser(parents=[store_options(verbose=False)], prog="python -m rakuten.ui",
                                      description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--dataset", default=None,
                         help="open on this dataset's runs (rakuten-sample, rakuten-full, rakuten-full-images...; "
                              "default: that of the newest finished run; 'all' for every run)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
     args = parser.parse_args(argv)
     uri = open_store(args.tracking_uri)
     experiment = mlflow.MlflowClient().get_experiment_by_name(args.experiment)

@@ -23,7 +23,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from rakuten import data, evaluate
-from rakuten.cli import command, load_model, open_store
+from rakuten.cli import command, load_model, open_store, store_options
 from rakuten.predict import DEFAULT_MODEL_URI
 
 EXPERIMENT = "rakuten-evaluations"
@@ -55,15 +55,12 @@ def version_of(uri: str):
 def main(argv: list[str] | None = None) -> int:
     from rakuten import tracking
 
-    parser = argparse.ArgumentParser(prog="python -m rakuten.evaluate",
+    parser = argparse.ArgumentParser(parents=[store_options(DEFAULT_MODEL_URI)], prog="python -m rakuten.evaluate",
                                      description="Score a model on a labelled file and log the evaluation.")
     parser.add_argument("x_file", type=Path, help="products, in X_train_update.csv's format (plain or .gz)")
     parser.add_argument("y_file", type=Path, help="their labels, in Y_train_CVw08PX.csv's format, joined by index")
-    parser.add_argument("--model-uri", default=DEFAULT_MODEL_URI)
     parser.add_argument("--images-dir", default="", help="pictures of the products (image and fusion models)")
     parser.add_argument("--experiment", default=EXPERIMENT)
-    parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else ./mlflow.db")
-    parser.add_argument("-v", "--verbose", action="store_true", help="MLflow's own console output too")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     products, labels = labelled_file(args.x_file, args.y_file)
