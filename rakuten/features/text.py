@@ -254,7 +254,7 @@ def build_text_features(
     character analysers see the field lower-cased, HTML stripped, digits and punctuation kept)
     and any `TfidfVectorizer` option. `max_features` caps every vocabulary (slow models set it).
     `embedding` adds pretrained sentence embeddings as dense columns (`rakuten.features.pretrained.
-    SentenceEmbedding` options: `encoder`, `weight`, `chars`).
+    SentenceEmbedding` options: `encoder`, `weight`, `chars`, `engine`, `device`, `precision`).
     """
     if not vectorizers:
         raise ValueError("features need at least one vectorizer")
