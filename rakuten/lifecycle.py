@@ -97,8 +97,9 @@ def run_job(job: Callable[[], object], end_runs: Callable[[str], list[str]]):
     except _Kill as kill:
         _die(kill.signum, end_runs, job_tmp)
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for number, handler in previous.items():  # after a Ctrl-C the job is ending (130): a second one
+            ignore = interrupts and number == signal.SIGINT  # while it unwinds must not kill it half-way
+            signal.signal(number, signal.SIG_IGN if ignore else handler)
         tempfile.tempdir = saved_tmp
         shutil.rmtree(job_tmp, ignore_errors=True)
     if "error" in outcome:
