@@ -33,33 +33,33 @@ def cv_metrics(scores, fit_seconds, predict_seconds, test_rows) -> dict[str, flo
             "cv_folds": float(len(scores))}
 
 
-def cross_validate_pipeline(cfg, pipeline, rows: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
-    """K-fold CV of a scikit-learn config's whole pipeline (scikit-learn's `cross_validate`)."""
+def cross_validate_pipeline(pipeline, rows: pd.DataFrame, labels: pd.Series, count: int, seed: int) -> dict[str, float]:
+    """`count`-fold CV of a scikit-learn config's whole pipeline (scikit-learn's `cross_validate`)."""
     from sklearn.model_selection import cross_validate
 
     from rakuten.features.pretrained import fill_item_caches
 
     fill_item_caches(pipeline, rows)
-    splitter = folds(cfg.cv.folds, cfg.seed)
+    splitter = folds(count, seed)
     result = cross_validate(pipeline, rows, labels, cv=splitter, scoring="f1_weighted", error_score="raise")
     test_rows = [len(test) for _, test in splitter.split(rows, labels)]
     return cv_metrics(result["test_score"], result["fit_time"], result["score_time"], test_rows)
 
 
-def cross_validate_network(cfg, rows: pd.DataFrame, labels: pd.Series, classes) -> dict[str, float]:
-    """K-fold CV of an image network config: trained on each fold's other folds, scored on it."""
+def cross_validate_network(fit_network, rows: pd.DataFrame, labels: pd.Series, classes, count: int,
+                           seed: int) -> dict[str, float]:
+    """`count`-fold CV of an image network: `fit_network(rows, labels)` (a new network, its
+    history and settings) on each fold's other folds, scored on it."""
     import time
 
-    from omegaconf import OmegaConf
     from sklearn.metrics import f1_score
 
     from rakuten import image_models
 
     scores, fit_seconds, predict_seconds, test_rows = [], [], [], []
-    for train, test in folds(cfg.cv.folds, cfg.seed).split(rows, labels):
+    for train, test in folds(count, seed).split(rows, labels):
         started = time.perf_counter()
-        network, _, settings = image_models.fit_from_config(
-            cfg.model, OmegaConf.to_container(cfg.augment), rows.iloc[train], labels.iloc[train], classes, cfg.seed)
+        network, _, settings = fit_network(rows.iloc[train], labels.iloc[train])
         fit_seconds.append(time.perf_counter() - started)
         started = time.perf_counter()
         proba = image_models.predict_proba(network, settings, rows.iloc[test]["image_path"])

@@ -1,7 +1,8 @@
 """Train one model from config and track it: `python -m rakuten.train model=linearsvc`.
 
-This module composes the config, has the recipe of its model check the extras it needs, connects to
-the store and hands the job to that recipe (`rakuten.recipes`: split, fit, score, refit, log, register).
+This module composes the config, checks it, reads it once into a `Job` with the recipe of its model
+(which checks the extras it needs), connects to the store and runs the job (`rakuten.recipes.base.train`:
+split, fit, score, refit, log, register).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rakuten import PROJECT_ROOT, config_checks, lifecycle, tracking
 from rakuten.cli import error_path
 from rakuten.recipes import recipe_for
 from rakuten.recipes.base import train
+from rakuten.recipes.job import Job
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
@@ -37,15 +39,15 @@ def run(cfg: DictConfig) -> float:
     """One tracked training job; returns the test weighted F1."""
     from joblib import parallel_config
 
-    config_checks.check(cfg)  # before anything in it is instantiated, printed or logged
-    recipe = recipe_for(cfg.model)
-    recipe.check_extras(cfg)  # the recipe knows what its models import
     from rakuten.features import item_cache
 
-    item_cache.use_cache(cfg.cache.dir if cfg.cache.enabled else None)  # each picture, each text once
-    tracking.connect(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.get("retry_seconds", 120))
-    with parallel_config(n_jobs=cfg.get("n_jobs")):  # vectorisers and calibration folds side by side
-        return train(cfg, recipe)
+    recipe = recipe_for(cfg.model)
+    config_checks.check(cfg)  # before anything in it is instantiated, printed or logged
+    job = Job(cfg, recipe)  # the config read once; below, typed settings (the recipe checks its extras)
+    item_cache.use_cache(job.cache_dir)  # each picture, each text once
+    tracking.connect(job.tracking_uri, job.experiment, job.retry_seconds)
+    with parallel_config(n_jobs=job.n_jobs):  # vectorisers and calibration folds side by side
+        return train(job)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

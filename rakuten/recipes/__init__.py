@@ -1,6 +1,7 @@
-"""One training recipe per kind of model, each with the shape of `base.Recipe` (split, fit, score,
-refit, log, register). `rakuten.train` picks the first recipe that takes the config's model: a new
-modality or model family is one more module here and one more line in `RECIPES`."""
+"""One training recipe per kind of model, each with the shape of `base.Recipe` (its settings, split,
+fit, score, refit, log). `rakuten.train` picks the first recipe that takes the config's model and
+reads the config into a `job.Job` with it: a new modality is one more module here and one more
+line in `RECIPES`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import mlflow
 from rakuten import data, runs
 from rakuten.recipes.base import Recipe
 from rakuten.recipes.fusion import FusionRecipe
+from rakuten.recipes.job import data_settings
 from rakuten.recipes.network import NetworkRecipe
 from rakuten.recipes.pictures import PicturesRecipe
 from rakuten.recipes.text import TextRecipe
@@ -28,7 +30,7 @@ def test_part(run_id: str) -> data.Split:
     """The run's train/test split, rebuilt from its logged config by its own recipe (the one that
     trained it); checked against the fingerprint the run logged."""
     cfg = runs.run_config(run_id)
-    parts, _ = recipe_for(cfg.model).split(cfg)
+    parts, _ = recipe_for(cfg.model).split(data_settings(cfg.data), int(cfg.seed))
     logged = mlflow.get_run(run_id).data.tags.get("data_fingerprint")
     if logged and logged != parts.fingerprint:
         raise data.DataError(

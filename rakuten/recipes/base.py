@@ -1,8 +1,9 @@
 """The shape every training recipe shares, and the one job that runs it.
 
-`train(cfg, recipe)`: split -> (CV) -> fit -> score -> evaluate and log -> refit -> log the model ->
-register and promote -> one summary line. A recipe says only what differs for its models: how its
-rows are split (`split`), fitted (`fit`), scored (`score`), cross-validated, refitted and logged.
+`train(job)`: split -> (CV) -> fit -> score -> evaluate and log -> refit -> log the model ->
+register and promote -> one summary line. A recipe says only what differs for its models: what
+its config holds (`settings`), how its rows are split (`split`), fitted (`fit`), scored
+(`score`), cross-validated, refitted and logged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rakuten import champion, config_checks, data, evaluate, lifecycle, runs, study, tracking
 from rakuten.console import SWEEP_TAG
+from rakuten.recipes.job import DataSettings, Job
 
 log = logging.getLogger("rakuten.train")
 
@@ -29,12 +31,14 @@ class Fitted:
     model: object
     metrics: dict[str, float]
     figures: dict = field(default_factory=dict)
-    state: dict = field(default_factory=dict)  # what the recipe's `score` needs beside the model
+    state: object = None  # what the recipe's `score` needs beside the model (its own dataclass)
 
 
 class Recipe:
-    """One kind of model's training. Subclasses set `modality` and implement `split`, `fit`,
-    `score` and `log_model`; `cross_validate` and `refit` when their models support them."""
+    """One kind of model's training. Subclasses set `modality` and implement `settings`, `split`,
+    `fit`, `score` and `log_model`; `cross_validate` and `refit` when their models support them.
+    `settings(cfg)` is the one method that reads the config: every other one reads `job` (a
+    `rakuten.recipes.job.Job`) and `job.settings`, what `settings` returned."""
 
     modality = ""
     refits = False  # `refit=all` fits the scored recipe again on every labelled row
@@ -42,74 +46,76 @@ class Recipe:
     def takes(self, model: DictConfig) -> bool:
         return model.modality == self.modality
 
-    def check_extras(self, cfg: DictConfig) -> None:
-        """Raise one line naming the extra to install when the config's objects import a module the
-        install lacks (before the job touches the store)."""
+    def settings(self, cfg: DictConfig):
+        """The recipe's own part of the config, typed: raise one line naming the extra to install
+        when its objects import a module the install lacks, then instantiate them."""
+        raise NotImplementedError
 
-    def choices(self, cfg: DictConfig) -> tuple[str, ...]:
+    def choices(self, job) -> tuple[str, ...]:
         """What the run's name says beside the model (resampler, search, augmentation...)."""
         return ()
 
-    def tags(self, cfg: DictConfig) -> dict[str, str]:
+    def tags(self, job) -> dict[str, str]:
         return {}
 
-    def split(self, cfg: DictConfig):
+    def split(self, data: DataSettings, seed: int):
         """(the labelled rows split in train and test parts, whatever else the recipe needs)."""
         raise NotImplementedError
 
-    def before_fit(self, cfg: DictConfig, parts: data.Split, context) -> None:
+    def before_fit(self, job, parts: data.Split, context) -> None:
         """Log what the split found (counts of pictures, say)."""
 
-    def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
-        raise ValueError(f"cv.folds is not supported for model={cfg.model.name}")
+    def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
+        raise ValueError(f"cv.folds is not supported for model={job.model}")
 
-    def fit(self, cfg: DictConfig, parts: data.Split, context, classes) -> Fitted:
+    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
         raise NotImplementedError
 
-    def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes) -> tuple[np.ndarray, dict, dict]:
+    def score(self, job, fitted: Fitted, parts: data.Split, classes) -> tuple[np.ndarray, dict, dict]:
         """(predicted test labels, metrics, figures)."""
         raise NotImplementedError
 
-    def refit(self, cfg: DictConfig, model, parts: data.Split):
+    def refit(self, job, model, parts: data.Split):
         """The scored recipe fitted again on every labelled row (see `refit_on_all_rows`)."""
         return refit_on_all_rows(model, parts)
 
-    def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, context):
+    def log_model(self, job, model, fitted: Fitted, parts: data.Split, context):
         raise NotImplementedError
 
     def classes(self, parts: data.Split, context) -> np.ndarray:
         return np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
 
 
-def train(cfg: DictConfig, recipe: Recipe, successor_of=None) -> float:
-    """One tracked training job by `recipe`; returns the test weighted F1. `successor_of`: the
+def train(job: Job, successor_of=None) -> float:
+    """One tracked training job by its recipe; returns the test weighted F1. `successor_of`: the
     champion version whose recipe this job trains on new data (it takes `champion`, see
     `train_champion_recipe`)."""
-    parts, context = recipe.split(cfg)
+    recipe = job.recipe
+    parts, context = recipe.split(job.data, job.seed)
     classes = recipe.classes(parts, context)
     follow_up = None
-    tags = {**job_tags(cfg, parts), **recipe.tags(cfg)}
+    tags = {**job_tags(job, parts), **recipe.tags(job)}
     if successor_of is not None:
         tags["retrained_from"] = f"{successor_of.name} v{successor_of.version}"
-    with tracking.run(run_name(cfg, *recipe.choices(cfg)), tags, nested_in_env_run=is_multirun()) as active:
-        tracking.log_config(cfg)
-        dataset = tracking.log_datasets(parts, cfg.data.dir, cfg.model.modality)
+    with tracking.run(run_name(job, *recipe.choices(job)), tags, nested_in_env_run=job.sweep is not None) as active:
+        tracking.log_config(job.config)
+        dataset = tracking.log_datasets(parts, job.data.dir, job.modality)
         tracking.set_runs_view(active.info.experiment_id, dataset)
-        recipe.before_fit(cfg, parts, context)
-        if cfg.get("cv", {}).get("folds"):
-            tracking.log_metrics(recipe.cross_validate(cfg, parts, context, classes))
-        fitted = recipe.fit(cfg, parts, context, classes)
-        predicted, metrics, figures = recipe.score(cfg, fitted, parts, classes)
-        scores = evaluate_and_log(cfg, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
+        recipe.before_fit(job, parts, context)
+        if job.cv_folds:
+            tracking.log_metrics(recipe.cross_validate(job, parts, context, classes))
+        fitted = recipe.fit(job, parts, context, classes)
+        predicted, metrics, figures = recipe.score(job, fitted, parts, classes)
+        scores = evaluate_and_log(job, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
                                   {**fitted.figures, **figures})
-        model, refitted = fitted.model, recipe.refits and refit_mode(cfg) == "all"
+        model, refitted = fitted.model, recipe.refits and job.refit == "all"
         if refitted:
-            model = recipe.refit(cfg, model, parts)
-        model_info = recipe.log_model(cfg, model, fitted, parts, context)
+            model = recipe.refit(job, model, parts)
+        model_info = recipe.log_model(job, model, fitted, parts, context)
         if successor_of is not None:
-            decision = register_successor(cfg, model_info.model_uri, scores, parts, refitted, successor_of)
-        elif cfg.register:
-            decision, follow_up = register(cfg, model_info.model_uri, scores, parts, refitted=refitted)
+            decision = register_successor(job, model_info.model_uri, scores, parts, refitted, successor_of)
+        elif job.register != "false":
+            decision, follow_up = register(job, model_info.model_uri, scores, parts, refitted=refitted)
         else:
             decision = "not registered"
     score = report(active, scores, decision)
@@ -118,27 +124,24 @@ def train(cfg: DictConfig, recipe: Recipe, successor_of=None) -> float:
     return score
 
 
-def job_tags(cfg: DictConfig, parts: data.Split) -> dict[str, str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    tags = {"model": cfg.model.name, "resampler": cfg.resampler.name, "search": cfg.search.name,
-            "modality": cfg.model.modality, "git_commit": tracking.git_commit(),
-            "data_fingerprint": parts.fingerprint, "data_dir": str(cfg.data.dir),
-            **data_of(cfg, parts).tags()}
-    if is_multirun():  # how the sweep's summary finds its jobs, and what it calls them
-        tags[SWEEP_TAG] = str(HydraConfig.get().sweep.dir)
-        tags[study.OVERRIDES_TAG] = " ".join(HydraConfig.get().overrides.task) or "(defaults)"
+def job_tags(job: Job, parts: data.Split) -> dict[str, str]:
+    tags = {"model": job.model, "resampler": job.resampler, "search": job.search, "modality": job.modality,
+            "git_commit": tracking.git_commit(), "data_fingerprint": parts.fingerprint, "data_dir": job.data.dir,
+            **data_of(job, parts).tags()}
+    if job.sweep is not None:  # how the sweep's summary finds its jobs, and what it calls them
+        tags[SWEEP_TAG] = job.sweep.dir
+        tags[study.OVERRIDES_TAG] = job.sweep.overrides
     if parts.train_only_classes:  # classes too small to split: trained on, not scored
         tags["train_only_classes"] = ",".join(map(str, parts.train_only_classes))
     return tags
 
 
-def evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics: dict, figures=None) -> dict:
+def evaluate_and_log(job: Job, y_test, predicted, classes, extra_metrics: dict, figures=None) -> dict:
     """Test metrics, per-class report, confusion matrix and per-class F1, the same for every modality."""
     metrics = evaluate.score(y_test, predicted)
     report_dict, report_text = evaluate.report(y_test, predicted, classes)
     metrics = tracking.readable(metrics)  # what the run logs is what the job returns and promotes by
-    title = f"{cfg.model.name} + {cfg.resampler.name}: weighted F1 {metrics['test_f1_weighted']:.4f}"
+    title = f"{job.model} + {job.resampler}: weighted F1 {metrics['test_f1_weighted']:.4f}"
     tracking.log_evaluation(
         {**metrics, **extra_metrics}, report_dict, report_text,
         {"confusion_matrix": evaluate.plot_confusion_matrix(y_test, predicted, classes, title),
@@ -146,20 +149,13 @@ def evaluate_and_log(cfg: DictConfig, y_test, predicted, classes, extra_metrics:
     return metrics
 
 
-def cross_validated(cfg: DictConfig, parts: data.Split, cross_validate) -> dict[str, float]:
-    """`cross_validate(rows, labels)` over every labelled row (`cv.folds` folds), said on the console."""
+def cross_validated(folds: int, parts: data.Split, cross_validate) -> dict[str, float]:
+    """`cross_validate(rows, labels)` over every labelled row (`folds` folds), said on the console."""
     rows, labels = parts.all_rows()
-    print(f"cross-validation: {cfg.cv.folds} folds over {len(rows):,} rows ...", end=" ", flush=True)
+    print(f"cross-validation: {folds} folds over {len(rows):,} rows ...", end=" ", flush=True)
     scores = cross_validate(rows, labels)
     print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}", flush=True)
     return scores
-
-
-def refit_mode(cfg: DictConfig) -> str:
-    mode = str(cfg.refit)  # conf/config.yaml holds the default
-    if mode not in ("all", "none"):
-        raise ValueError(f"refit must be 'all' or 'none', got {mode!r}")
-    return mode
 
 
 def refit_on_all_rows(scored, parts: data.Split):
@@ -179,11 +175,11 @@ def refit_on_all_rows(scored, parts: data.Split):
     return model
 
 
-def data_of(cfg: DictConfig, parts: data.Split) -> champion.DataOf:
-    return champion.DataOf.of_split(parts, tracking.dataset_name(cfg.data.dir, cfg.model.modality))
+def data_of(job: Job, parts: data.Split) -> champion.DataOf:
+    return champion.DataOf.of_split(parts, tracking.dataset_name(job.data.dir, job.modality))
 
 
-def register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False):
+def register(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False):
     """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it
     under the rule of `rakuten.champion`. Returns (the decision in words, what to run once this
     run has ended: on new data where the champion's recipe won, its training there, else None).
@@ -191,17 +187,17 @@ def register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, 
     `register=true` registers only a model that takes `champion` or `fast` (the registry holds the
     models that serve, not every try: `rakuten.promote` registers any logged run later);
     `register=always` registers every run's model, as before."""
-    name = champion.registry_name(cfg.model.modality)
-    summary = f"{cfg.model.name} + resampler {cfg.resampler.name}, features {choice('features')}, data {cfg.data.dir}"
-    budget = float(cfg.fast_budget_ms)
+    name = champion.registry_name(job.modality)
+    summary = f"{job.model} + resampler {job.resampler}, features {job.features}, data {job.data.dir}"
     rescore = _memoized(lambda uri, retrain: runs.score_model(uri, parts, retrain=retrain))
-    mine = data_of(cfg, parts)
+    mine = data_of(job, parts)
     score = metrics["test_f1_weighted"]
-    if str(cfg.register).lower() != "always":
+    if job.register != "always":
         first_look = champion.would_be_champion(name, model_uri, score, parts.fingerprint, rescore, mine)
         if not first_look.promoted:
-            follow_up = _follow_up(cfg, name, first_look)
-            if first_look.relation != champion.SAME or not champion.would_be_fast(name, model_uri, score, mine, budget):
+            follow_up = _follow_up(job, name, first_look)
+            if (first_look.relation != champion.SAME
+                    or not champion.would_be_fast(name, model_uri, score, mine, job.fast_budget_ms)):
                 tracking.set_tags({"promotion": f"not registered: {first_look.reason}"})
                 then = "; the champion's recipe is trained on this data by a run of its own" if follow_up else ""
                 return f"not registered ({first_look.reason}{then}; register=always registers every run)", follow_up
@@ -210,11 +206,11 @@ def register(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, 
         version = champion.register(model_uri, name, metrics, parts.fingerprint, summary, tags={**refit, **mine.tags()})
         decision = champion.promote_if_better(name, str(version.version), score, parts.fingerprint, rescore=rescore,
                                              data=mine)
-        fast = champion.promote_fast(name, budget, str(version.version))
+        fast = champion.promote_fast(name, job.fast_budget_ms, str(version.version))
     tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
                        "fast_alias": fast})
     verb = "is champion" if decision.promoted else "is not champion"
-    return f"{name} v{version.version} {verb}: {decision.reason}; {fast}", _follow_up(cfg, name, decision)
+    return f"{name} v{version.version} {verb}: {decision.reason}; {fast}", _follow_up(job, name, decision)
 
 
 def _memoized(rescore):
@@ -224,45 +220,46 @@ def _memoized(rescore):
         (uri, retrain), rescore(uri, retrain))
 
 
-def _follow_up(cfg: DictConfig, name: str, decision: champion.Decision):
+def _follow_up(job: Job, name: str, decision: champion.Decision):
     """On new data where the champion's recipe won: its training there, to run after this run."""
     if decision.promoted or decision.relation != champion.OTHER or decision.champion_score in (None, float("-inf")):
         return None
     holder = champion.current_champion(name)
-    return None if holder is None else (lambda: train_champion_recipe(cfg, holder))
+    return None if holder is None else (lambda: train_champion_recipe(job, holder))
 
 
-def train_champion_recipe(cfg: DictConfig, holder) -> float:
-    """The champion's recipe (its run's config) trained on the data of `cfg` by a run of its own,
+def train_champion_recipe(job: Job, holder) -> float:
+    """The champion's recipe (its run's config) trained on the data of `job` by a run of its own,
     registered and made `champion`: the registry ends with a model of the data it will serve."""
     import os
 
     from rakuten.recipes import recipe_for
 
     recipe_cfg = OmegaConf.merge(runs.run_config(holder.run_id), {
-        key: cfg[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms") if key in cfg})
+        key: job.config[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms")
+        if key in job.config})
     OmegaConf.update(recipe_cfg, "cv.folds", None, force_add=True)
     config_checks.check(recipe_cfg)  # a logged config is read back from the store: checked like any other
-    print(f"training the recipe of {holder.name} v{holder.version} on {cfg.data.dir} ...", flush=True)
+    print(f"training the recipe of {holder.name} v{holder.version} on {job.data.dir} ...", flush=True)
+    successor = Job(recipe_cfg, recipe_for(recipe_cfg.model))
     launch = os.environ.pop("MLFLOW_RUN_ID", None)  # a run of its own, not the launch's
     try:
-        return train(recipe_cfg, recipe_for(recipe_cfg.model), successor_of=holder)
+        return train(successor, successor_of=holder)
     finally:
         if launch is not None:
             os.environ["MLFLOW_RUN_ID"] = launch
 
 
-def register_successor(cfg: DictConfig, model_uri: str, metrics: dict, parts: data.Split, refitted: bool,
-                       holder) -> str:
+def register_successor(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool, holder) -> str:
     """Register the champion's recipe trained on new data and point `champion` (and `fast`) at it."""
-    name = champion.registry_name(cfg.model.modality)
-    summary = f"{cfg.model.name}: the recipe of champion v{holder.version} trained on {cfg.data.dir}"
+    name = champion.registry_name(job.modality)
+    summary = f"{job.model}: the recipe of champion v{holder.version} trained on {job.data.dir}"
     with lifecycle.critical():
         refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
         version = champion.register(model_uri, name, metrics, parts.fingerprint, summary,
-                                    tags={**refit, **data_of(cfg, parts).tags()})
+                                    tags={**refit, **data_of(job, parts).tags()})
         decision = champion.take_champion(name, str(version.version))
-        fast = champion.promote_fast(name, float(cfg.fast_budget_ms), str(version.version))
+        fast = champion.promote_fast(name, job.fast_budget_ms, str(version.version))
     tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
                        "fast_alias": fast})
     verb = "is champion" if decision.promoted else "is not champion"
@@ -281,21 +278,8 @@ def report(active, metrics: dict, decision: str) -> float:
     return metrics["test_f1_weighted"]
 
 
-def run_name(cfg: DictConfig, *choices: str) -> str:
+def run_name(job: Job, *choices: str) -> str:
     """Model, the choices that matter (resampler, search, augmentation...) and a short digest of
     every compared param: two runs of different configs never share a name."""
-    digest = hashlib.sha1(json.dumps(tracking.comparable_params(cfg), sort_keys=True).encode()).hexdigest()[:4]
-    return "-".join([cfg.model.name, *(c for c in choices if c and c != "none"), digest])
-
-
-def is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def choice(group: str) -> str:
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get().runtime.choices.get(group, "?") if HydraConfig.initialized() else "?"
+    digest = hashlib.sha1(json.dumps(tracking.comparable_params(job.config), sort_keys=True).encode()).hexdigest()[:4]
+    return "-".join([job.model, *(c for c in choices if c and c != "none"), digest])

@@ -10,9 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import clone
 
 from rakuten import data, fusion, model_logging, tracking
 from rakuten.recipes.base import Fitted, Recipe
+from rakuten.recipes.job import DataSettings
+from rakuten.recipes.network import NetworkSettings, network_settings
+from rakuten.recipes.pictures import PictureSettings, picture_settings
+from rakuten.recipes.text import TextSettings, text_settings
 
 
 @dataclass(frozen=True)
@@ -39,41 +44,54 @@ def fusion_split(data_dir, images_dir, strict, test_size, seed, min_products: in
                       data.split(rows, labels.loc[both], test_size, seed), counts)
 
 
+@dataclass(frozen=True)
+class FusionSettings:
+    """A fusion as its config asks it: each part's settings (its text model's, its image model's:
+    a picture pipeline or a network), the combiner and its validation share."""
+
+    text: TextSettings
+    image: PictureSettings | NetworkSettings
+    method: str
+    validation_size: float
+
+
+def fusion_settings(cfg: DictConfig) -> FusionSettings:
+    """Each part read by its own recipe's reader from the config with `model` replaced by that part."""
+    text_cfg, image_cfg = part_config(cfg, "text"), part_config(cfg, "image")
+    image = picture_settings(image_cfg) if image_cfg.model.get("descriptors") else network_settings(image_cfg)
+    return FusionSettings(text_settings(text_cfg), image, str(cfg.model.method), float(cfg.model.validation_size))
+
+
 class FusionRecipe(Recipe):
     modality = "fusion"
 
-    def choices(self, cfg: DictConfig) -> tuple[str, ...]:
-        return (cfg.model.method,)
+    def settings(self, cfg: DictConfig) -> FusionSettings:
+        return fusion_settings(cfg)
 
-    def check_extras(self, cfg: DictConfig) -> None:
-        from rakuten.recipes import recipe_for
+    def choices(self, job) -> tuple[str, ...]:
+        return (job.settings.method,)
 
-        for part in ("text", "image"):  # each part as its own recipe sees it: the config with its model
-            whole = OmegaConf.to_container(cfg, resolve=True)
-            whole["model"] = whole["model"][part]
-            recipe_for(cfg.model[part]).check_extras(OmegaConf.create(whole))
-
-    def split(self, cfg: DictConfig):
-        found = fusion_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.test_size,
-                             cfg.seed)
+    def split(self, data_settings: DataSettings, seed: int):
+        found = fusion_split(data_settings.dir, data_settings.images_dir, data_settings.images_strict,
+                             data_settings.test_size, seed)
         return found.parts, found
 
     def classes(self, parts: data.Split, found) -> np.ndarray:
         return np.sort(np.union1d(found.labels.unique(), found.picture_labels.unique()))
 
-    def cross_validate(self, cfg: DictConfig, parts: data.Split, found, classes) -> dict[str, float]:
-        print(f"cross-validation: {cfg.cv.folds} folds over the {len(parts.X_train) + len(parts.X_test):,} "
+    def cross_validate(self, job, parts: data.Split, found, classes) -> dict[str, float]:
+        print(f"cross-validation: {job.cv_folds} folds over the {len(parts.X_train) + len(parts.X_test):,} "
               "products with text and picture ...", flush=True)
-        metrics = fusion.cross_validate(fusion_spec(cfg), found, classes, int(cfg.cv.folds))
+        metrics = fusion.cross_validate(fusion_spec(job.settings, job.seed), found, classes, job.cv_folds)
         print(f"fused {metrics['cv_f1_weighted_mean']:.4f} ± {metrics['cv_f1_weighted_std']:.4f}, text alone "
               f"{metrics['cv_text_only_f1_weighted_mean']:.4f}, gain {metrics['cv_fused_gain_mean']:+.4f} ± "
               f"{metrics['cv_fused_gain_std']:.4f}", flush=True)
         return metrics
 
-    def fit(self, cfg: DictConfig, parts: data.Split, found, classes) -> Fitted:
+    def fit(self, job, parts: data.Split, found, classes) -> Fitted:
         started = time.perf_counter()
-        fitted = fusion.fit(fusion_spec(cfg, tracking.log_epoch), found, parts.X_train, parts.y_train,
-                            parts.X_test.index, classes)
+        fitted = fusion.fit(fusion_spec(job.settings, job.seed, tracking.log_epoch), found, parts.X_train,
+                            parts.y_train, parts.X_test.index, classes)
         metrics = {"fit_seconds": time.perf_counter() - started, "test_rows": len(parts.X_test),
                    "validation_rows": fitted.validation_rows, "text_train_rows": fitted.text_rows,
                    "image_train_rows": fitted.image_rows}
@@ -82,12 +100,12 @@ class FusionRecipe(Recipe):
                            validation_f1_weighted=fitted.combiner["validation_f1_weighted"])
         return Fitted(fitted, metrics)
 
-    def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes):
+    def score(self, job, fitted: Fitted, parts: data.Split, classes):
         scores, predicted = fitted.model.score(parts.X_test, parts.y_test)
         return predicted, {"test_text_only_f1_weighted": scores["text"],
                            "test_image_only_f1_weighted": scores["image"]}, {}
 
-    def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, found):
+    def log_model(self, job, model, fitted: Fitted, parts: data.Split, found):
         example = parts.X_test[["designation", "description", "image_path"]].head(2)
         fused = {"text_pipeline": model.text, "combiner": model.combiner, "classes": [int(c) for c in model.classes]}
         if hasattr(model.image, "model"):  # a Keras network: saved as its own file
@@ -95,26 +113,18 @@ class FusionRecipe(Recipe):
         return model_logging.log_fusion_model({**fused, "picture_pipeline": model.image.pipeline}, example)
 
 
-def fusion_spec(cfg: DictConfig, on_epoch=None) -> fusion.FusionSpec:
-    """The fusion of this config: its text part (any text config), its image part (a picture
-    pipeline or a network), its combiner; decoded here, once."""
-    from rakuten.models import picture_pipeline_from_config, pipeline_from_config
+def fusion_spec(settings: FusionSettings, seed: int, on_epoch=None) -> fusion.FusionSpec:
+    """How `rakuten.fusion` makes each part of this fusion: a new text pipeline, an image predictor
+    fitted on pictures (a picture pipeline or a network), and how they are combined."""
     from rakuten.predictors import ImagePredictor, PicturePredictor
 
-    text_cfg, image_cfg = part_config(cfg, "text"), part_config(cfg, "image")
-    augment = OmegaConf.to_container(cfg.augment)
-
     def image(pictures, labels, classes):
-        if image_cfg.model.get("descriptors"):
-            return PicturePredictor(picture_pipeline_from_config(image_cfg).fit(pictures[["image_path"]], labels))
-        from rakuten import image_models
+        if isinstance(settings.image, PictureSettings):
+            return PicturePredictor(clone(settings.image.pipeline).fit(pictures[["image_path"]], labels))
+        network, _, reading = settings.image.fit(pictures, labels, classes, seed, on_epoch=on_epoch)
+        return ImagePredictor(network, reading)
 
-        network, _, settings = image_models.fit_from_config(image_cfg.model, augment, pictures, labels, classes,
-                                                            cfg.seed, on_epoch=on_epoch)
-        return ImagePredictor(network, settings)
-
-    return fusion.FusionSpec(lambda: pipeline_from_config(text_cfg), image, cfg.model.method,
-                             cfg.model.validation_size, cfg.seed)
+    return fusion.FusionSpec(settings.text.pipeline, image, settings.method, settings.validation_size, seed)
 
 
 def part_config(cfg: DictConfig, part: str) -> DictConfig:

@@ -5,6 +5,7 @@ the one logged (a network fitted twice costs minutes)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -14,58 +15,78 @@ from rakuten.recipes.base import Fitted, cross_validated
 from rakuten.recipes.pictures import OverPictures
 
 
-def augmentation(cfg: DictConfig) -> str:
-    return (cfg.model.get("augment") or cfg.augment).name  # a network may bring its own
+@dataclass(frozen=True)
+class NetworkSettings:
+    """A Keras network as its config asks it: its model node, resolved (what `image_models` builds
+    and trains a new network from, at every fit), the augmentation and the Grad-CAM count."""
+
+    network: DictConfig
+    augment: dict
+    augmentation: str  # its name: the network's own `model.augment`, else `augment`
+    gradcam_images: int
+
+    def fit(self, pictures, labels, classes, seed: int, on_epoch=None):
+        """(a new network fitted on `pictures` (`image_path`), its history, its settings)."""
+        from rakuten import image_models
+
+        return image_models.fit_from_config(self.network, self.augment, pictures, labels, classes, seed,
+                                            on_epoch=on_epoch)
+
+
+def network_settings(cfg: DictConfig) -> NetworkSettings:
+    """The network of a config (an image model's, or a fusion's image part with its model node)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as error:
+        raise ValueError(f"model={cfg.model.name} needs TensorFlow, which the text-only install leaves out: "
+                         "pip install -e '.[images]'") from error
+    return NetworkSettings(OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True)),
+                           OmegaConf.to_container(cfg.augment, resolve=True),
+                           str((cfg.model.get("augment") or cfg.augment).name), int(cfg.model.gradcam_images))
 
 
 class NetworkRecipe(OverPictures):
     def takes(self, model: DictConfig) -> bool:
         return model.modality == "image" and not model.get("descriptors")
 
-    def check_extras(self, cfg: DictConfig) -> None:
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError as error:
-            raise ValueError(f"model={cfg.model.name} needs TensorFlow, which the text-only install leaves out: "
-                             "pip install -e '.[images]'") from error
+    def settings(self, cfg: DictConfig) -> NetworkSettings:
+        return network_settings(cfg)
 
-    def choices(self, cfg: DictConfig) -> tuple[str, ...]:
-        return (augmentation(cfg),)
+    def choices(self, job) -> tuple[str, ...]:
+        return (job.settings.augmentation,)
 
-    def tags(self, cfg: DictConfig) -> dict[str, str]:
-        return {"augment": augmentation(cfg)}
+    def tags(self, job) -> dict[str, str]:
+        return {"augment": job.settings.augmentation}
 
-    def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
-        return cross_validated(cfg, parts, lambda rows, labels: study.cross_validate_network(
-            cfg, rows, labels, classes))
+    def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
+        fit_network = (lambda rows, labels: job.settings.fit(rows, labels, classes, job.seed))
+        return cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_network(
+            fit_network, rows, labels, classes, job.cv_folds, job.seed))
 
-    def fit(self, cfg: DictConfig, parts: data.Split, context, classes) -> Fitted:
-        from rakuten import image_models
-
+    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
         started = time.perf_counter()
-        network, history, settings = image_models.fit_from_config(
-            cfg.model, OmegaConf.to_container(cfg.augment), parts.X_train, parts.y_train, classes, cfg.seed,
-            on_epoch=tracking.log_epoch)
+        network, history, settings = job.settings.fit(parts.X_train, parts.y_train, classes, job.seed,
+                                                      on_epoch=tracking.log_epoch)
         return Fitted(network, {"fit_seconds": time.perf_counter() - started, "epochs": len(history["loss"]),
                                 "train_accuracy": history["accuracy"][-1], "train_rows": len(parts.X_train),
                                 "test_rows": len(parts.X_test)},
-                      {"learning_curve": evaluate.plot_learning_curve(history, f"{cfg.model.name}: learning curve")},
-                      state={"settings": settings})
+                      {"learning_curve": evaluate.plot_learning_curve(history, f"{job.model}: learning curve")},
+                      state=settings)
 
-    def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes):
+    def score(self, job, fitted: Fitted, parts: data.Split, classes):
         from rakuten import image_models
 
-        network, settings = fitted.model, fitted.state["settings"]
+        network, settings = fitted.model, fitted.state  # the network's reading settings (`image_models`)
         started = time.perf_counter()
         proba = image_models.predict_proba(network, settings, parts.X_test["image_path"])
         predicted = classes[np.argmax(proba, axis=1)]
         seconds = time.perf_counter() - started
         figures = {}
         for index, picture, heatmap, code in image_models.grad_cam_samples(
-                network, settings, parts.X_test["image_path"], int(cfg.model.gradcam_images), cfg.seed):
+                network, settings, parts.X_test["image_path"], job.settings.gradcam_images, job.seed):
             figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(
                 picture, heatmap, f"product {index}: predicted {code}, true {parts.y_test.loc[index]}")
         return predicted, {"predict_seconds": seconds}, figures
 
-    def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, context):
-        return model_logging.log_image_model(model, fitted.state["settings"], parts.X_test[["image_path"]].head(2))
+    def log_model(self, job, model, fitted: Fitted, parts: data.Split, context):
+        return model_logging.log_image_model(model, fitted.state, parts.X_test[["image_path"]].head(2))

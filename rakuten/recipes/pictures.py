@@ -5,19 +5,22 @@ with Grad-CAM pictures of what the network looked at for the class its linear he
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
+from sklearn.base import clone
 
 from rakuten import data, evaluate, model_logging, study, tracking
 from rakuten.recipes.base import Fitted, Recipe, cross_validated
+from rakuten.recipes.job import DataSettings
 
 
-def split_pictures(cfg: DictConfig):
+def split_pictures(data_settings: DataSettings, seed: int):
     """(the split of the products that have a readable picture, the counts of pictures)."""
-    return data.image_split(cfg.data.dir, cfg.data.images.dir, cfg.data.images.strict, cfg.data.max_rows,
-                            cfg.data.test_size, cfg.seed)
+    return data.image_split(data_settings.dir, data_settings.images_dir, data_settings.images_strict,
+                            data_settings.max_rows, data_settings.test_size, seed)
 
 
 def log_counts(counts: data.ImageCounts) -> None:
@@ -31,11 +34,32 @@ class OverPictures(Recipe):
 
     modality = "image"
 
-    def split(self, cfg: DictConfig):
-        return split_pictures(cfg)
+    def split(self, data_settings: DataSettings, seed: int):
+        return split_pictures(data_settings, seed)
 
-    def before_fit(self, cfg: DictConfig, parts: data.Split, counts) -> None:
+    def before_fit(self, job, parts: data.Split, counts) -> None:
         log_counts(counts)
+
+
+@dataclass(frozen=True)
+class PictureSettings:
+    """A scikit-learn model over pictures: its unfitted pipeline (descriptors, scaler, head) and
+    how many Grad-CAM pictures its run logs."""
+
+    pipeline: object
+    gradcam_images: int
+
+
+def picture_settings(cfg: DictConfig) -> PictureSettings:
+    """The picture model of a config (an image model's, or a fusion's image part with its model node)."""
+    from hydra.utils import get_class
+
+    from rakuten.features.pretrained import require
+    from rakuten.models import picture_pipeline_from_config
+
+    for module in getattr(get_class(cfg.model.descriptors._target_), "modules", ()):
+        require(module, f"model={cfg.model.name}")
+    return PictureSettings(picture_pipeline_from_config(cfg), int(cfg.model.get("gradcam_images", 0)))
 
 
 class PicturesRecipe(OverPictures):
@@ -44,44 +68,35 @@ class PicturesRecipe(OverPictures):
     def takes(self, model: DictConfig) -> bool:
         return model.modality == "image" and bool(model.get("descriptors"))
 
-    def check_extras(self, cfg: DictConfig) -> None:
-        from hydra.utils import get_class
+    def settings(self, cfg: DictConfig) -> PictureSettings:
+        return picture_settings(cfg)
 
-        from rakuten.features.pretrained import require
+    def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
+        return cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
+            clone(job.settings.pipeline), rows, labels, job.cv_folds, job.seed))
 
-        for module in getattr(get_class(cfg.model.descriptors._target_), "modules", ()):
-            require(module, f"model={cfg.model.name}")
-
-    def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
-        from rakuten.models import picture_pipeline_from_config
-
-        return cross_validated(cfg, parts, lambda rows, labels: study.cross_validate_pipeline(
-            cfg, picture_pipeline_from_config(cfg), rows, labels))
-
-    def fit(self, cfg: DictConfig, parts: data.Split, context, classes) -> Fitted:
-        from rakuten.models import picture_pipeline_from_config
-
-        print(f"pictures: describing and fitting {cfg.model.name} on {len(parts.X_train):,} pictures ...",
+    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
+        print(f"pictures: describing and fitting {job.model} on {len(parts.X_train):,} pictures ...",
               end=" ", flush=True)
         started = time.perf_counter()
-        model = picture_pipeline_from_config(cfg).fit(parts.X_train[["image_path"]], parts.y_train)
+        model = clone(job.settings.pipeline).fit(parts.X_train[["image_path"]], parts.y_train)
         fit_seconds = time.perf_counter() - started
         print(f"{fit_seconds:.1f}s", flush=True)
         return Fitted(model, {"fit_seconds": fit_seconds, "train_rows": len(parts.X_train),
                               "test_rows": len(parts.X_test)})
 
-    def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes):
+    def score(self, job, fitted: Fitted, parts: data.Split, classes):
         started = time.perf_counter()
         predicted = fitted.model.predict(parts.X_test[["image_path"]])
         seconds = time.perf_counter() - started
         figures = {}
         for index, picture, heatmap, code in grad_cam_samples(
-                fitted.model, parts.X_test["image_path"], int(cfg.model.get("gradcam_images", 0)), cfg.seed):
+                fitted.model, parts.X_test["image_path"], job.settings.gradcam_images, job.seed):
             figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(
                 picture, heatmap, f"product {index}: predicted {code}, true {parts.y_test.loc[index]}")
         return predicted, {"predict_seconds": seconds}, figures
 
-    def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, context):
+    def log_model(self, job, model, fitted: Fitted, parts: data.Split, context):
         return model_logging.log_picture_model(model, parts.X_test[["image_path"]].head(2))
 
 

@@ -4,68 +4,101 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import clone
 
 from rakuten import data, model_logging, search, study, tracking
 from rakuten.recipes.base import Fitted, Recipe, cross_validated
+from rakuten.recipes.job import DataSettings
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """A text model as its config asks it: unfitted features and head (each fit clones them), what
+    keys the features' cache entry, and the search over the head."""
+
+    features: object
+    head: object
+    features_key: dict  # the features' config and max_features: a cache entry per value
+    search_options: dict  # `search` (its name, cv, n_iter...)
+    search_space: dict  # `model.search_space`
+
+    def pipeline(self):
+        """A new unfitted pipeline over product rows (what CV folds and a fusion's text part fit)."""
+        from rakuten.models import assemble
+
+        return assemble(clone(self.features), clone(self.head))
+
+
+def text_settings(cfg: DictConfig) -> TextSettings:
+    """The text part of a config (a text model's, or a fusion's text model with its model node)."""
+    from rakuten.features.pretrained import SentenceEmbedding, require
+    from rakuten.models import features_from_config, head_from_config
+
+    embedding, space = cfg.features.get("embedding"), cfg.model.get("search_space")
+    if embedding:  # the extra its embedding imports, named before anything is instantiated
+        chosen = {key: embedding[key] for key in ("encoder", "engine") if key in embedding}
+        for module in SentenceEmbedding(**chosen).modules:
+            require(module, f"features={cfg.features.get('name', 'custom')}")
+    return TextSettings(
+        features_from_config(cfg), head_from_config(cfg),
+        {"features": OmegaConf.to_container(cfg.features, resolve=True), "max_features": cfg.model.get("max_features")},
+        OmegaConf.to_container(cfg.search, resolve=True), OmegaConf.to_container(space, resolve=True) if space else {})
+
+
+@dataclass(frozen=True)
+class TextState:
+    """What `fit` hands to `score`: the fitted head and the cached test features."""
+
+    head: object
+    test_matrix: object
 
 
 class TextRecipe(Recipe):
     modality = "text"
     refits = True
 
-    def choices(self, cfg: DictConfig) -> tuple[str, ...]:
-        return cfg.resampler.name, cfg.search.name
+    def settings(self, cfg: DictConfig) -> TextSettings:
+        return text_settings(cfg)
 
-    def check_extras(self, cfg: DictConfig) -> None:
-        from rakuten.features.pretrained import SentenceEmbedding, require
+    def choices(self, job) -> tuple[str, ...]:
+        return job.resampler, job.search
 
-        embedding = cfg.features.get("embedding")
-        if embedding:
-            chosen = {key: embedding[key] for key in ("encoder", "engine") if key in embedding}
-            for module in SentenceEmbedding(**chosen).modules:
-                require(module, f"features={cfg.features.get('name', 'custom')}")
+    def split(self, data_settings: DataSettings, seed: int):
+        return data.text_split(data_settings.dir, data_settings.max_rows, data_settings.test_size, seed), None
 
-    def split(self, cfg: DictConfig):
-        return data.text_split(cfg.data.dir, cfg.data.max_rows, cfg.data.test_size, cfg.seed), None
+    def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
+        return cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
+            job.settings.pipeline(), rows, labels, job.cv_folds, job.seed))
 
-    def cross_validate(self, cfg: DictConfig, parts: data.Split, context, classes) -> dict[str, float]:
-        from rakuten.models import pipeline_from_config
-
-        return cross_validated(cfg, parts, lambda rows, labels: study.cross_validate_pipeline(
-            cfg, pipeline_from_config(cfg), rows, labels))
-
-    def fit(self, cfg: DictConfig, parts: data.Split, context, classes) -> Fitted:
+    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
         from rakuten.features.cache import cache_key, fit_features
-        from rakuten.models import assemble, features_from_config, head_from_config
+        from rakuten.models import assemble
 
-        features, head = features_from_config(cfg), head_from_config(cfg)
-        features_config = {"features": OmegaConf.to_container(cfg.features, resolve=True),
-                           "max_features": cfg.model.get("max_features")}
-        print(f"features: {cfg.features.get('name', 'custom')} on {len(parts.X_train):,} training rows ...", end=" ",
-              flush=True)
-        cached = fit_features(features, parts.X_train, parts.X_test, cache_key(parts.fingerprint, features_config),
-                              cfg.cache.dir if cfg.cache.enabled else None)
-        print(f"{'from the cache' if cached.cache_hit else 'fitted'} in {cached.seconds:.1f}s; fitting {cfg.model.name}",
+        settings: TextSettings = job.settings
+        head = clone(settings.head)
+        print(f"features: {job.features} on {len(parts.X_train):,} training rows ...", end=" ", flush=True)
+        cached = fit_features(clone(settings.features), parts.X_train, parts.X_test,
+                              cache_key(parts.fingerprint, settings.features_key), job.cache_dir)
+        print(f"{'from the cache' if cached.cache_hit else 'fitted'} in {cached.seconds:.1f}s; fitting {job.model}",
               flush=True)
         started = time.perf_counter()
-        if cfg.search.name == "none":
+        if job.search == "none":
             head.fit(cached.train, parts.y_train)
         else:
-            head = self._search(cfg, head, cached.train, parts.y_train)
+            head = self._search(job, head, cached.train, parts.y_train)
         fit_seconds = time.perf_counter() - started
         return Fitted(assemble(cached.transformer, head), {
             "fit_seconds": fit_seconds, "features_seconds": cached.seconds,
             "features_cache_hit": float(cached.cache_hit), "train_rows": len(parts.X_train),
-            "test_rows": len(parts.X_test)}, state={"head": head, "test_matrix": cached.test})
+            "test_rows": len(parts.X_test)}, state=TextState(head, cached.test))
 
-    def _search(self, cfg: DictConfig, head, matrix, labels):
-        result = search.run_search(
-            cfg.search.name, head, matrix, labels,
-            OmegaConf.to_container(cfg.model.get("search_space") or {}, resolve=True),
-            OmegaConf.to_container(cfg.search, resolve=True), cfg.seed,
-            on_candidate=lambda candidate: _candidate(candidate, cfg.search.name))
+    def _search(self, job, head, matrix, labels):
+        settings: TextSettings = job.settings
+        result = search.run_search(job.search, head, matrix, labels, settings.search_space, settings.search_options,
+                                   job.seed, on_candidate=lambda candidate: _candidate(candidate, job.search))
         tracking.log_search_result(result)
         print(f"best of {len(result.candidates)} candidates: cv_f1_weighted={result.best_score:.4f} "
               f"with {result.best_params}", flush=True)
@@ -74,12 +107,12 @@ class TextRecipe(Recipe):
                   f"{result.study['failed_trials']} failed (a worker died or stopped beating)", flush=True)
         return result.head
 
-    def score(self, cfg: DictConfig, fitted: Fitted, parts: data.Split, classes):
+    def score(self, job, fitted: Fitted, parts: data.Split, classes):
         started = time.perf_counter()
-        predicted = fitted.state["head"].predict(fitted.state["test_matrix"])  # the cached test features
+        predicted = fitted.state.head.predict(fitted.state.test_matrix)  # the cached test features
         return predicted, {"predict_seconds": time.perf_counter() - started}, {}
 
-    def log_model(self, cfg: DictConfig, model, fitted: Fitted, parts: data.Split, context):
+    def log_model(self, job, model, fitted: Fitted, parts: data.Split, context):
         return model_logging.log_text_model(model, parts.X_test[["designation", "description"]].head(3))
 
 

@@ -14,9 +14,9 @@ from rakuten import PROJECT_ROOT
 from rakuten.tracking.console import muted, redact
 
 
-def log_config(cfg: DictConfig) -> None:
-    """The params a person compares (`comparable_params`) and the whole resolved config as the
-    artifact `config.yaml`."""
+def log_config(cfg: DictConfig | dict) -> None:
+    """The params a person compares (`comparable_params`) and the whole resolved config (a
+    DictConfig or its resolved dict) as the artifact `config.yaml`."""
     mlflow.log_params({key: redact(value)[:6000] for key, value in comparable_params(cfg).items()})
     mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
@@ -71,11 +71,11 @@ def log_datasets(parts, data_dir: str, modality: str = "text") -> str:
     return name
 
 
-def comparable_params(cfg: DictConfig) -> dict[str, str]:
+def comparable_params(cfg: DictConfig | dict) -> dict[str, str]:
     """What tells runs apart, in the groups that apply to the run's modality: the model, its
     estimator's class (short) and own hyperparameters (`model.C`), the resampler and its settings,
     the features and their key settings, the search, the data and the seed."""
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
     model, data = config["model"], config["data"]
     params = {"model.name": model["name"], "modality": model["modality"], "seed": config["seed"],
               "data.dir": data["dir"], "data.max_rows": data.get("max_rows"), "data.test_size": data["test_size"]}
