@@ -42,6 +42,7 @@ LATENCY_TAG = "latency_ms"  # one row alone, median
 ROW_COST_TAG = "ms_per_row"  # in a batch of BATCH_ROWS rows: what decides `fast`
 FAST_BUDGET_MS = 5.0
 METRIC = "test_f1_weighted"
+MODALITIES = ("text", "image", "fusion")  # one registered model each: rakuten-<modality>
 MAX_PROMOTION_ROUNDS = 10
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.champion import METRIC, ROW_COST_TAG, registry_name
+from rakuten.champion import METRIC, MODALITIES, ROW_COST_TAG, registry_name
 from rakuten.classes import labelled
 from rakuten.cli import command, open_store, store_options
 from rakuten.tracking import dataset_name, muted
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="The finished runs of each dataset, best weighted F1 first.")
     parser.add_argument("--experiment", default="rakuten")
     parser.add_argument("--dataset", default=None, help="one dataset (rakuten-sample, rakuten-full-images...)")
-    parser.add_argument("--modality", default=None, choices=["text", "image", "fusion"])
+    parser.add_argument("--modality", default=None, choices=MODALITIES)
     parser.add_argument("--top", type=int, default=10, help="runs shown per dataset")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)

@@ -11,8 +11,8 @@ from dataclasses import replace
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, DataOf, current_champion,
-                              population_ids, promote_fast, promote_if_better, register, registry_name)
+from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, MODALITIES, DataOf,
+                              current_champion, population_ids, promote_fast, promote_if_better, register, registry_name)
 from rakuten.cli import command, open_store, store_options
 
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(parents=[store_options()], prog="python -m rakuten.promote",
                                      description="Rank runs by a metric and promote the best to champion.")
     parser.add_argument("--experiment", default="rakuten")
-    parser.add_argument("--modality", default="text", choices=["text", "image", "fusion"])
+    parser.add_argument("--modality", default="text", choices=MODALITIES)
     parser.add_argument("--fingerprint", default=None, help="data fingerprint to rank on (default: newest run's)")
     parser.add_argument("--dry-run", action="store_true", help="print the ranking and the decision, change nothing")
     parser.add_argument("--fast-budget-ms", type=float, default=FAST_BUDGET_MS,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import mlflow
 
 from rakuten import data, runs
+from rakuten.champion import MODALITIES
 from rakuten.recipes.base import Recipe
 from rakuten.recipes.fusion import FusionRecipe
 from rakuten.recipes.job import data_settings
@@ -23,7 +24,7 @@ def recipe_for(model) -> Recipe:
     for recipe in RECIPES:
         if recipe.takes(model):
             return recipe
-    raise ValueError(f"model.modality must be one of text, image, fusion, got {model.get('modality')!r}")
+    raise ValueError(f"model.modality must be one of {', '.join(MODALITIES)}, got {model.get('modality')!r}")
 
 
 def test_part(run_id: str) -> data.Split:
