@@ -29,21 +29,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from rakuten import PROJECT_ROOT
 
-CONF = PROJECT_ROOT / "conf"
+def _composed(model: str) -> tuple[dict, dict]:
+    """(the model node, the `augment` group) of `model=<model>`, composed as a run composes them."""
+    from omegaconf import OmegaConf
 
+    from rakuten.train import compose_config
 
-def _read(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+    cfg = compose_config(f"model={model}")
+    return OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.augment, resolve=True)
 
 
 def variants() -> dict[str, dict]:
     """Name -> (model config, augmentation): the seed, smallcnn, and smallcnn less one change."""
-    seed, small = _read(CONF / "model" / "sequential.yaml"), _read(CONF / "model" / "smallcnn.yaml")
-    default_augment = _read(CONF / "augment" / "low.yaml")  # config.yaml's default group
+    (seed, default_augment), (small, _) = _composed("sequential"), _composed("smallcnn")  # config.yaml's `augment`
 
     def without(**changes) -> dict:
         model = copy.deepcopy(small)

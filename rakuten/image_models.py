@@ -226,7 +226,8 @@ def keras_device(device: str) -> str:
 
 
 def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, on_epoch=None):
-    """Build the network of `model_cfg` and fit it on pictures X (`image_path`) with labels y; a
+    """Build the network of `model_cfg` (a network's model node: conf/model, conf/network,
+    conf/trainer) and fit it on pictures X (`image_path`) with labels y, augmented by `augment`; a
     stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
     from hydra.utils import instantiate
 
@@ -236,19 +237,17 @@ def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, o
     options, batch = reading(settings), int(model_cfg.batch_size)
     index_of = {code: number for number, code in enumerate(classes)}
     fitting = data.split(X, y, model_cfg.validation_size, seed)
-    augment = model_cfg.get("augment") or augment  # a network may bring its own augmentation
     train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
                        batch_size=batch, augment=augment, seed=seed, **options)
     validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **options)
     import tensorflow as tf
 
-    with tf.device(keras_device(model_cfg.get("device", "auto"))):
+    with tf.device(keras_device(model_cfg.device)):
         network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
                               n_classes=len(classes))
         history = fit(network, train_ds, validation_ds, int(model_cfg.epochs), float(model_cfg.learning_rate),
-                      model_cfg.patience, on_epoch, seed, schedule=model_cfg.get("schedule", "plateau"),
-                      label_smoothing=float(model_cfg.get("label_smoothing", 0.0)),
-                      monitor=model_cfg.get("monitor", "val_loss"),
+                      model_cfg.patience, on_epoch, seed, schedule=model_cfg.schedule,
+                      label_smoothing=float(model_cfg.label_smoothing), monitor=model_cfg.monitor,
                       validation_targets=fitting.y_test.map(index_of).to_numpy(), n_classes=len(classes))
     return network, history, settings
 

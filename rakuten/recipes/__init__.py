@@ -6,8 +6,9 @@ line in `RECIPES`."""
 from __future__ import annotations
 
 import mlflow
+from omegaconf import DictConfig, OmegaConf
 
-from rakuten import data, runs
+from rakuten import data, runs, tracking
 from rakuten.champion import MODALITIES
 from rakuten.recipes.base import Recipe
 from rakuten.recipes.fusion import FusionRecipe
@@ -25,6 +26,12 @@ def recipe_for(model) -> Recipe:
         if recipe.takes(model):
             return recipe
     raise ValueError(f"model.modality must be one of {', '.join(MODALITIES)}, got {model.get('modality')!r}")
+
+
+def comparable_params(cfg: DictConfig) -> dict[str, str]:
+    """What tells the runs of `cfg` apart: the params every run logs, its recipe's groups among them."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return tracking.comparable_params(config, recipe_for(cfg.model).params(config))
 
 
 def test_part(run_id: str) -> data.Split:

@@ -51,6 +51,11 @@ class Recipe:
         when its objects import a module the install lacks, then instantiate them."""
         raise NotImplementedError
 
+    def params(self, config: dict) -> dict:
+        """The groups of `config` (resolved) people compare its runs by, beside the name, data,
+        seed and search that every run logs (`tracking.comparable_params`)."""
+        return {}
+
     def choices(self, job) -> tuple[str, ...]:
         """What the run's name says beside the model (resampler, search, augmentation...)."""
         return ()
@@ -98,7 +103,7 @@ def train(job: Job, successor_of=None) -> float:
     if successor_of is not None:
         tags["retrained_from"] = f"{successor_of.name} v{successor_of.version}"
     with tracking.run(run_name(job, *recipe.choices(job)), tags, nested_in_env_run=job.sweep is not None) as active:
-        tracking.log_config(job.config)
+        tracking.log_config(job.config, job.params)
         dataset = tracking.log_datasets(parts, job.data.dir, job.modality)
         tracking.set_runs_view(active.info.experiment_id, dataset)
         recipe.before_fit(job, parts, context)
@@ -281,5 +286,5 @@ def report(active, metrics: dict, decision: str) -> float:
 def run_name(job: Job, *choices: str) -> str:
     """Model, the choices that matter (resampler, search, augmentation...) and a short digest of
     every compared param: two runs of different configs never share a name."""
-    digest = hashlib.sha1(json.dumps(tracking.comparable_params(job.config), sort_keys=True).encode()).hexdigest()[:4]
+    digest = hashlib.sha1(json.dumps(job.params, sort_keys=True).encode()).hexdigest()[:4]
     return "-".join([job.model, *(c for c in choices if c and c != "none"), digest])

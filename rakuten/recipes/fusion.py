@@ -15,9 +15,9 @@ from sklearn.base import clone
 from rakuten import data, fusion, model_logging, tracking
 from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
-from rakuten.recipes.network import NetworkSettings, network_settings
-from rakuten.recipes.pictures import PictureSettings, picture_settings
-from rakuten.recipes.text import TextSettings, text_settings
+from rakuten.recipes.network import NetworkSettings, network_params, network_settings
+from rakuten.recipes.pictures import PictureSettings, picture_params, picture_settings
+from rakuten.recipes.text import TextSettings, text_params, text_settings
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,13 @@ class FusionRecipe(Recipe):
 
     def settings(self, cfg: DictConfig) -> FusionSettings:
         return fusion_settings(cfg)
+
+    def params(self, config: dict) -> dict:
+        model = config["model"]
+        image_params = picture_params if model["image"].get("descriptors") else network_params
+        return {"model.method": model["method"], "model.text": model["text"]["name"],
+                "model.image": model["image"]["name"], **text_params(model["text"], config, "model.text."),
+                **image_params(model["image"], config, "model.image.")}
 
     def choices(self, job) -> tuple[str, ...]:
         return (job.settings.method,)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from rakuten import tracking
+
 REGISTER = ("true", "false", "always")
 REFIT = ("all", "none")
 
@@ -64,6 +66,7 @@ class Job:
         self.retry_seconds = float(cfg.mlflow.retry_seconds)
         self.sweep = sweep_of_hydra()
         self.recipe = recipe
+        self.params = tracking.comparable_params(self.config, recipe.params(self.config))  # what runs compare
         self.settings = recipe.settings(cfg)  # last: it checks the extras, then instantiates
 
 

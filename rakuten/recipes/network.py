@@ -18,12 +18,16 @@ from rakuten.recipes.pictures import OverPictures
 @dataclass(frozen=True)
 class NetworkSettings:
     """A Keras network as its config asks it: its model node, resolved (what `image_models` builds
-    and trains a new network from, at every fit), the augmentation and the Grad-CAM count."""
+    and trains a new network from, at every fit), its augmentation (the network's own
+    `model.augment`, else the `augment` group's) and the Grad-CAM count."""
 
     network: DictConfig
     augment: dict
-    augmentation: str  # its name: the network's own `model.augment`, else `augment`
     gradcam_images: int
+
+    @property
+    def augmentation(self) -> str:
+        return str(self.augment["name"])
 
     def fit(self, pictures, labels, classes, seed: int, on_epoch=None):
         """(a new network fitted on `pictures` (`image_path`), its history, its settings)."""
@@ -40,9 +44,20 @@ def network_settings(cfg: DictConfig) -> NetworkSettings:
     except ImportError as error:
         raise ValueError(f"model={cfg.model.name} needs TensorFlow, which the text-only install leaves out: "
                          "pip install -e '.[images]'") from error
+    augment = cfg.model.augment if "augment" in cfg.model else cfg.augment
     return NetworkSettings(OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True)),
-                           OmegaConf.to_container(cfg.augment, resolve=True),
-                           str((cfg.model.get("augment") or cfg.augment).name), int(cfg.model.gradcam_images))
+                           OmegaConf.to_container(augment, resolve=True), int(cfg.model.gradcam_images))
+
+
+def network_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    """A network's params: its training settings, its architecture (class and settings), its augmentation."""
+    keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights", "schedule",
+            "label_smoothing", "monitor")
+    params = {f"{prefix}{k}": model[k] for k in keys if k in model}
+    params[f"{prefix}class"] = model["network"]["_target_"].rsplit(".", 1)[-1].removeprefix("build_")
+    params.update(tracking.own_settings(model["network"], prefix))
+    params["augment.name"] = (model.get("augment") or config["augment"])["name"]
+    return params
 
 
 class NetworkRecipe(OverPictures):
@@ -51,6 +66,9 @@ class NetworkRecipe(OverPictures):
 
     def settings(self, cfg: DictConfig) -> NetworkSettings:
         return network_settings(cfg)
+
+    def params(self, config: dict) -> dict:
+        return network_params(config["model"], config)
 
     def choices(self, job) -> tuple[str, ...]:
         return (job.settings.augmentation,)

@@ -62,8 +62,18 @@ def picture_settings(cfg: DictConfig) -> PictureSettings:
     return PictureSettings(picture_pipeline_from_config(cfg), int(cfg.model.get("gradcam_images", 0)))
 
 
+def picture_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    """A picture model's params: its estimator's class and settings, its descriptors' settings, refit."""
+    estimator = model["estimator"]
+    return {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **tracking.own_settings(estimator, prefix),
+            **tracking.own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config["refit"]}
+
+
 class PicturesRecipe(OverPictures):
     refits = True
+
+    def params(self, config: dict) -> dict:
+        return picture_params(config["model"], config)
 
     def takes(self, model: DictConfig) -> bool:
         return model.modality == "image" and bool(model.get("descriptors"))

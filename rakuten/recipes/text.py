@@ -56,9 +56,34 @@ class TextState:
     test_matrix: object
 
 
+def text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
+    """A text model's params: its estimator's class (short) and own hyperparameters (`model.C`),
+    calibration, refit, CV, the resampler and its settings, the features and their key settings."""
+    estimator = model["estimator"]
+    params = {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **tracking.own_settings(estimator, prefix),
+              f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
+    if "calibration_ensemble" in model:
+        params[f"{prefix}calibration_ensemble"] = model["calibration_ensemble"]
+    params["refit"] = config["refit"]
+    if (config.get("cv") or {}).get("folds"):
+        params["cv.folds"] = config["cv"]["folds"]
+    resampler = config["resampler"]
+    params["resampler.name"] = resampler["name"]
+    params.update(tracking.own_settings(resampler.get("sampler") or {}, "resampler."))
+    features = config["features"]
+    params.update({"features.name": features.get("name", "custom"),
+                   "features.vectorizers": ",".join(features["vectorizers"]),
+                   "features.normalizer": (features.get("cleaning") or {}).get("normalizer")})
+    params.update({f"features.embedding.{k}": v for k, v in (features.get("embedding") or {}).items()})
+    return params
+
+
 class TextRecipe(Recipe):
     modality = "text"
     refits = True
+
+    def params(self, config: dict) -> dict:
+        return text_params(config["model"], config)
 
     def settings(self, cfg: DictConfig) -> TextSettings:
         return text_settings(cfg)

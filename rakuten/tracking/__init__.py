@@ -17,7 +17,8 @@ from rakuten.tracking.console import muted, one_line, redact, set_console
 from rakuten.tracking.http import is_outage, quick_http, retry_http_for
 from rakuten.tracking.log import (find_runs, log_candidate, log_epoch, log_evaluation, log_files_to_run,
                                   log_metrics, log_search_result, log_summary_run, readable, set_tags)
-from rakuten.tracking.params import POPULATION_ARTIFACT, comparable_params, dataset_name, log_config, log_datasets
+from rakuten.tracking.params import (POPULATION_ARTIFACT, comparable_params, dataset_name, log_config, log_datasets,
+                                     own_settings)
 from rakuten.tracking.runs import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
                                    alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, mark_launch, process_tags,
                                    run, run_info)
@@ -28,7 +29,7 @@ from rakuten.tracking.view import EXPERIMENT_TAGS, RUNS_VIEW, RUNS_VIEW_KEY, RUN
 __all__ = [
     "muted", "one_line", "redact", "set_console", "is_outage", "quick_http", "retry_http_for", "find_runs",
     "log_candidate", "log_epoch", "log_evaluation", "log_files_to_run", "log_metrics", "log_search_result",
-    "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "comparable_params", "dataset_name", "log_config", "log_datasets",
+    "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "comparable_params", "dataset_name", "log_config", "log_datasets", "own_settings",
     "alive_or_finished", "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
     "end_orphaned_runs", "experiment_name", "git_commit", "mark_launch", "process_tags", "run", "run_info", "TrackingError",
     "check_writable", "connect", "describe", "ensure_experiment", "resolve_tracking_uri", "sqlite_path",

@@ -14,11 +14,11 @@ from rakuten import PROJECT_ROOT
 from rakuten.tracking.console import muted, redact
 
 
-def log_config(cfg: DictConfig | dict) -> None:
+def log_config(config: DictConfig | dict, params: dict[str, str]) -> None:
     """The params a person compares (`comparable_params`) and the whole resolved config (a
     DictConfig or its resolved dict) as the artifact `config.yaml`."""
-    mlflow.log_params({key: redact(value)[:6000] for key, value in comparable_params(cfg).items()})
-    mlflow.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+    mlflow.log_params({key: redact(value)[:6000] for key, value in params.items()})
+    mlflow.log_text(redact(OmegaConf.to_yaml(config, resolve=True)), "config.yaml")
 
 
 POPULATION_ARTIFACT = "data/population.npy"  # the row ids the run's data offered: what `champion` compares
@@ -71,22 +71,13 @@ def log_datasets(parts, data_dir: str, modality: str = "text") -> str:
     return name
 
 
-def comparable_params(cfg: DictConfig | dict) -> dict[str, str]:
-    """What tells runs apart, in the groups that apply to the run's modality: the model, its
-    estimator's class (short) and own hyperparameters (`model.C`), the resampler and its settings,
-    the features and their key settings, the search, the data and the seed."""
-    config = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
+def comparable_params(config: dict, model_params: dict) -> dict[str, str]:
+    """What tells runs apart: the model's name and modality, `model_params` (the groups its recipe
+    says people compare: `Recipe.params`), the search, the data and the seed, as strings."""
     model, data = config["model"], config["data"]
     params = {"model.name": model["name"], "modality": model["modality"], "seed": config["seed"],
-              "data.dir": data["dir"], "data.max_rows": data.get("max_rows"), "data.test_size": data["test_size"]}
-    if model["modality"] == "text":
-        params.update(_text_params(model, config))
-    elif model["modality"] == "image":
-        params.update(_image_params(model, config))
-    else:
-        params.update({"model.method": model["method"], "model.text": model["text"]["name"],
-                       "model.image": model["image"]["name"], **_text_params(model["text"], config, "model.text."),
-                       **_image_params(model["image"], config, "model.image.")})
+              "data.dir": data["dir"], "data.max_rows": data.get("max_rows"), "data.test_size": data["test_size"],
+              **model_params}
     search = config.get("search") or {}
     params["search.name"] = search.get("name", "none")
     if params["search.name"] != "none":
@@ -95,40 +86,6 @@ def comparable_params(cfg: DictConfig | dict) -> dict[str, str]:
     return {key: json.dumps(value) if isinstance(value, (list, dict)) else str(value) for key, value in params.items()}
 
 
-def _own_settings(spec: dict, prefix: str) -> dict:
-    """A `_target_` block's own arguments (its class and seed aside)."""
+def own_settings(spec: dict, prefix: str) -> dict:
+    """A `_target_` block's own arguments (its class and seed aside), as params under `prefix`."""
     return {f"{prefix}{k}": v for k, v in spec.items() if k not in ("_target_", "random_state")}
-
-
-def _text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
-    estimator = model["estimator"]
-    params = {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
-              f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
-    if "calibration_ensemble" in model:
-        params[f"{prefix}calibration_ensemble"] = model["calibration_ensemble"]
-    params["refit"] = config["refit"]
-    if (config.get("cv") or {}).get("folds"):
-        params["cv.folds"] = config["cv"]["folds"]
-    resampler = config["resampler"]
-    params["resampler.name"] = resampler["name"]
-    params.update(_own_settings(resampler.get("sampler") or {}, "resampler."))
-    features = config["features"]
-    params.update({"features.name": features.get("name", "custom"),
-                   "features.vectorizers": ",".join(features["vectorizers"]),
-                   "features.normalizer": (features.get("cleaning") or {}).get("normalizer")})
-    params.update({f"features.embedding.{k}": v for k, v in (features.get("embedding") or {}).items()})
-    return params
-
-
-def _image_params(model: dict, config: dict, prefix: str = "model.") -> dict:
-    if model.get("descriptors"):  # a scikit-learn model over picture descriptors
-        estimator = model["estimator"]
-        return {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **_own_settings(estimator, prefix),
-                **_own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config["refit"]}
-    keys = ("image_size", "grayscale", "epochs", "batch_size", "learning_rate", "patience", "weights", "schedule",
-            "label_smoothing", "monitor")
-    params = {f"{prefix}{k}": model[k] for k in keys if k in model}
-    params[f"{prefix}class"] = model["network"]["_target_"].rsplit(".", 1)[-1].removeprefix("build_")
-    params.update(_own_settings(model["network"], prefix))
-    params["augment.name"] = (model.get("augment") or config["augment"])["name"]
-    return params

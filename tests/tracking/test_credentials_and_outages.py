@@ -6,7 +6,7 @@ import sys
 
 import mlflow
 
-from rakuten import PROJECT_ROOT, tracking
+from rakuten import PROJECT_ROOT, recipes, tracking
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -28,19 +28,24 @@ def test_no_password_in_params_or_config(store):
                    "+search.storage=postgresql://alice:hunter2@db/optuna"))
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
     with mlflow.start_run():  # logged anyway (a config that skipped the check): masked
-        tracking.log_config(config("search=optuna", "search.storage=postgresql://alice:hunter2@db/optuna"))
+        cfg = config("search=optuna", "search.storage=postgresql://alice:hunter2@db/optuna")
+        tracking.log_config(cfg, recipes.comparable_params(cfg))
         params = mlflow.get_run(mlflow.active_run().info.run_id).data.params
     assert params["search.storage"] == "postgresql://alice:***@db/optuna"
 
 
 def test_params_are_the_ones_people_compare(store):
-    params = tracking.comparable_params(config("model=sgd", "resampler=smote"))
+    params = recipes.comparable_params(config("model=sgd", "resampler=smote"))
     assert {"model.name": "sgd", "model.class": "SGDClassifier", "model.alpha": "0.0001", "resampler.name": "smote",
             "resampler.k_neighbors": "5", "features.name": "tfidf", "search.name": "none"}.items() <= params.items()
     assert not any(key.startswith(("augment.", "cache.", "mlflow.")) or "search_space" in key for key in params)
     assert len(params) < 25
-    image = tracking.comparable_params(config("model=sequential"))
+    image = recipes.comparable_params(config("model=sequential"))
     assert image["augment.name"] == "low" and not any(key.startswith(("resampler.", "features.")) for key in image)
+    assert image["model.schedule"] == "plateau" and image["model.epochs"] == "30"  # conf/trainer/keras.yaml
+    fused = recipes.comparable_params(config("model=fusion"))  # each part's groups, as its own recipe says
+    assert fused["model.text.class"] == "SGDClassifier" and fused["model.image.descriptors.hog_cell"] == "12"
+    assert fused["model.method"] == "late" and "augment.name" not in fused  # a picture pipeline: no augmentation
 
 
 def test_no_password_in_the_error_line(store, tmp_path):
