@@ -121,7 +121,7 @@ def run_job(job: tuple[str, int, str, int, float, float]) -> dict | None:
     from sklearn.metrics import f1_score
 
     from rakuten import data, image_models
-    from rakuten.features.images import augmentation
+    from rakuten.features.network_input import augmentation
     from rakuten.study import folds
 
     model = variants()[name]

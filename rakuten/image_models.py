@@ -207,7 +207,7 @@ def settings_of(model_cfg, classes) -> dict:
 
 
 def reading(settings: dict) -> dict:
-    """The options of `features.images.decode` / `dataset` in `settings`."""
+    """The options of `features.network_input.decode` / `dataset` in `settings`."""
     return {k: settings[k] for k in ("image_size", "grayscale", "preprocess", "channels")}
 
 
@@ -231,7 +231,7 @@ def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, o
     stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
     from hydra.utils import instantiate
 
-    from rakuten.features.images import dataset
+    from rakuten.features.network_input import dataset
 
     settings = settings_of(model_cfg, classes)
     options, batch = reading(settings), int(model_cfg.batch_size)
@@ -254,7 +254,7 @@ def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, o
 
 def predict_proba(network: keras.Model, settings: dict, paths, batch_size: int = 64) -> np.ndarray:
     """Class probabilities (columns in `settings["classes"]` order) of the pictures at `paths`."""
-    from rakuten.features.images import dataset
+    from rakuten.features.network_input import dataset
 
     return network.predict(dataset(paths, batch_size=batch_size, cache=False, **reading(settings)), verbose=0)
 
@@ -263,7 +263,7 @@ def grad_cam_samples(network: keras.Model, settings: dict, paths: pd.Series, cou
     """(index, picture as shown, heatmap, predicted prdtypecode) for `count` of `paths`."""
     from PIL import Image
 
-    from rakuten.features.images import decode
+    from rakuten.features.network_input import decode
 
     size = tuple(settings["image_size"][::-1])
     for index, path in paths.sample(min(count, len(paths)), random_state=seed).items():

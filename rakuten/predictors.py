@@ -57,7 +57,9 @@ class PicturePredictor:
         return self.pipeline.predict_proba(self.pictures(rows, params))
 
 
-class ImagePredictor:
+class NetworkPredictor:
+    """A Keras network over pictures (`sequential`, `smallcnn`, `resnet50`) and how it reads them."""
+
     def __init__(self, model, config: dict):
         self.model = model
         self.config = config
@@ -72,12 +74,12 @@ class ImagePredictor:
         return self.classes[np.argmax(self.proba(rows, params), axis=1)]
 
 
-def load_image_predictor(artifacts: dict) -> ImagePredictor:
+def load_network_predictor(artifacts: dict) -> NetworkPredictor:
     import keras
 
     with open(artifacts["image_config"]) as handle:
         config = json.load(handle)
-    return ImagePredictor(keras.models.load_model(artifacts["keras_model"], compile=False), config)
+    return NetworkPredictor(keras.models.load_model(artifacts["keras_model"], compile=False), config)
 
 
 def align(proba: np.ndarray, own_classes, classes) -> np.ndarray:
@@ -111,7 +113,7 @@ class FusionPredictor:
         """The image part is a picture-descriptor pipeline saved with the rest, or a Keras network."""
         parts = joblib.load(artifacts["fusion"])
         image = (PicturePredictor(parts["picture_pipeline"]) if "picture_pipeline" in parts
-                 else load_image_predictor(artifacts))
+                 else load_network_predictor(artifacts))
         return cls(parts["text_pipeline"], image, parts["combiner"], parts["classes"])
 
     def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:

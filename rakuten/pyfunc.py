@@ -29,7 +29,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from rakuten.classes import class_name
 from rakuten.picture_input import PictureError, picture_rows
-from rakuten.predictors import BadInput, FusionPredictor, PicturePredictor, TextPredictor, load_image_predictor
+from rakuten.predictors import BadInput, FusionPredictor, PicturePredictor, TextPredictor, load_network_predictor
 
 LABEL = "prdtypecode"
 log = logging.getLogger("rakuten.pyfunc")
@@ -63,7 +63,7 @@ PREDICTORS = {
     "text": lambda artifacts: TextPredictor(joblib.load(artifacts["pipeline"])),
     "picture": lambda artifacts: PicturePredictor(joblib.load(artifacts["picture_pipeline"])),
     "fusion": FusionPredictor.load,
-    "network": load_image_predictor,
+    "network": load_network_predictor,
 }
 
 

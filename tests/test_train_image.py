@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from rakuten import data, recipes, runs
-from rakuten.features.images import dataset
+from rakuten.features.network_input import dataset
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 

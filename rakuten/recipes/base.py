@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import champion, config_checks, data, evaluate, lifecycle, runs, study, tracking
-from rakuten.console import SWEEP_TAG
+from rakuten.multirun import SWEEP_TAG
 from rakuten.recipes.job import DataSettings, Job
 
 log = logging.getLogger("rakuten.train")

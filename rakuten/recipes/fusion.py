@@ -123,13 +123,13 @@ class FusionRecipe(Recipe):
 def fusion_spec(settings: FusionSettings, seed: int, on_epoch=None) -> fusion.FusionSpec:
     """How `rakuten.fusion` makes each part of this fusion: a new text pipeline, an image predictor
     fitted on pictures (a picture pipeline or a network), and how they are combined."""
-    from rakuten.predictors import ImagePredictor, PicturePredictor
+    from rakuten.predictors import NetworkPredictor, PicturePredictor
 
     def image(pictures, labels, classes):
         if isinstance(settings.image, PictureSettings):
             return PicturePredictor(clone(settings.image.pipeline).fit(pictures[["image_path"]], labels))
         network, _, reading = settings.image.fit(pictures, labels, classes, seed, on_epoch=on_epoch)
-        return ImagePredictor(network, reading)
+        return NetworkPredictor(network, reading)
 
     return fusion.FusionSpec(settings.text.pipeline, image, settings.method, settings.validation_size, seed)
 

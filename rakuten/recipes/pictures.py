@@ -100,7 +100,7 @@ class PicturesRecipe(OverPictures):
         predicted = fitted.model.predict(parts.X_test[["image_path"]])
         seconds = time.perf_counter() - started
         figures = {}
-        for index, picture, heatmap, code in grad_cam_samples(
+        for index, picture, heatmap, code in pipeline_grad_cam_samples(
                 fitted.model, parts.X_test["image_path"], job.settings.gradcam_images, job.seed):
             figures[f"gradcam/product_{index}"] = evaluate.plot_gradcam(
                 picture, heatmap, f"product {index}: predicted {code}, true {parts.y_test.loc[index]}")
@@ -110,7 +110,7 @@ class PicturesRecipe(OverPictures):
         return model_logging.log_picture_model(model, parts.X_test[["image_path"]].head(2))
 
 
-def grad_cam_samples(pipeline, paths: pd.Series, count: int, seed: int):
+def pipeline_grad_cam_samples(pipeline, paths: pd.Series, count: int, seed: int):
     """(index, picture as the network saw it, heatmap, predicted prdtypecode) for `count` of
     `paths`, where the pipeline's descriptors can draw Grad-CAM (EfficientNet) and its estimator is
     linear (the class score's gradient with respect to the descriptors is then its weights over the

@@ -128,7 +128,7 @@ def test_grad_cam_heats_the_product_not_the_blank_around_it(shared_dir, tmp_path
     4x4 cells of 7x7, a third of the map), not on the blank."""
     from PIL import Image
 
-    from rakuten.recipes.pictures import grad_cam_samples
+    from rakuten.recipes.pictures import pipeline_grad_cam_samples
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -145,7 +145,7 @@ def test_grad_cam_heats_the_product_not_the_blank_around_it(shared_dir, tmp_path
         canvas.paste(Image.open(path).convert("RGB").resize((224, 224)), (0, 0))
         canvas.save(tmp_path / f"{index}.jpg")
         canvases[index] = str(tmp_path / f"{index}.jpg")
-    samples = list(grad_cam_samples(pipeline, pd.Series(canvases), count=4, seed=0))
+    samples = list(pipeline_grad_cam_samples(pipeline, pd.Series(canvases), count=4, seed=0))
     assert sorted(index for index, *_ in samples) == sorted(canvases)
     shares = []
     for index, picture, heatmap, code in samples:

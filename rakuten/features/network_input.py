@@ -1,5 +1,6 @@
-"""Image features: file paths in, batches of decoded, resized, preprocessed pixels out (tf.data,
-imported where used: the augmentation layers serve any Keras backend).
+"""What a Keras network reads: picture paths in, batches of decoded, resized, preprocessed pixels
+out (tf.data, imported where used: the augmentation layers serve any Keras backend). The picture
+descriptors of scikit-learn models are `features.pictures`.
 
 The same `decode` serves training and the logged model, so what a model saw in training is
 exactly what it sees at prediction time.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rakuten import data
-from rakuten.features.images import augmentation, dataset, decode
+from rakuten.features.network_input import augmentation, dataset, decode
 
 
 @pytest.fixture(scope="module")
