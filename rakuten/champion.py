@@ -31,8 +31,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.data_identity import FEWER, OTHER, SAME, DataOf, population_ids, relation, same_data  # noqa: F401
-from rakuten.model_check import BATCH_ROWS, check, load_problem  # noqa: F401 - part of the rule's names
+from rakuten.data_identity import FEWER, OTHER, SAME, DataOf, relation, same_data
+from rakuten.model_check import check, load_problem
 from rakuten.tracking import alive_or_finished, muted, one_line, redact
 
 CHAMPION = "champion"
@@ -222,7 +222,7 @@ def promote_if_better(
     """
     client = MlflowClient()
     rescored: dict[str, float] = {}
-    kinds: dict[str, str] = {}  # champion version -> the candidate's data against its
+    data_relations: dict[str, str] = {}  # champion version -> the candidate's data against its
     refused: dict[str, str] = {}  # version -> why it does not load
     first_look = None
     simulated = current_champion(name) if dry_run else None  # what the alias would hold
@@ -239,12 +239,12 @@ def promote_if_better(
         if best is None:
             first_look = first_look or Decision(False, f"v{version} does not load: {refused.get(str(version))}")
             break
-        kind = SAME
+        data_relation = SAME
         if data is not None and champion is not None and str(champion.version) not in refused:
-            if str(champion.version) not in kinds:  # asked once per champion (it may read the ids' artifact)
-                kinds[str(champion.version)] = relation(data, champion) if str(champion.version) != str(version) else SAME
-            kind = kinds[str(champion.version)]
-            if kind == FEWER:
+            if str(champion.version) not in data_relations:  # asked once per champion (it may read the ids' artifact)
+                data_relations[str(champion.version)] = relation(data, champion) if str(champion.version) != str(version) else SAME
+            data_relation = data_relations[str(champion.version)]
+            if data_relation == FEWER:
                 return Decision(False, fewer_rows_reason(data, champion), relation=FEWER)
         if champion is None or str(champion.version) in refused:
             lost = "" if champion is None else f"champion v{champion.version} does not load"
@@ -257,9 +257,9 @@ def promote_if_better(
             break
         else:
             try:
-                champion_score, where = _champion_score(champion, fingerprint, rescore, rescored, kind)
+                champion_score, where = _champion_score(champion, fingerprint, rescore, rescored, data_relation)
             except Exception as error:  # a champion that cannot be scored here is kept, never replaced
-                if kind != OTHER:
+                if data_relation != OTHER:
                     return Decision(False, f"champion v{champion.version} could not be scored on this data: {error}")
                 # on new data the registry must end with a model of that data: the candidate
                 champion_score, where = float("-inf"), f"its recipe cannot be trained here: {one_line(error, 200)}"
@@ -267,11 +267,11 @@ def promote_if_better(
             verb = "beats" if score > champion_score else "does not beat"
             held = DataOf.of_tags(champion.tags)
             new_data = (f"on new data ({data.describe()}; champion v{champion.version} learned from "
-                        f"{held.describe() if held else 'other data'}): ") if kind == OTHER else ""
+                        f"{held.describe() if held else 'other data'}): ") if data_relation == OTHER else ""
             first_look = first_look or Decision(
                 score > champion_score,
                 f"{new_data}{score:.4f} {verb} champion v{champion.version} ({champion_score:.4f}, {where})",
-                champion_score, kind)
+                champion_score, data_relation)
             if best_score <= champion_score:
                 break
         broken = load_problem(uri(best)) if verify else ""
@@ -306,13 +306,13 @@ def would_be_champion(name: str, model_uri: str, score: float, fingerprint: str,
                              verify=False, data=data)
 
 
-def _champion_score(champion, fingerprint: str, rescore, rescored: dict, kind: str = SAME) -> tuple[float, str]:
+def _champion_score(champion, fingerprint: str, rescore, rescored: dict, data_relation: str = SAME) -> tuple[float, str]:
     """The champion's score on `fingerprint`: its own when it was scored there, else rescored (its
     recipe retrained on the split's training part when it was refitted on every row, or when the
     candidate's data is `OTHER`)."""
     if champion.tags.get("data_fingerprint") == fingerprint and METRIC in champion.tags:
         return float(champion.tags[METRIC]), "its logged score"
-    retrain = "refit_rows" in champion.tags or kind == OTHER
+    retrain = "refit_rows" in champion.tags or data_relation == OTHER
     if str(champion.version) not in rescored:
         rescored[str(champion.version)] = rescore(f"models:/{champion.name}/{champion.version}", retrain)
     return rescored[str(champion.version)], ("its recipe retrained and scored on this split" if retrain

@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
-KINDS = ("none", "grid", "bayes", "optuna")
+SEARCHES = ("none", "grid", "bayes", "optuna")  # the `search` group's names
 
 
 @dataclass
@@ -85,7 +85,7 @@ def optuna_suggest(trial, name: str, spec: dict):
 
 
 def run_search(
-    kind: str,
+    search: str,
     head,
     X,
     y,
@@ -95,8 +95,8 @@ def run_search(
     on_candidate: Callable[[Candidate], None] = lambda candidate: None,
 ) -> Result:
     """Search `space` for `head` on (X, y); call `on_candidate` for every candidate tried."""
-    if kind not in KINDS or kind == "none":
-        raise ValueError(f"search must be one of {KINDS[1:]}, got {kind!r}")
+    if search not in SEARCHES or search == "none":
+        raise ValueError(f"search must be one of {SEARCHES[1:]}, got {search!r}")
     if not space:
         raise ValueError("this model has no search_space in its config (model.search_space)")
     for key, minimum in (("cv", 2), ("n_trials", 1), ("n_iter", 1), ("grid_points", 1)):
@@ -106,9 +106,9 @@ def run_search(
     prefix = _prefix(head)
     scoring = options.get("scoring", "f1_weighted")
     n_jobs = options.get("n_jobs", 1)
-    if kind == "optuna":
+    if search == "optuna":
         return _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on_candidate)
-    if kind == "grid":
+    if search == "grid":
         grid = {prefix + name: grid_values(spec, int(options.get("grid_points", 4))) for name, spec in space.items()}
         searcher = GridSearchCV(head, grid, cv=folds, scoring=scoring, n_jobs=n_jobs, refit=True,
                                 verbose=options.get("verbose", 0))

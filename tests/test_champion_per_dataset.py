@@ -7,7 +7,7 @@ from dataclasses import replace
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten import champion
+from rakuten import champion, data_identity
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -69,10 +69,10 @@ def test_new_data_where_the_champions_recipe_wins_serves_that_recipe_fitted_ther
     retrained = versions()[1]
     assert retrained.run_id == successor.info.run_id
     assert int(retrained.tags["data_rows"]) == int(retrained.tags["data_population_rows"]) > 2000
-    sample = replace(champion.DataOf.of_tags(sample_champion.tags),
-                     ids=tuple(champion.population_ids(sample_champion.run_id)))
-    assert champion.relation(sample, retrained) == champion.FEWER
-    assert champion.relation(sample, sample_champion) == champion.SAME
+    sample = replace(data_identity.DataOf.of_tags(sample_champion.tags),
+                     ids=tuple(data_identity.population_ids(sample_champion.run_id)))
+    assert data_identity.relation(sample, retrained) == data_identity.FEWER
+    assert data_identity.relation(sample, sample_champion) == data_identity.SAME
     # the sample after the full data: fewer rows of the champion's data, it never takes it back
     run(config("model=linearsvc", "refit=all", "register=always"))
     assert aliases() == {"champion": "2", "fast": "2"}

@@ -141,7 +141,7 @@ class TextRecipe(Recipe):
         return model_logging.log_text_model(model, parts.X_test[["designation", "description"]].head(3))
 
 
-def _candidate(candidate, kind: str) -> None:
-    tracking.log_candidate(candidate, kind)
-    print(f"  {kind} candidate {candidate.number}: cv_f1_weighted={candidate.cv_score:.4f} "
+def _candidate(candidate, search: str) -> None:
+    tracking.log_candidate(candidate, search)
+    print(f"  {search} candidate {candidate.number}: cv_f1_weighted={candidate.cv_score:.4f} "
           f"± {candidate.cv_std:.4f}  {candidate.params}", flush=True)

@@ -44,10 +44,10 @@ def log_files_to_run(run_id: str, paths, artifact_path: str) -> None:
         client.log_artifact(run_id, str(path), artifact_path)
 
 
-def log_candidate(candidate, kind: str) -> None:
+def log_candidate(candidate, search: str) -> None:
     """One search candidate as a child run of the active run: its params and CV score."""
-    tags = {"search": kind, **process_tags()}  # a kill mid-candidate: `end_orphaned_runs` ends it
-    with mlflow.start_run(run_name=f"{kind}-{candidate.number}", nested=True, tags=tags):
+    tags = {"search": search, **process_tags()}  # a kill mid-candidate: `end_orphaned_runs` ends it
+    with mlflow.start_run(run_name=f"{search}-{candidate.number}", nested=True, tags=tags):
         mlflow.log_params({key: str(value) for key, value in candidate.params.items()})
         mlflow.log_metrics(readable({"cv_f1_weighted": candidate.cv_score, "cv_f1_weighted_std": candidate.cv_std,
                                      "fit_seconds": candidate.fit_seconds}))

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten import champion, promote
+from rakuten import champion, model_check, promote
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -52,7 +52,7 @@ def test_a_run_whose_model_files_are_gone_is_not_made_champion(store, capsys):
     assert "rakuten-text v2: not promoted (v2 does not load" in out
     assert "dry run: rakuten-text v2: not promoted (v2 does not load" in dry
     assert "rakuten-text@champion is v1" in out
-    assert champion.load_problem("models:/rakuten-text@champion") == ""
+    assert model_check.load_problem("models:/rakuten-text@champion") == ""
 
 
 def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys):
@@ -66,7 +66,7 @@ def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys)
     captured = capsys.readouterr()
     assert "rakuten-text v2 is champion but does not load" in captured.err
     assert "rakuten-text@champion is v1" in captured.out
-    assert champion_version() == "1" and champion.load_problem("models:/rakuten-text@champion") == ""
+    assert champion_version() == "1" and model_check.load_problem("models:/rakuten-text@champion") == ""
 
 
 def test_a_killed_runs_version_is_never_promoted_and_all_three_agree(store, capsys):
