@@ -11,7 +11,8 @@ from dataclasses import replace
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, MODALITIES, current_champion, promote_fast, promote_if_better, register, registry_name)
+from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, MODALITIES, current_champion,
+                              promote_fast, promote_if_better, register, registry_name)
 from rakuten.cli import command, open_store, store_options
 from rakuten.data_identity import DataOf, population_ids
 
