@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from rakuten import data
 from rakuten.features.pictures import PictureDescriptors
 from rakuten.train import run
-from tests.helpers.stores import SPLIT_ONLY, config
+from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
 
 
 def test_descriptors_have_one_fixed_width_row_per_picture(shared_dir):
@@ -22,6 +22,18 @@ def test_descriptors_have_one_fixed_width_row_per_picture(shared_dir):
     assert np.isfinite(described).all() and described.dtype == np.float32
     with pytest.raises(ValueError, match="'image_path' column"):
         PictureDescriptors().transform(frame[["imageid"]])
+
+
+def test_colorhist_trains_on_the_bundled_samples_pictures(store):
+    """What a fresh clone without the shared data can do: the sample ships its products' pictures."""
+    pictures = sorted((SAMPLE_DIR / "images" / "image_train").glob("*.jpg"))
+    run(config(SPLIT_ONLY, "model=colorhist"))
+    logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
+    assert logged.info.status == "FINISHED" and logged.data.params["data.dir"] == str(SAMPLE_DIR)
+    assert logged.data.metrics["images_found"] == len(pictures) >= 300 and logged.data.metrics["images_missing"] > 0
+    frame, labels, _ = data.load_images(SAMPLE_DIR)
+    predicted = mlflow.pyfunc.load_model("models:/rakuten-image@champion").predict(frame[["image_path"]].head(4))
+    assert set(predicted["prdtypecode"]) <= set(labels.unique())
 
 
 def test_imagefeatures_trains_registers_and_predicts_with_probabilities(store, shared_dir):

@@ -5,7 +5,7 @@ command reading runs (`rakuten.leaderboard`, `rakuten.ui`, `python -m rakuten.ev
 
 - `store`: which store, its checks, the experiment made ready (`connect`);
 - `runs`: a run opened and always ended, the process that owns it, repair of orphans;
-- `params`: what tells runs apart (params, config, datasets);
+- `params`: what tells runs apart (the params every run logs, beside its recipe's groups: `Recipe.params`), config, datasets;
 - `log`: metrics, reports, figures, tags, search candidates, summary runs;
 - `view`: the runs table the UI opens on;
 - `console`, `http`: secrets masked, chatter muted; HTTP retries and outages.
