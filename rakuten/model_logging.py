@@ -27,12 +27,10 @@ def requirements_of(*pipelines) -> tuple[str, ...]:
     steps declare they need (`requirements`, e.g. the tokenizer's nltk, the extractors' weights)."""
     from importlib.metadata import packages_distributions
 
-    from sklearn.base import BaseEstimator
-
     owners, found = packages_distributions(), []
     for pipeline in pipelines:
         for value in [pipeline, *pipeline.get_params(deep=True).values()]:
-            if isinstance(value, BaseEstimator):
+            if hasattr(value, "get_params") and not isinstance(value, type):  # scikit-learn's API, CatBoost's too
                 top = type(value).__module__.split(".")[0]
                 found += [name for name in owners.get(top, []) if name != "rakuten"]  # shipped as code
                 found += list(getattr(value, "requirements", ()) or ())

@@ -23,11 +23,12 @@ import stat
 import sys
 from pathlib import Path
 
+from rakuten.champion import MODALITIES, registry_name
 from rakuten.cli import command
 
 ROLES = ("reader", "trainer")
 MIN_PASSWORD = 12
-REGISTERED_MODELS = ("rakuten-text", "rakuten-image", "rakuten-fusion")
+REGISTERED_MODELS = tuple(registry_name(modality) for modality in MODALITIES)
 
 
 def secret_from(variable: str, file: str | None, what: str) -> str:

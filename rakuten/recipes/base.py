@@ -37,8 +37,9 @@ class Fitted:
 class Recipe:
     """One kind of model's training. Subclasses set `modality` and implement `settings`, `split`,
     `fit`, `score` and `log_model`; `cross_validate` and `refit` when their models support them.
-    `settings(cfg)` is the one method that reads the config: every other one reads `job` (a
-    `rakuten.recipes.job.Job`) and `job.settings`, what `settings` returned."""
+    `settings(cfg)` (and `params`, from the resolved config) are the methods that read the config:
+    every other one reads `job` (a `rakuten.recipes.job.Job`) and `job.settings`, what `settings`
+    returned."""
 
     modality = ""
     refits = False  # `refit=all` fits the scored recipe again on every labelled row

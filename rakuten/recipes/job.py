@@ -2,8 +2,8 @@
 
 The config is read in two places only: here (the keys every job has) and in its recipe's
 `settings` (its own part: the objects it instantiates, the keys its models need). Below them no
-function takes the config: a split, a fit, a registration reads typed attributes. A key missing
-is an error naming it: `conf/` holds every default, the code keeps none.
+function takes the config: a split, a fit, a registration reads typed attributes. The keys read
+here have no fallback in code (`conf/` holds their defaults): a missing one is an error naming it.
 """
 
 from __future__ import annotations
