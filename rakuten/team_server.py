@@ -23,12 +23,10 @@ import stat
 import sys
 from pathlib import Path
 
-from rakuten.champion import MODALITIES, registry_name
 from rakuten.cli import command
 
 ROLES = ("reader", "trainer")
 MIN_PASSWORD = 12
-REGISTERED_MODELS = tuple(registry_name(modality) for modality in MODALITIES)
 
 
 def secret_from(variable: str, file: str | None, what: str) -> str:
@@ -107,8 +105,10 @@ def add_user(args) -> int:
     from mlflow import MlflowClient
     from mlflow.server import get_app_client
 
+    from rakuten.champion import MODALITIES, registry_name
     from rakuten.cli import open_store
 
+    registered = [registry_name(modality) for modality in MODALITIES]  # a trainer manages each modality's model
     uri = open_store(args.tracking_uri)
     password = secret_from("RAKUTEN_USER_PASSWORD", args.password_file, f"the password of {args.name}")
     admin = get_app_client("basic-auth", tracking_uri=uri)
@@ -119,12 +119,12 @@ def add_user(args) -> int:
             found = client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
             admin.grant_user_permission(args.name, "experiment", experiment_id, "EDIT")
-        for name in REGISTERED_MODELS:
+        for name in registered:
             if not client.search_registered_models(f"name = '{name}'"):
                 client.create_registered_model(name)
             admin.grant_user_permission(args.name, "registered_model", name, "MANAGE")
     can = ("read runs and models, load, predict and serve them" if args.role == "reader" else
-           f"also train into {', '.join(args.experiment)} and register and promote {', '.join(REGISTERED_MODELS)}")
+           f"also train into {', '.join(args.experiment)} and register and promote {', '.join(registered)}")
     print(f"user {args.name} ({args.role}) may {can}")
     return 0
 

@@ -44,9 +44,14 @@ def network_settings(cfg: DictConfig) -> NetworkSettings:
     except ImportError as error:
         raise ValueError(f"model={cfg.model.name} needs TensorFlow, which the text-only install leaves out: "
                          "pip install -e '.[images]'") from error
-    augment = cfg.model.augment if "augment" in cfg.model else cfg.augment
-    return NetworkSettings(OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True)),
-                           OmegaConf.to_container(augment, resolve=True), int(cfg.model.gradcam_images))
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    augment = augment_of(model, OmegaConf.to_container(cfg.augment, resolve=True))
+    return NetworkSettings(OmegaConf.create(model), augment, int(model["gradcam_images"]))
+
+
+def augment_of(model: dict, group: dict) -> dict:
+    """A network's augmentation: its own `model.augment` (smallcnn's), else the `augment` group's."""
+    return model.get("augment") or group
 
 
 def network_params(model: dict, config: dict, prefix: str = "model.") -> dict:
@@ -56,7 +61,7 @@ def network_params(model: dict, config: dict, prefix: str = "model.") -> dict:
     params = {f"{prefix}{k}": model[k] for k in keys if k in model}
     params[f"{prefix}class"] = model["network"]["_target_"].rsplit(".", 1)[-1].removeprefix("build_")
     params.update(tracking.own_settings(model["network"], prefix))
-    params["augment.name"] = (model.get("augment") or config["augment"])["name"]
+    params["augment.name"] = augment_of(model, config["augment"])["name"]
     return params
 
 
