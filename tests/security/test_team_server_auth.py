@@ -6,6 +6,7 @@ password is one 401 line, and a trainer trains, promotes and predicts."""
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -67,14 +68,21 @@ def test_the_password_never_comes_from_the_command_line(tmp_path):
     assert done.returncode == 2 and "must be yours and mode 0600" in done.stderr
 
 
-def test_only_authorised_members_move_aliases_and_each_role_does_its_job(locked_server, tmp_path):
-    url, folder = locked_server
-    admin = member(url, "admin", ADMIN_PASSWORD, tmp_path)
-    for name, role in (("rita", "reader"), ("tom", "trainer")):
+@pytest.fixture(scope="module")
+def members(locked_server, tmp_path_factory):
+    """The README's members, added by the admin: rita (reader), tom and tina (trainers)."""
+    url, _ = locked_server
+    admin = member(url, "admin", ADMIN_PASSWORD, tmp_path_factory.mktemp("admin"))
+    for name, role in (("rita", "reader"), ("tom", "trainer"), ("tina", "trainer")):
         added = rakuten({**admin, "RAKUTEN_USER_PASSWORD": f"{name}-Passw0rd-42"}, "rakuten.team_server", "add-user",
                         name, "--role", role)
         assert added.returncode == 0, added.stderr[-2000:]
         assert added.stdout.startswith(f"user {name} ({role}) may ")
+    return url
+
+
+def test_only_authorised_members_move_aliases_and_each_role_does_its_job(locked_server, members, tmp_path):
+    url, folder = locked_server
     rita, tom = (member(url, n, f"{n}-Passw0rd-42", tmp_path) for n in ("rita", "tom"))
 
     trained = rakuten(tom, "rakuten.train", "data.max_rows=300", f"hydra.run.dir={tmp_path / 'job'}",
@@ -101,3 +109,112 @@ def test_only_authorised_members_move_aliases_and_each_role_does_its_job(locked_
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines()[-1].startswith("error: ") and "401" in wrong.stderr
     assert "not-his-password" not in wrong.stdout + wrong.stderr
+
+
+def api(url: str, verb: str, path: str, user: str | None, **body) -> int:
+    """The status of one REST call as `user` (password `<user>-Passw0rd-42`, the admin's own)."""
+    auth = None if user is None else (user, ADMIN_PASSWORD if user == "admin" else f"{user}-Passw0rd-42")
+    call = requests.get if verb == "GET" else requests.delete if verb == "DELETE" else requests.post
+    payload = {"params": body} if verb == "GET" else {"json": body}
+    return call(f"{url}/api/2.0/mlflow/{path}", auth=auth, timeout=60, **payload).status_code
+
+
+def registry_state(url: str) -> list:
+    """Every registered model, its versions, their tags and the aliases: what no refused call may change."""
+    found = requests.get(f"{url}/api/2.0/mlflow/registered-models/search", auth=("admin", ADMIN_PASSWORD),
+                         params={"max_results": 1000}, timeout=60).json().get("registered_models", [])
+    return sorted((m["name"], sorted((a["alias"], a["version"]) for a in m.get("aliases", [])),
+                   m.get("latest_versions", [])) for m in found)
+
+
+def a_run_of(url: str, user: str) -> str:
+    experiment = requests.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "rakuten"},
+                              auth=(user, f"{user}-Passw0rd-42"), timeout=60).json()["experiment"]["experiment_id"]
+    answer = requests.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": experiment},
+                           auth=(user, f"{user}-Passw0rd-42"), timeout=60)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["run"]["info"]["run_id"]
+
+
+def test_a_reader_only_reads_and_a_trainer_changes_only_its_own_runs(members):
+    """Findings 1 and 2 of the fourth round: a reader created experiments and registered models and set
+    `champion` (200); a trainer deleted a zoo model and wrote to another member's run (200)."""
+    url = members
+    before = registry_state(url)
+    assert [name for name, *_ in before] == ["rakuten-fusion", "rakuten-image", "rakuten-text"]  # the admin's
+    # a reader: no create, no write, no delete, anywhere
+    assert api(url, "POST", "experiments/create", "rita", name="ritas-own") == 403
+    assert api(url, "POST", "registered-models/create", "rita", name="rakuten-fusion-2") == 403
+    assert api(url, "POST", "registered-models/alias", "rita", name="rakuten-fusion", alias="champion",
+               version="1") == 403
+    assert api(url, "POST", "runs/create", "rita", experiment_id="0") == 403
+    assert api(url, "DELETE", "registered-models/delete", "rita", name="rakuten-fusion") == 403
+    # a trainer: its own runs, never a zoo model's deletion nor another member's run
+    tinas, toms = a_run_of(url, "tina"), a_run_of(url, "tom")
+    assert api(url, "DELETE", "registered-models/delete", "tom", name="rakuten-fusion") == 403
+    assert api(url, "POST", "registered-models/rename", "tom", name="rakuten-fusion", new_name="x") == 403
+    assert api(url, "POST", "experiments/create", "tom", name="toms-own") == 403
+    assert api(url, "POST", "registered-models/create", "tom", name="rakuten-toms") == 403
+    overwrite = {"run_id": tinas, "key": "test_f1_weighted", "value": 0.99, "timestamp": 0, "step": 0}
+    assert api(url, "POST", "runs/log-metric", "tom", **overwrite) == 403
+    assert api(url, "POST", "runs/set-tag", "tom", run_id=tinas, key="data_population", value="x") == 403
+    assert api(url, "POST", "runs/log-batch", "tom", run_id=tinas, tags=[{"key": "data_rows", "value": "1"}]) == 403
+    assert api(url, "POST", "runs/delete", "tom", run_id=tinas) == 403
+    assert api(url, "POST", "runs/set-tag", "tom", run_id=toms, key="rakuten.owner", value="tina") == 403
+    assert api(url, "POST", "runs/log-metric", "tom", **{**overwrite, "run_id": toms}) == 200  # its own run
+    assert api(url, "POST", "runs/log-metric", "tina", **overwrite) == 200
+    tinas_run = requests.get(f"{url}/api/2.0/mlflow/runs/get", params={"run_id": tinas}, auth=("rita", "rita-Passw0rd-42"),
+                             timeout=60).json()["run"]
+    assert {t["key"]: t["value"] for t in tinas_run["data"]["tags"]}["rakuten.owner"] == "tina"
+    assert "data_population" not in {t["key"] for t in tinas_run["data"]["tags"]}
+    assert registry_state(url) == before
+    assert api(url, "GET", "registered-models/get", "rita", name="rakuten-fusion") == 200  # reading stays open
+
+
+def test_failed_logins_are_throttled_per_user(locked_server, members):
+    """Finding 3: 100 wrong passwords in 18.7 s, all 401, no slowdown or lockout."""
+    url, folder = locked_server
+    endpoint = f"{url}/api/2.0/mlflow/experiments/get-by-name"
+    tries = [requests.get(endpoint, params={"experiment_name": "rakuten"}, auth=("rita", "not-her-password"),
+                          timeout=60) for _ in range(6)]
+    assert [t.status_code for t in tries] == [401] * 5 + [429]  # locked after 5 failures
+    locked = requests.get(endpoint, params={"experiment_name": "rakuten"}, auth=("rita", "rita-Passw0rd-42"), timeout=60)
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1  # locked, whatever the password
+    assert len(locked.content) < 1000
+    assert requests.get(endpoint, params={"experiment_name": "rakuten"}, auth=("tom", "tom-Passw0rd-42"),
+                        timeout=60).status_code == 200  # another user is not locked out
+    time.sleep(int(locked.headers["Retry-After"]) + 0.5)
+    assert requests.get(endpoint, params={"experiment_name": "rakuten"}, auth=("rita", "rita-Passw0rd-42"),
+                        timeout=60).status_code == 200
+    log = (folder / "server.log").read_text()
+    assert "login throttled: user:rita locked for" in log
+
+
+def test_what_the_server_writes_only_its_user_reads(locked_server, members, tmp_path):
+    """Finding 4: artifacts were written 0644/0755 under --artifacts-destination (another uid read an MLmodel)."""
+    url, folder = locked_server
+    env = member(url, "tom", "tom-Passw0rd-42", tmp_path)
+    logged = subprocess.run(
+        [sys.executable, "-c", "import mlflow; mlflow.set_experiment('rakuten');\n"
+         "with mlflow.start_run(): mlflow.log_text('weights', 'model/MLmodel')"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    written = list((folder / "artifacts").rglob("*"))
+    assert any(path.name == "MLmodel" for path in written)
+    loose = [f"{oct(path.stat().st_mode & 0o777)} {path}" for path in written if path.stat().st_mode & 0o077]
+    assert not loose  # the client wrote through the server's proxy: the server's umask decides
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path):
+    """Finding 5: an existing world-readable flask.key was used as it is."""
+    config = tmp_path / "config"
+    config.mkdir(mode=0o700)
+    (config / "flask.key").write_text("0" * 64)
+    (config / "flask.key").chmod(0o644)
+    done = rakuten({**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}, "rakuten.team_server", "start",
+                   "--backend-store-uri", f"sqlite:///{tmp_path / 'x.db'}", "--artifacts-destination",
+                   str(tmp_path / "artifacts"), "--config-dir", str(config))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {config / 'flask.key'}: the server's key file must be yours and mode 0600 "
+                                   f"(chmod 600 {config / 'flask.key'})")
+    assert not (tmp_path / "x.db").exists()
