@@ -12,6 +12,7 @@ import subprocess
 import mlflow
 import psutil
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from rakuten import PROJECT_ROOT
 from rakuten.tracking.console import muted, one_line
@@ -152,10 +153,16 @@ def end_orphaned_runs(experiment_ids: list[str] | None = None,
         if found_run.info.run_id in (os.environ.get("MLFLOW_RUN_ID"), _launcher_run):  # this job's `mlflow run` run
             continue
         why = _orphaned(tags, found_run.info.start_time, stale_launch_minutes)
-        if why:
+        if not why:
+            continue
+        try:
             client.set_tag(found_run.info.run_id, ENDED_BY_TAG, f"repair: {why}")
             client.set_terminated(found_run.info.run_id, "FAILED")
             ended.append(found_run.info.run_id)
+        except MlflowException as error:  # on a team server: another member's run (403), theirs to repair
+            if error.error_code != "PERMISSION_DENIED":
+                raise
+            log.info("run %s is orphaned (%s) but not ours to end: %s", found_run.info.run_id, why, one_line(error))
     return ended
 
 
