@@ -31,7 +31,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.data_identity import FEWER, OTHER, SAME, DataOf, relation, same_data
+from rakuten.data_identity import FEWER, OTHER, SAME, UNKNOWN, DataOf, relation, same_data
 from rakuten.model_check import check, load_problem
 from rakuten.tracking import alive_or_finished, muted, one_line, redact
 
@@ -60,6 +60,15 @@ def fewer_rows_reason(candidate: DataOf, holder) -> str:
     held = DataOf.of_tags(holder.tags)
     return (f"it learned from {candidate.describe()}, fewer rows of the data of champion v{holder.version} "
             f"({held.describe() if held else '?'}): a smoke run or a subset never takes {CHAMPION} or {FAST}")
+
+
+def unknown_data_reason(candidate: DataOf, holder) -> str:
+    from rakuten.tracking import POPULATION_ARTIFACT
+
+    held = DataOf.of_tags(holder.tags)
+    return (f"champion v{holder.version}'s run has lost {POPULATION_ARTIFACT}, so whether {candidate.describe()} is "
+            f"part of its data ({held.describe() if held else '?'}) cannot be told: {CHAMPION} and {FAST} stay. To "
+            f"repair: train again on the champion's data (its new version logs the ids), or move the alias by hand")
 
 
 def registry_name(modality: str) -> str:
@@ -244,8 +253,9 @@ def promote_if_better(
             if str(champion.version) not in data_relations:  # asked once per champion (it may read the ids' artifact)
                 data_relations[str(champion.version)] = relation(data, champion) if str(champion.version) != str(version) else SAME
             data_relation = data_relations[str(champion.version)]
-            if data_relation == FEWER:
-                return Decision(False, fewer_rows_reason(data, champion), relation=FEWER)
+            if data_relation in (FEWER, UNKNOWN):  # missing evidence never demotes either
+                reason = fewer_rows_reason(data, champion) if data_relation == FEWER else unknown_data_reason(data, champion)
+                return Decision(False, reason, relation=data_relation)
         if champion is None or str(champion.version) in refused:
             lost = "" if champion is None else f"champion v{champion.version} does not load"
             first_look = first_look or Decision(best == str(version), lost or "there was no champion")

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from rakuten.tracking import POPULATION_ARTIFACT, muted
 
 SAME, FEWER, OTHER = "same", "fewer", "other"  # a candidate's data against the champion's
+UNKNOWN = "unknown"  # fewer rows of other products, and the champion's ids are lost: nothing may move
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ def population_ids(run_id: str) -> np.ndarray | None:
 def relation(candidate: DataOf, version) -> str:
     """`SAME`, `FEWER` or `OTHER`: the data of `candidate` held against that of `version` (a model
     version; see the module's docstring). A version registered before data was recorded is `SAME`
-    when scored on the same split, `OTHER` otherwise."""
+    when scored on the same split, `OTHER` otherwise. A candidate with fewer rows than the version's
+    whose ids cannot be held against the version's (its `POPULATION_ARTIFACT` is gone) is `UNKNOWN`:
+    missing evidence never demotes a champion."""
     held = DataOf.of_tags(version.tags)
     if held is None:
         return SAME
@@ -73,9 +76,9 @@ def relation(candidate: DataOf, version) -> str:
     if candidate.rows >= held.rows or candidate.ids is None:
         return OTHER
     ids = population_ids(version.run_id)
-    if ids is not None and np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all():
-        return FEWER
-    return OTHER
+    if ids is None:
+        return UNKNOWN
+    return FEWER if np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all() else OTHER
 
 
 def same_data(version, holder) -> bool:

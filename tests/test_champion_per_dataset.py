@@ -95,3 +95,23 @@ def test_fast_never_stays_on_other_data(store, shared_dir):
     # another quick model of that data, worse than the fast one: not registered
     run(config(f"data.dir={shared_dir}", *WEAK, "model.estimator.alpha=60", "refit=all"))
     assert len(versions()) == 3 and newest_run().data.tags["promotion"].startswith("not registered")
+
+
+def test_a_champion_whose_ids_are_lost_is_never_demoted(store, shared_dir):
+    """Finding 7 of the fourth round: with the champion's `data/population.npy` deleted, a sample model
+    replaced a full-data champion ("the champion's recipe, trained on this data") and moved `fast`."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    run(config(f"data.dir={shared_dir}", "model=linearsvc", "refit=all"))
+    assert aliases() == {"champion": "1", "fast": "1"}
+    held = versions()[0]
+    lost = Path(urlparse(mlflow.get_run(held.run_id).info.artifact_uri).path) / "data" / "population.npy"
+    lost.unlink()
+    run(config("model=linearsvc", "refit=all"))  # the bundled sample: fewer rows, ids not comparable
+    run(config("model=linearsvc", "refit=all", "register=always"))
+    assert aliases() == {"champion": "1", "fast": "1"} and len(versions()) == 2
+    said = newest_run().data.tags["promotion"]
+    assert "champion v1's run has lost data/population.npy" in said and "champion and fast stay" in said, said
+    assert "To repair: train again on the champion's data" in said
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == 3  # no retraining run
