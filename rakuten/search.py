@@ -176,11 +176,13 @@ def _create_study(options: dict, seed: int, attempts: int = 5):
     its tables and the study: the losers retry and join it."""
     import optuna
 
+    from rakuten.trial_heartbeat import HeartbeatFromStart
+
     url = options.get("storage")
     for attempt in range(1, attempts + 1):
-        try:  # a worker killed mid-trial: its heartbeat stops, and the next worker's trial marks it FAIL
-            storage = url and optuna.storages.RDBStorage(url=url, heartbeat_interval=int(options["heartbeat_seconds"]),
-                                                         grace_period=int(options["grace_seconds"]))
+        try:  # a worker killed mid-trial (or before its first heartbeat): the next worker's trial marks it FAIL
+            storage = url and HeartbeatFromStart(url=url, heartbeat_interval=int(options["heartbeat_seconds"]),
+                                                 grace_period=int(options["grace_seconds"]))
             return optuna.create_study(
                 direction="maximize", storage=storage, study_name=options.get("study_name"), load_if_exists=True,
                 # seeded in memory (reproducible); unseeded on a shared storage, or every worker
