@@ -7,8 +7,10 @@ The app is `mlflow.pyfunc.scoring_server.init(model)`, the one `mlflow models se
 payloads (`dataframe_split`, `dataframe_records`, CSV) and answers are MLflow's. Around it:
 - no stack trace in any answer (MLflow adds the server's to some errors: it shows its paths); the
   trace goes to the server's log; an error names what to fix, without echoing the whole input;
-- a body over `--max-body-mb` is a 413, a JSON body nested deeper than `MAX_JSON_DEPTH` a 400 (Python's
-  parser would fail with a plain-text 500), a POST without Content-Type a 415, all before MLflow reads it;
+- a body over `--max-body-mb` is a 413, a JSON body of more rows than `--max-rows` a 413, invalid JSON
+  or JSON nested deeper than `request_body.MAX_JSON_DEPTH` a 400 (Python's parser would fail with a
+  plain-text 500), a POST without Content-Type a 415, all before MLflow reads it; a big body is parsed
+  in a worker process, off the requests' loop; an error's answer is under 1 KB;
 - image and fusion models read no file a client names unless it lies under `--images-root`
   (`rakuten.picture_input`); clients send the picture itself as `image_b64`.
 """
@@ -16,49 +18,42 @@ payloads (`dataframe_split`, `dataframe_records`, CSV) and answers are MLflow's.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
 import sys
 
+from rakuten import request_body
 from rakuten.cli import command, load_model, open_store, store_options
 from rakuten.predict import DEFAULT_MODEL_URI
 
 log = logging.getLogger("rakuten.serve")
-MAX_JSON_DEPTH = 64
-
-
-def json_depth_over(body: bytes, limit: int) -> bool:
-    """Whether JSON `body` nests arrays or objects deeper than `limit` (strings skipped)."""
-    depth, in_string, escaped = 0, False, False
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+DEFAULT_MAX_ROWS = 100_000
+MAX_ANSWER_CHARS = 500  # an error's message is cut there: an answer is never the input echoed back
 
 
 class BodyGuard:
-    """ASGI middleware: reads the request body (at most `max_bytes`), refuses it when too big (413)
-    or too deeply nested (400), else hands it on unchanged."""
+    """ASGI middleware: reads the request body (at most `max_bytes`), refuses it when too big (413),
+    when its JSON is invalid, too deeply nested or holds more than `max_rows` rows
+    (`rakuten.request_body`, big bodies parsed in a worker process), else hands it on unchanged."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, max_rows: int = DEFAULT_MAX_ROWS):
         self.app = app
         self.max_bytes = max_bytes
+        self.max_rows = max_rows
+        self._parser = None  # the worker process that parses big bodies, started with the first one
+
+    async def _problem(self, body: bytes):
+        if len(body) <= request_body.INLINE_BYTES:
+            return request_body.problem(body, self.max_rows)
+        if self._parser is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._parser = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return await asyncio.get_running_loop().run_in_executor(self._parser, request_body.problem, body,
+                                                                self.max_rows)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -77,10 +72,12 @@ class BodyGuard:
                 return await _answer(send, 413, f"request body over {self.max_bytes // 2**20} MB (--max-body-mb)")
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if scope.get("method") == "POST" and not dict(scope.get("headers") or []).get(b"content-type"):
+        content_type = dict(scope.get("headers") or []).get(b"content-type")
+        if scope.get("method") == "POST" and not content_type:
             return await _answer(send, 415, "no Content-Type: send application/json or text/csv")
-        if json_depth_over(body, MAX_JSON_DEPTH):
-            return await _answer(send, 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        refused = await self._problem(body) if body and content_type and b"json" in content_type.lower() else None
+        if refused:
+            return await _answer(send, *refused)
         sent = False
 
         async def replay():
@@ -108,7 +105,7 @@ class _NoInstancesHint(logging.Filter):
         return "If using `instances` as input key" not in record.getMessage()
 
 
-def build_app(model, max_body_mb: float = 20):
+def build_app(model, max_body_mb: float = 20, max_rows: int = DEFAULT_MAX_ROWS):
     from mlflow.pyfunc import scoring_server
     from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.responses import Response
@@ -131,12 +128,15 @@ def build_app(model, max_body_mb: float = 20):
         if isinstance(answer, dict) and str(answer.get("message", "")).startswith("Failed to predict data"):
             answer["message"] = answer["message"].split("\nError: ", 1)[-1]  # not the client's whole input back
         if isinstance(answer, dict):
+            message = str(answer.get("message", ""))
+            if len(message) > MAX_ANSWER_CHARS:
+                answer["message"] = message[:MAX_ANSWER_CHARS] + f"... ({len(message):,} characters in all)"
             body = json.dumps(answer).encode()
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return Response(body, status_code=response.status_code, headers=headers, media_type=response.media_type)
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=without_stack_trace)
-    return BodyGuard(app, int(max_body_mb * 2**20))
+    return BodyGuard(app, int(max_body_mb * 2**20), max_rows)
 
 
 def warm_up(model) -> None:
@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="image models: read image_path only under this folder (default: no path is read; "
                              "clients send image_b64)")
     parser.add_argument("--max-body-mb", type=float, default=20, help="larger request bodies get a 413")
+    parser.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS,
+                        help="a JSON body of more rows gets a 413, before MLflow parses it")
     parser.add_argument("--max-picture-pixels", type=int, default=picture_input.DEFAULT_MAX_PIXELS,
                         help="image models: a picture whose header announces more pixels gets a 400, undecoded")
     args = parser.parse_args(argv)
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     open_store(args.tracking_uri)
     model = load_model(args.model_uri)
     warm_up(model)
-    app = build_app(model, args.max_body_mb)
+    app = build_app(model, args.max_body_mb, args.max_rows)
     roots = f"; pictures read under {args.images_root}" if args.images_root else ""
     print(f"serving {args.model_uri} on http://{args.host}:{args.port} (POST /invocations{roots}; Ctrl-C to stop)",
           flush=True)

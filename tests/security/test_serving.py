@@ -190,3 +190,37 @@ def test_an_empty_designation_is_refused_by_rest_as_by_batch_scoring(text_server
         answer = ask(text_server, [{"designation": "Jeu PS4 FIFA"}, {"designation": value}])
         assert answer.status_code == 400, answer.text
         assert answer.json()["message"].endswith("column 'designation', row 2: empty designation")
+
+
+@pytest.fixture(scope="module")
+def big_body_server(champion_store, tmp_path_factory):
+    process, url = serve(champion_store, tmp_path_factory.mktemp("big-serve"))  # the default 20 MB
+    yield url
+    stop(process)
+
+
+def test_a_big_body_is_parsed_off_the_loop_and_refused_in_a_short_answer(big_body_server):
+    """Finding 10 of the fourth round: an 18 MB body of empty records was parsed for 8.5 s and every request
+    sent meanwhile waited ~7 s; a 19 MB invalid JSON got a 400 echoing the 19.9 MB input back."""
+    headers = {"Content-Type": "application/json"}
+    invalid = requests.post(f"{big_body_server}/invocations", data=b'{"dataframe_records": [' + b"x" * 2**20,
+                            headers=headers, timeout=60)
+    assert invalid.status_code == 400 and len(invalid.content) < 1000, invalid.content[:300]
+    assert invalid.json()["message"].startswith("invalid JSON: ")
+    empty_rows = b'{"dataframe_records":[' + b",".join([b"[]"] * 6_000_000) + b"]}"
+    assert len(empty_rows) > 18 * 10**6
+    one_row = {"dataframe_records": [{"designation": "Jeu PS4 FIFA", "description": ""}]}
+    assert requests.post(f"{big_body_server}/invocations", json=one_row, timeout=60).status_code == 200  # warm
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        big = pool.submit(requests.post, f"{big_body_server}/invocations", data=empty_rows, headers=headers, timeout=120)
+        beside = []
+        while not big.done():
+            started = time.monotonic()
+            answer = requests.post(f"{big_body_server}/invocations", json=one_row, timeout=60)
+            beside.append((answer.status_code, time.monotonic() - started))
+            time.sleep(0.05)
+        refused = big.result()
+    assert refused.status_code == 413 and len(refused.content) < 1000
+    assert "6,000,000 rows: more than this server's --max-rows (100,000)" in refused.json()["message"]
+    assert len(beside) >= 3 and {status for status, _ in beside} == {200}
+    assert max(seconds for _, seconds in beside) < 1.0, beside
