@@ -61,5 +61,21 @@ def main(cfg: DictConfig) -> float:
     sys.exit(outcome.code)
 
 
-if __name__ == "__main__":
+def checked_main() -> None:
+    """`main`, once the command line holds no password (Hydra writes and prints its overrides) and
+    names no run folder outside the working folder unasked."""
+    from pathlib import Path
+
+    from rakuten.cli import ExitStatus
+
+    try:
+        config_checks.check_command_line(sys.argv[1:])
+        config_checks.check_run_folder(sys.argv[1:], Path.cwd())
+    except config_checks.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(ExitStatus.USER_ERROR)
     main()
+
+
+if __name__ == "__main__":
+    checked_main()

@@ -11,7 +11,7 @@ import re
 
 
 # scheme://user:password@host: the password never reaches a message, a log line, a param or a tag
-_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
+_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")  # a `/` in it too
 
 
 def redact(text: str) -> str:
