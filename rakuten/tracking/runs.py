@@ -8,6 +8,8 @@ import logging
 import os
 import socket
 import subprocess
+import sys
+import time
 
 import mlflow
 import psutil
@@ -64,11 +66,70 @@ def _point_launch_at(job_run) -> None:
 
 def mark_launch() -> None:
     """Under `mlflow run`, the launch's run says which process serves it (a `serve`, `predict` or
-    `explain` launch, alive for hours): `end_orphaned_runs` then leaves it alone while it lives."""
+    `explain` launch, alive for hours): `end_orphaned_runs` then leaves it alone while it lives.
+    The command also follows its launcher (`follow_launcher`)."""
     run_id = os.environ.get("MLFLOW_RUN_ID")
     if run_id:
         for key, value in process_tags().items():
             MlflowClient().set_tag(run_id, key, value)
+        follow_launcher(run_id)
+
+
+def _launcher() -> psutil.Process | None:
+    """The `mlflow run` process this one descends from, if any."""
+    for parent in psutil.Process().parents():
+        try:
+            if _is_mlflow_run(parent):
+                return parent
+        except psutil.Error:
+            continue
+    return None
+
+
+def follow_launcher(run_id: str, poll_seconds: float = 0.5) -> None:
+    """When the `mlflow run` that launched this command dies (a SIGTERM or SIGKILL to it is not passed
+    on: the command would live on under PID 1, serving, its launch RUNNING), end the launch's run
+    KILLED and stop this command as a SIGTERM would."""
+    import signal
+    import threading
+
+    launcher = _launcher()
+    if launcher is None:
+        return
+
+    def watch() -> None:
+        while launcher.is_running():
+            time.sleep(poll_seconds)
+        try:
+            with quick_http():
+                MlflowClient().set_tag(run_id, ENDED_BY_TAG, "killed: its `mlflow run` launcher is gone")
+                MlflowClient().set_terminated(run_id, "KILLED")
+        except Exception as error:  # noqa: BLE001 - the command stops whatever the store says
+            log.warning("could not end the launch's run %s KILLED: %s", run_id, one_line(error))
+        print(f"the `mlflow run` that launched this command (pid {launcher.pid}) is gone: stopping; its run "
+              "is ended KILLED", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="follow-launcher", daemon=True).start()
+
+
+def _is_mlflow_run(process: psutil.Process) -> bool:
+    words = [os.path.basename(word) for word in process.cmdline()]
+    return any(word == "mlflow" and after == "run" for word, after in zip(words, words[1:]))
+
+
+def _launch_process_alive(run_id: str, started_ms: int) -> bool:
+    """Whether a process on this machine still works for `mlflow run`'s run `run_id`: its command
+    (MLFLOW_RUN_ID in its environment), or an `mlflow run` begun before the run (its launcher,
+    building the command's environment)."""
+    for process in psutil.process_iter(["create_time"]):
+        try:
+            if process.environ().get("MLFLOW_RUN_ID") == run_id or (
+                    process.info["create_time"] * 1000 <= started_ms + 1000 and _is_mlflow_run(process)):
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 @contextlib.contextmanager
@@ -152,7 +213,7 @@ def end_orphaned_runs(experiment_ids: list[str] | None = None,
         tags = found_run.data.tags
         if found_run.info.run_id in (os.environ.get("MLFLOW_RUN_ID"), _launcher_run):  # this job's `mlflow run` run
             continue
-        why = _orphaned(tags, found_run.info.start_time, stale_launch_minutes)
+        why = _orphaned(tags, found_run.info.start_time, stale_launch_minutes, found_run.info.run_id)
         if not why:
             continue
         try:
@@ -176,11 +237,11 @@ def alive_or_finished(run_id: str | None) -> bool:
     if found is None:
         return False
     if found.info.status == "RUNNING":
-        return not _orphaned(found.data.tags, found.info.start_time, STALE_LAUNCH_MINUTES)
+        return not _orphaned(found.data.tags, found.info.start_time, STALE_LAUNCH_MINUTES, found.info.run_id)
     return found.info.status == "FINISHED"
 
 
-def _orphaned(tags: dict, start_time_ms: int, stale_launch_minutes: float | None) -> str:
+def _orphaned(tags: dict, start_time_ms: int, stale_launch_minutes: float | None, run_id: str = "") -> str:
     """Why a RUNNING run is orphaned, '' when it is not (or cannot be told from here)."""
     if PID_TAG in tags:
         if tags.get(HOST_TAG) != socket.gethostname() or _process_alive(tags.get(PID_TAG), tags.get(PID_STARTED_TAG)):
@@ -188,11 +249,9 @@ def _orphaned(tags: dict, start_time_ms: int, stale_launch_minutes: float | None
         return f"process {tags.get(PID_TAG)} on {tags.get(HOST_TAG)} is gone"
     if stale_launch_minutes is None or tags.get("mlflow.source.type") != "PROJECT":
         return ""
-    import time
-
     age_minutes = (time.time() * 1000 - start_time_ms) / 60_000
-    if age_minutes < stale_launch_minutes:
-        return ""
+    if age_minutes < stale_launch_minutes or _launch_process_alive(run_id, start_time_ms):
+        return ""  # a launch whose process is alive is never ended, whatever its age
     return f"`mlflow run` started it {age_minutes:.0f} min ago and its job never began"
 
 

@@ -106,3 +106,62 @@ def test_repair_stops_the_worker_processes_of_a_job_killed_with_minus_nine(tmp_p
     assert stopped >= 1
     psutil.wait_procs(workers, timeout=10)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_a_served_launch_lives_with_its_launcher(store, tmp_path):
+    """Findings 11 and 12 of the fourth round: `runs --repair --stale-minutes 0` 1.5 s after `mlflow run -e
+    serve` started marked the launch FAILED while it then served; SIGTERM to `mlflow run . -e serve` left the
+    server answering under PID 1 and the launch RUNNING. Expected: a launch whose process is alive is never
+    ended; the launcher's end stops the server and ends the launch KILLED."""
+    import signal
+
+    import requests
+
+    from rakuten.train import run
+    from tests.helpers.services import free_port, stop
+    from tests.helpers.stores import SPLIT_ONLY, config
+
+    run(config(SPLIT_ONLY, "data.max_rows=300"))  # a champion to serve
+    port, log = free_port(), tmp_path / "launch.log"
+    env = {**job_env(store, tmp_path), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set_experiment sets one
+        env.pop(key, None)
+    with open(log, "w") as out:
+        launcher = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mlflow"), "run", str(PROJECT_ROOT),
+                                     "-e", "serve", "--env-manager", "local", "-P", f"port={port}"], cwd=tmp_path,
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (launches := [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                                if r.data.tags.get("mlflow.project.entryPoint") == "serve"]):
+            assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        launched = launches[0].info.run_id
+        repair = [sys.executable, "-m", "rakuten.runs", "--repair", "--stale-minutes", "0"]
+        done = subprocess.run(repair, cwd=PROJECT_ROOT, env=job_env(store, tmp_path), capture_output=True,
+                              text=True, timeout=120)  # seconds after the launch, before it serves
+        assert done.returncode == 0 and "ended FAILED 0 runs" in done.stdout, done.stdout + done.stderr
+        while True:
+            assert launcher.poll() is None and time.monotonic() < deadline + 120, log.read_text()[-2000:]
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        assert MlflowClient().get_run(launched).info.status == "RUNNING"
+        launcher.send_signal(signal.SIGTERM)  # the launcher alone, as `kill PID` does
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+            except requests.ConnectionError:
+                break
+            assert time.monotonic() < deadline, "the server kept answering after its launcher was gone"
+            time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while MlflowClient().get_run(launched).info.status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert MlflowClient().get_run(launched).info.status == "KILLED"
+    finally:
+        stop(launcher, sig=9)
