@@ -201,7 +201,7 @@ def register(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitte
     if job.register != "always":
         first_look = champion.would_be_champion(name, model_uri, score, parts.fingerprint, rescore, mine)
         if not first_look.promoted:
-            follow_up = _follow_up(job, name, first_look)
+            follow_up = _follow_up(job, name, first_look, mine)
             if (first_look.relation != champion.SAME
                     or not champion.would_be_fast(name, model_uri, score, mine, job.fast_budget_ms)):
                 tracking.set_tags({"promotion": f"not registered: {first_look.reason}"})
@@ -216,7 +216,7 @@ def register(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitte
     tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
                        "fast_alias": fast})
     verb = "is champion" if decision.promoted else "is not champion"
-    return f"{name} v{version.version} {verb}: {decision.reason}; {fast}", _follow_up(job, name, decision)
+    return f"{name} v{version.version} {verb}: {decision.reason}; {fast}", _follow_up(job, name, decision, mine)
 
 
 def _memoized(rescore):
@@ -226,12 +226,25 @@ def _memoized(rescore):
         (uri, retrain), rescore(uri, retrain))
 
 
-def _follow_up(job: Job, name: str, decision: champion.Decision):
+def _follow_up(job: Job, name: str, decision: champion.Decision, mine: champion.DataOf):
     """On new data where the champion's recipe won: its training there, to run after this run."""
     if decision.promoted or decision.relation != champion.OTHER or decision.champion_score in (None, float("-inf")):
         return None
     holder = champion.current_champion(name)
-    return None if holder is None else (lambda: train_champion_recipe(job, holder))
+    return None if holder is None else (lambda: retrain_once(job, holder, mine))
+
+
+def retrain_once(job: Job, holder, mine: champion.DataOf) -> float | None:
+    """`train_champion_recipe`, once per (champion, data) however many jobs ask at the same time: under
+    the registry's lock, a job that finds a model of this data already serving says so and trains nothing."""
+    with tracking.registry_lock(holder.name, f"{holder.version}|{mine.population}|{mine.rows}"):
+        serving = champion.current_champion(holder.name)
+        held = serving and champion.DataOf.of_tags(serving.tags)
+        if held and (held.population, held.rows) == (mine.population, mine.rows):
+            print(f"{holder.name} v{serving.version} is champion, a model of this data ({held.describe()}): the "
+                  f"recipe of v{holder.version} is not trained here again", flush=True)
+            return None
+        return train_champion_recipe(job, holder)
 
 
 def train_champion_recipe(job: Job, holder) -> float:

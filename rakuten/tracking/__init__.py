@@ -23,7 +23,7 @@ from rakuten.tracking.runs import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_
                                    alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, mark_launch, process_tags,
                                    run, run_info)
 from rakuten.tracking.store import (TrackingError, check_writable, connect, describe, ensure_experiment,
-                                    resolve_tracking_uri, sqlite_path, tracking_uri)
+                                    registry_lock, resolve_tracking_uri, sqlite_path, tracking_uri)
 from rakuten.tracking.view import EXPERIMENT_TAGS, RUNS_VIEW, RUNS_VIEW_KEY, RUNS_VIEW_TAG, dataset_view_key, set_runs_view
 
 __all__ = [
@@ -32,6 +32,6 @@ __all__ = [
     "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "comparable_params", "dataset_name", "log_config", "log_datasets", "own_settings",
     "alive_or_finished", "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
     "end_orphaned_runs", "experiment_name", "git_commit", "mark_launch", "process_tags", "run", "run_info", "TrackingError",
-    "check_writable", "connect", "describe", "ensure_experiment", "resolve_tracking_uri", "sqlite_path",
+    "check_writable", "connect", "describe", "ensure_experiment", "registry_lock", "resolve_tracking_uri", "sqlite_path",
     "tracking_uri", "EXPERIMENT_TAGS", "RUNS_VIEW", "RUNS_VIEW_KEY", "RUNS_VIEW_TAG", "dataset_view_key", "set_runs_view",
 ]

@@ -127,6 +127,20 @@ def _store_lock(database: Path | None):
     return FileLock(f"{database}.lock", timeout=300)
 
 
+def registry_lock(name: str, key: str):
+    """A lock for one registry action on `name` (`key`: the champion and data it is about), shared by
+    the jobs of this machine on this store: beside a SQLite store, else in ~/.cache/rakuten/locks."""
+    import hashlib
+
+    from filelock import FileLock
+
+    database = sqlite_path(mlflow.get_tracking_uri())
+    folder = database.parent if database is not None else Path.home() / ".cache" / "rakuten" / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(f"{mlflow.get_tracking_uri()}|{name}|{key}".encode()).hexdigest()[:16]
+    return FileLock(str(folder / f".rakuten-registry-{digest}.lock"), timeout=3600)
+
+
 def describe(error: BaseException) -> str:
     """One line for the user: an outage during a run is said as such, anything else is the error's
     message (ours already say what to fix)."""

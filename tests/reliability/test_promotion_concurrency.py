@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -73,3 +74,25 @@ def test_promote_command_registers_runs_logged_without_registration(store, tmp_p
     assert "v1: champion" in result.stdout and "challenger" in result.stdout
     champion, best = champion_is_best_on_its_fingerprint(store)
     assert champion == best
+
+
+def test_two_jobs_on_new_data_retrain_the_champions_recipe_once(tmp_path, shared_dir):
+    """Finding 8 of the fourth round: two trainings on new data at once each retrained the champion's recipe
+    there: two duplicate versions, and one job's message no longer true. Expected: one retraining per
+    (champion, data); the other job says what the registry holds."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sample = start_train(uri, tmp_path / "sample", "model=linearsvc", "cache.enabled=false")
+    assert sample.wait(timeout=300) == 0, (tmp_path / "sample" / "job.log").read_text()[-1500:]
+    weak = (*JOBS[0], f"data.dir={shared_dir}", "cache.enabled=false")  # both lose to the champion's recipe
+    jobs = [start_train(uri, tmp_path / f"new{number}", *weak, f"seed={42 + number}") for number in range(2)]
+    logs = [tmp_path / f"new{number}" / "job.log" for number in range(2)]
+    assert [job.wait(timeout=600) for job in jobs] == [0, 0], [log.read_text()[-1500:] for log in logs]
+    mlflow.set_tracking_uri(uri)
+    versions = sorted(MlflowClient().search_model_versions("name='rakuten-text'"), key=lambda v: int(v.version))
+    assert len(versions) == 2, [(v.version, v.tags.get("dataset")) for v in versions]
+    assert versions[1].tags["dataset"] == "rakuten-full"
+    assert str(MlflowClient().get_registered_model("rakuten-text").aliases["champion"]) == "2"
+    said = [log.read_text().strip().splitlines()[-1] for log in logs]
+    assert sum("is not trained here again" in line for line in said) == 1, said
+    assert sum("rakuten-text v2 is champion" in line for line in said) == 2, said
+    assert_no_run_running(uri)
