@@ -131,6 +131,17 @@ def command(main: Callable[..., int | None]) -> Callable[..., int]:
     return guarded
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (argparse names the flag in its one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def store_options(model_uri: str | None = None, verbose: bool = True) -> argparse.ArgumentParser:
     """The options the commands share, as an argparse parent parser: `--model-uri` (where the command
     loads a model; `model_uri` is its default), `--tracking-uri`, and `-v` where it has MLflow's console."""

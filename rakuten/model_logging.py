@@ -6,6 +6,7 @@ tracking package never imports the adapter."""
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,6 +15,8 @@ import joblib
 import mlflow
 
 from rakuten.pyfunc import FUSION_SIGNATURE, IMAGE_SIGNATURE, TEXT_SIGNATURE
+
+log = logging.getLogger("rakuten.model_logging")
 
 
 # What every logged model needs at load time (the adapter itself); the rest comes from its objects
@@ -56,16 +59,42 @@ def _log_pyfunc(predictor: str, joblib_artifacts: dict, file_artifacts: dict, si
         for name, (file_name, write) in file_artifacts.items():
             artifacts[name] = str(Path(folder) / file_name)
             write(artifacts[name])
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).parent / "pyfunc.py"),
-            artifacts=artifacts,
-            code_paths=[str(Path(__file__).parent)],
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=requirements(packages),
-            model_config={"predictor": predictor},
-        )
+        try:
+            return mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(Path(__file__).parent / "pyfunc.py"),
+                artifacts=artifacts,
+                code_paths=[str(Path(__file__).parent)],
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=requirements(packages),
+                model_config={"predictor": predictor},
+            )
+        except BaseException:
+            remove_unfinished_models()
+            raise
+
+
+def remove_unfinished_models() -> None:
+    """After a failed log (a full disk, a kill): the artifacts of the active run's logged models that
+    never became READY are deleted, and the models with them; nothing half-written stays in the store."""
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    active = mlflow.active_run()
+    if active is None:
+        return
+    client = MlflowClient()
+    for model in client.search_logged_models([active.info.experiment_id],
+                                             filter_string=f"source_run_id = '{active.info.run_id}'"):
+        if model.status == LoggedModelStatus.READY:
+            continue
+        try:
+            get_artifact_repository(model.artifact_location).delete_artifacts()
+            client.delete_logged_model(model.model_id)
+        except Exception:  # noqa: BLE001 - the store may refuse as the disk did; the first error is what counts
+            log.warning("could not remove the unfinished model %s at %s", model.model_id, model.artifact_location)
 
 
 def requirements(packages=ADAPTER_REQUIREMENTS) -> list[str]:

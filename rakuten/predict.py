@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from rakuten import lifecycle, tracking
-from rakuten.cli import command, load_model, open_store, store_options
+from rakuten.cli import at_least_one, command, load_model, open_store, store_options
 from rakuten.batch import BadRowsError, Tally, atomic_output, check_output, count_records, read_rows  # noqa: F401 - BadRowsError: users catch it
 from rakuten.data import LABEL, DataError
 from rakuten.progress import Progress
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input", type=Path,
                         help="X-format CSV (,designation,description,productid,imageid), plain or .gz, or Parquet")
     parser.add_argument("--output", type=Path, default=Path("y_test.csv"))
-    parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=at_least_one, default=10_000, help="rows read and predicted at a time")
     parser.add_argument("--skip-bad-rows", action="store_true", help="report bad rows and leave them out")
     parser.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
                         help="how rows are spread: pandas chunks in this process, or a Spark session")

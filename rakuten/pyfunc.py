@@ -98,8 +98,10 @@ class ProductClassifier(mlflow.pyfunc.PythonModel):
                 if not params.get("return_proba"):
                     result = pd.DataFrame({LABEL: self.predictor.predict(rows, params)}, index=rows.index)
                 else:
-                    result = with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index,
-                                        int(params.get("top_k", 3)))
+                    top_k = int(params.get("top_k", 3))
+                    if top_k < 1:
+                        raise bad_input(f"params.top_k={top_k}: the number of classes to return must be at least 1")
+                    result = with_top_k(self.predictor.proba(rows, params), self.predictor.classes, rows.index, top_k)
                 if params.get("return_label"):
                     result.insert(1, "label", [class_name(code) for code in result[LABEL]])
             if len(result) != len(model_input):  # never fewer (or more) predictions than rows

@@ -81,3 +81,14 @@ def test_evaluate_scores_a_registered_model_on_a_labelled_file_and_logs_it(store
     assert unlabelled.returncode == 2
     assert unlabelled.stderr.strip().splitlines() == [unlabelled.stderr.strip().splitlines()[-1]]
     assert "have no label in" in unlabelled.stderr and "Y_new.csv" in unlabelled.stderr
+    # labels the model does not know: a warning with their count, refused with --strict (finding 15, round 4)
+    unknown = tmp_path / "Y_unknown.csv"
+    unknown.write_text(",prdtypecode\n" + "\n".join(
+        line.split(",")[0] + ",99999" if number < 10 else line
+        for number, line in enumerate(labels[r[0]] for r in kept[1:])) + "\n")
+    warned = command(store, "rakuten.evaluate", str(x_file), str(unknown))
+    assert warned.returncode == 0, warned.stderr
+    assert (f"warning: 10 of 300 rows of {unknown} have labels models:/rakuten-text@champion does not know (99999): "
+            "scored as errors (--strict refuses them)") in warned.stderr
+    strict = command(store, "rakuten.evaluate", "--strict", str(x_file), str(unknown))
+    assert strict.returncode == 2 and strict.stderr.strip().count("\n") == 0 and "does not know" in strict.stderr

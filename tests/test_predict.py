@@ -81,3 +81,17 @@ def test_command_line(champion_store, tmp_path, capsys):
     assert "has no ['designation'] column" in capsys.readouterr().err
     assert predict.main([str(tmp_path / "X.csv"), "--model-uri", "models:/nope@champion"]) == 2
     assert "cannot load model models:/nope@champion" in capsys.readouterr().err
+
+
+def test_a_chunk_size_under_one_is_one_line_naming_the_flag(tmp_path):
+    """Finding 15 of the fourth round: `--chunk-size 0` said `cannot convert float NaN to integer`."""
+    import subprocess
+    import sys
+
+    from rakuten import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-m", "rakuten.predict", str(tmp_path / "X.csv"), "--chunk-size", "0",
+                           "--output", str(tmp_path / "y.csv")], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and not (tmp_path / "y.csv").exists()
+    assert done.stderr.strip().splitlines()[-1] == "python -m rakuten.predict: error: argument --chunk-size: 0 must be at least 1"

@@ -81,6 +81,18 @@ def test_probabilities_when_the_model_has_them(loaded):
     assert (model.predict(RAW)["prdtypecode"] == result["prdtypecode"]).all()
 
 
+@pytest.mark.parametrize("top_k", [0, -5])
+def test_a_top_k_under_one_is_refused(loaded, top_k):
+    """Finding 15 of the fourth round: `params.top_k=-5` answered the top 1."""
+    from mlflow.exceptions import MlflowException
+
+    model, _ = loaded
+    with pytest.raises(MlflowException, match=f"params.top_k={top_k}: the number of classes to return must be at least 1"
+                       ) as refused:
+        model.predict(RAW, params={"return_proba": True, "top_k": top_k})
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"  # a 400 from the scoring server
+
+
 def test_a_model_without_probabilities_says_how_to_get_them(fitted, tmp_path, monkeypatch):
     from mlflow.exceptions import MlflowException
     from sklearn.svm import LinearSVC

@@ -16,6 +16,7 @@ so its weighted F1 would be a second definition of the challenge's metric beside
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import mlflow
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("y_file", type=Path, help="their labels, in Y_train_CVw08PX.csv's format, joined by index")
     parser.add_argument("--images-dir", default="", help="pictures of the products (image and fusion models)")
     parser.add_argument("--experiment", default=EXPERIMENT)
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse labels the model does not know (default: a warning with their count)")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
     products, labels = labelled_file(args.x_file, args.y_file)
@@ -71,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     params = {"images_dir": args.images_dir} if args.images_dir else None
     wanted = model.metadata.get_input_schema().input_names() if model.metadata.get_input_schema() else None
     rows = products[[c for c in products.columns if c in wanted]] if wanted else products
+    known = getattr(getattr(model.unwrap_python_model(), "predictor", None), "classes", None)
+    unknown = labels[~labels.isin(known)] if known is not None else labels.iloc[:0]
+    if len(unknown):
+        said = (f"{len(unknown):,} of {len(labels):,} rows of {args.y_file} have labels {args.model_uri} does not "
+                f"know ({', '.join(map(str, sorted(unknown.unique())[:5]))}): scored as errors")
+        if args.strict:
+            raise data.DataError(f"{said}; without --strict they are scored")
+        print(f"warning: {said} (--strict refuses them)", file=sys.stderr, flush=True)
     predicted = model.predict(rows, params=params)["prdtypecode"].to_numpy()
     classes = sorted(set(labels) | set(predicted))
     scores = evaluate.score(labels, predicted, prefix="")

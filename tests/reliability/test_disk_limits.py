@@ -57,3 +57,31 @@ def test_an_output_that_cannot_be_written_is_one_line(champion_store, tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().count("\n") == 0 and named in result.stderr, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X.csv", "a_file"]
+
+
+def test_a_full_disk_while_logging_leaves_no_partial_model(tmp_path):
+    """Finding 15 of the fourth round: partial model files were left on a full disk after a failed log.
+    The store's artifacts on a 600 KB tmpfs: the run's figures fit, the model does not."""
+    import os
+    import shutil
+
+    from tests.helpers.stores import required_service_missing
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        required_service_missing("a small tmpfs (mount, as root) for the full-disk test")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], check=True, timeout=30)
+    try:
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        mlflow.set_tracking_uri(uri)
+        MlflowClient().create_experiment("rakuten", artifact_location=(disk / "rakuten").as_uri())
+        result = subprocess.run([sys.executable, "-m", "rakuten.train", "data.max_rows=400", "cache.enabled=false",
+                                 "refit=none", f"hydra.run.dir={tmp_path / 'job'}"], env=job_env(uri, tmp_path),
+                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "No space left on device" in result.stderr, result.stdout + result.stderr
+        assert [r.info.status for r in all_runs(uri)] == ["FAILED"]
+        assert not [path for path in disk.rglob("*") if path.is_file() and "models" in path.parts]
+        assert (disk / "rakuten").is_dir() and list(disk.rglob("confusion_matrix.png"))  # the run's own files stay
+    finally:
+        subprocess.run(["umount", str(disk)], timeout=30)
