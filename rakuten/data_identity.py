@@ -3,7 +3,7 @@
 A version records which products its data folder offered (`data_population`, their ids digested; the
 ids themselves in its run's `data/population.npy`) and how many it drew (`data_rows`). `relation`
 says whether a candidate learned from the `SAME` data, `FEWER` rows of it, or `OTHER` data: what
-the promotion rule of `rakuten.champion` decides by.
+the registry's rule (`rakuten.registry.rule`) decides by.
 """
 
 from __future__ import annotations

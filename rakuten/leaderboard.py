@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.champion import METRIC, MODALITIES, ROW_COST_TAG, registry_name
+from rakuten.registry.versions import METRIC, MODALITIES, ROW_COST_TAG, registry_name
+from rakuten import defaults
 from rakuten.classes import labelled
 from rakuten.cli import command, open_store, store_options
 from rakuten.tracking import dataset_name, muted
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(parents=[store_options()], prog="python -m rakuten.leaderboard",
                                      description="The finished runs of each dataset, best weighted F1 first.")
-    parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--experiment", default=defaults.EXPERIMENT)
     parser.add_argument("--dataset", default=None, help="one dataset (rakuten-sample, rakuten-full-images...)")
     parser.add_argument("--modality", default=None, choices=MODALITIES)
     parser.add_argument("--top", type=int, default=10, help="runs shown per dataset")

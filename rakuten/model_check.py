@@ -1,5 +1,5 @@
 """Whether a model version loads and predicts its own input example, and what a row costs it:
-what `rakuten.champion` checks before a version takes an alias, and measures at registration."""
+what the registry (`rakuten.registry`) checks before a version takes an alias, and measures at registration."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """`python -m rakuten.promote`: rank the finished runs of an experiment, register the best if needed,
-point `champion` (under the rule of `rakuten.champion`), `challenger` and `fast`.
-
-The rule itself, and registering, live in `rakuten.champion`.
+point `champion` (under the registry's rule, `rakuten.registry.rule`), `challenger` and `fast`.
 """
 
 from __future__ import annotations
@@ -11,8 +9,8 @@ from dataclasses import replace
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.champion import (CHALLENGER, CHAMPION, FAST, FAST_BUDGET_MS, METRIC, MODALITIES, current_champion,
-                              promote_fast, promote_if_better, register, registry_name)
+from rakuten import registry
+from rakuten.registry import CHALLENGER, CHAMPION, FAST, METRIC, MODALITIES, current_champion, register, registry_name
 from rakuten.cli import command, open_store, store_options
 from rakuten.data_identity import DataOf, population_ids
 
@@ -68,18 +66,19 @@ def format_ranking(ranked: list, metric: str, champion_run_id: str | None) -> st
 def main(argv: list[str] | None = None) -> int:
     """`python -m rakuten.promote`: rank runs, register the best, point champion and challenger.
     What it prints, what `--dry-run` says first and what the registry holds afterwards agree: both
-    go through `promote_if_better`, the dry run writing nothing."""
+    go through the registry's rule, the dry run carrying out nothing."""
     import argparse
 
-    from rakuten import recipes, runs, tracking
+    from rakuten import defaults, tracking
+    from rakuten.cli import ExitStatus
 
     parser = argparse.ArgumentParser(parents=[store_options()], prog="python -m rakuten.promote",
                                      description="Rank runs by a metric and promote the best to champion.")
-    parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--experiment", default=defaults.EXPERIMENT)
     parser.add_argument("--modality", default="text", choices=MODALITIES)
     parser.add_argument("--fingerprint", default=None, help="data fingerprint to rank on (default: newest run's)")
     parser.add_argument("--dry-run", action="store_true", help="print the ranking and the decision, change nothing")
-    parser.add_argument("--fast-budget-ms", type=float, default=FAST_BUDGET_MS,
+    parser.add_argument("--fast-budget-ms", type=float, default=defaults.FAST_BUDGET_MS,
                         help=f"alias {FAST}: the best version predicting a batch within this many ms a row")
     args = parser.parse_args(argv)
     tracking.set_console(verbose=args.verbose)
@@ -91,28 +90,49 @@ def main(argv: list[str] | None = None) -> int:
     print(format_ranking(ranked, METRIC, champion.run_id if champion else None))
     best, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
     version, version_uri = _registered(name, best, dry_run=args.dry_run)
-    data = DataOf.of_tags(best.data.tags)
-    if data is not None:
-        ids = population_ids(best.info.run_id)
-        data = replace(data, ids=None if ids is None else tuple(int(i) for i in ids))
-    decision = promote_if_better(
-        name, version, best.data.metrics[METRIC], fingerprint,
-        rescore=lambda uri, refitted: runs.score_model(uri, recipes.test_part(best.info.run_id), retrain=refitted),
-        dry_run=args.dry_run, check_champion=True, version_uri=version_uri, data=data)
-    would = "would be" if args.dry_run else "is"
-    lost = champion is not None and "does not load" in decision.reason and f"v{champion.version}" in decision.reason
+    candidate, rows = _candidate(best, version, version_uri, fingerprint)  # a dry run's: the number it would get
+    policy = registry.Policy(args.fast_budget_ms)
+    if args.dry_run:
+        contest = registry.held_against(name, candidate, rows, policy.fast_budget_ms, verify_champion=True)
+        promoted, reason = _dry(registry.decide(candidate, contest, policy))
+    else:
+        outcome, _, contest = registry.propose(name, candidate, rows, policy, None, verify_champion=True)
+        promoted, reason = outcome.champion, outcome.reason
     print(f"{'dry run: ' if args.dry_run else ''}{name} v{version}: "
-          f"{'champion' if decision.promoted else 'not promoted'} ({decision.reason}); run {best.info.run_id[:8]}")
+          f"{'champion' if promoted else 'not promoted'} ({reason}); run {best.info.run_id[:8]}")
     if not args.dry_run:
         holder = current_champion(name)
-        print(f"{name}@{CHAMPION} {would} v{holder.version}" if holder else f"{name} has no {CHAMPION}")
+        print(f"{name}@{CHAMPION} is v{holder.version}" if holder else f"{name} has no {CHAMPION}")
     if runner_up is not None and not args.dry_run:
         challenger, _ = _registered(name, runner_up)
         MlflowClient().set_registered_model_alias(name, CHALLENGER, challenger)
         print(f"{name} v{challenger}: challenger")
     if not args.dry_run:
-        print(promote_fast(name, args.fast_budget_ms))
-    return 2 if lost else 0
+        print(registry.update_fast(name, args.fast_budget_ms))
+    return ExitStatus.USER_ERROR if contest.lost else ExitStatus.OK
+
+
+def _dry(action: registry.Action) -> tuple[bool, str]:
+    return action.champion, action.reason
+
+
+def _candidate(best, version: str, version_uri: str | None, fingerprint: str):
+    """The best run as the registry's candidate, and its test rows (rebuilt from its logged config)."""
+    from rakuten import recipes, runs
+    from rakuten.model_check import load_problem
+    from rakuten.tracking import logged_test_predictions
+
+    data = DataOf.of_tags(best.data.tags)
+    if data is not None:
+        ids = population_ids(best.info.run_id)
+        data = replace(data, ids=None if ids is None else tuple(int(i) for i in ids))
+    problem = load_problem(version_uri) if version_uri else ""
+    candidate = registry.Candidate(best.data.metrics[METRIC], fingerprint, data, problem=problem, number=version)
+    parts = recipes.test_part(best.info.run_id)
+    rows = registry.TestRows(parts.y_test.to_numpy(), parts.X_test.index.to_numpy(),
+                             logged_test_predictions(best.info.run_id, parts.X_test.index.to_numpy()),
+                             registry.memoized(lambda uri, retrain: runs.predict_test_part(uri, parts, retrain)))
+    return candidate, rows
 
 
 def _registered(name: str, found, dry_run: bool = False) -> tuple[str, str | None]:

@@ -27,15 +27,13 @@ def model_run_id(model_uri: str) -> str:
     return mlflow.models.get_model_info(model_uri).run_id
 
 
-def score_model(model_uri: str, parts: data.Split, retrain: bool = False) -> float:
-    """Weighted F1 of any registered or logged model on a test part, through its own pyfunc.
+def predict_test_part(model_uri: str, parts: data.Split, retrain: bool = False):
+    """Any registered or logged model's predictions of a split's test part, through its own pyfunc.
 
     `retrain`: the model's recipe (its text pipeline unfitted, params kept) is first trained on
     the split's training part: the way to score a model refitted on rows of this test part.
     """
     from sklearn.base import clone
-
-    from rakuten import evaluate
 
     inputs = parts.X_test[[c for c in ("designation", "description", "image_path") if c in parts.X_test.columns]]
     model = mlflow.pyfunc.load_model(model_uri)
@@ -43,10 +41,15 @@ def score_model(model_uri: str, parts: data.Split, retrain: bool = False) -> flo
         pipeline = getattr(model.unwrap_python_model(), "pipeline", None)
         if pipeline is None:
             raise ValueError(f"{model_uri} holds no text pipeline to retrain")
-        predicted = clone(pipeline).fit(parts.X_train, parts.y_train).predict(inputs)
-    else:
-        predicted = model.predict(inputs)["prdtypecode"]
-    return evaluate.score(parts.y_test, predicted)["test_f1_weighted"]
+        return clone(pipeline).fit(parts.X_train, parts.y_train).predict(inputs)
+    return model.predict(inputs)["prdtypecode"].to_numpy()
+
+
+def score_model(model_uri: str, parts: data.Split, retrain: bool = False) -> float:
+    """Weighted F1 of any registered or logged model on a test part (`predict_test_part`)."""
+    from rakuten import evaluate
+
+    return evaluate.score(parts.y_test, predict_test_part(model_uri, parts, retrain))["test_f1_weighted"]
 
 
 @command

@@ -29,11 +29,12 @@ import stat
 import sys
 from pathlib import Path
 
+from rakuten import defaults
 from rakuten.cli import command
 from rakuten.team_app import TEAM_DIR_ENV
 
 ROLES = ("reader", "trainer")
-ZOO_EXPERIMENTS = ("rakuten", "rakuten-evaluations")
+ZOO_EXPERIMENTS = (defaults.EXPERIMENT, defaults.EVALUATIONS)
 MIN_PASSWORD = 12
 
 
@@ -120,7 +121,7 @@ def add_user(args) -> int:
     from mlflow import MlflowClient
     from mlflow.server import get_app_client
 
-    from rakuten.champion import MODALITIES, registry_name
+    from rakuten.registry.versions import MODALITIES, registry_name
     from rakuten.cli import open_store
 
     registered = [registry_name(modality) for modality in MODALITIES]  # a trainer manages each modality's model

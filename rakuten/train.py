@@ -2,7 +2,8 @@
 
 This module composes the config, checks it, reads it once into a `Job` with the recipe of its model
 (which checks the extras it needs), connects to the store and runs the job (`rakuten.recipes.base.train`:
-split, fit, score, refit, log, register).
+split, fit, score, refit, log, propose to the registry); then carries out the retraining the registry
+asks for on new data (`retrain_once`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import PROJECT_ROOT, config_checks, lifecycle, tracking
+from rakuten import PROJECT_ROOT, config_checks, lifecycle, registry, runs, tracking
 from rakuten.cli import error_path
+from rakuten.data_identity import DataOf
 from rakuten.recipes import recipe_for
 from rakuten.recipes.base import train
 from rakuten.recipes.job import Job
+from rakuten.recipes.registration import RetrainOrder
 
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 
@@ -47,7 +50,44 @@ def run(cfg: DictConfig) -> float:
     item_cache.use_cache(job.cache_dir)  # each picture, each text once
     tracking.connect(job.tracking_uri, job.experiment, job.retry_seconds)
     with parallel_config(n_jobs=job.n_jobs):  # vectorisers and calibration folds side by side
-        return train(job)
+        trained = train(job)
+        if trained.retrain is not None:  # the registry's action on new data: the champion's recipe trained there
+            retrain_once(trained.retrain)
+    return trained.score
+
+
+def retrain_once(order: RetrainOrder) -> float | None:
+    """`train_champion_recipe`, once per (champion, data) however many jobs ask at the same time: under
+    the registry's lock, a job that finds a model of this data already serving says so and trains nothing."""
+    holder, mine = order.holder, order.data
+    with tracking.registry_lock(holder.name, f"{holder.version}|{mine.population}|{mine.rows}"):
+        serving = registry.current_champion(holder.name)
+        held = serving and DataOf.of_tags(serving.tags)
+        if held and (held.population, held.rows) == (mine.population, mine.rows):
+            print(f"{holder.name} v{serving.version} is champion, a model of this data ({held.describe()}): the "
+                  f"recipe of v{holder.version} is not trained here again", flush=True)
+            return None
+        return train_champion_recipe(order.job, holder)
+
+
+def train_champion_recipe(job: Job, holder) -> float:
+    """The champion's recipe (its run's config) trained on the data of `job` by a run of its own,
+    registered and made `champion`: the registry ends with a model of the data it will serve."""
+    import os
+
+    recipe_cfg = OmegaConf.merge(runs.run_config(holder.run_id), {
+        key: job.config[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms", "registry")
+        if key in job.config})
+    OmegaConf.update(recipe_cfg, "cv.folds", None, force_add=True)
+    config_checks.check(recipe_cfg)  # a logged config is read back from the store: checked like any other
+    print(f"training the recipe of {holder.name} v{holder.version} on {job.data.dir} ...", flush=True)
+    successor = Job(recipe_cfg, recipe_for(recipe_cfg.model))
+    launch = os.environ.pop("MLFLOW_RUN_ID", None)  # a run of its own, not the launch's
+    try:
+        return train(successor, successor_of=holder).score
+    finally:
+        if launch is not None:
+            os.environ["MLFLOW_RUN_ID"] = launch
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

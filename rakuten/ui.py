@@ -21,6 +21,7 @@ import time
 import mlflow
 import requests
 
+from rakuten import defaults
 from rakuten.cli import command, open_store, store_options
 
 DEFAULT_PORT = 5000
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(parents=[store_options(verbose=False)], prog="python -m rakuten.ui",
                                      description="Start the MLflow UI on 127.0.0.1 and print the link to the runs.")
-    parser.add_argument("--experiment", default="rakuten")
+    parser.add_argument("--experiment", default=defaults.EXPERIMENT)
     parser.add_argument("--dataset", default=None,
                         help="open on this dataset's runs (rakuten-sample, rakuten-full, rakuten-full-images...; "
                              "default: that of the newest finished run; 'all' for every run)")

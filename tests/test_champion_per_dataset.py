@@ -1,4 +1,4 @@
-"""The registry decides per dataset (`rakuten.champion`): a smoke run or a subset never takes
+"""The registry decides per dataset (`rakuten.registry`): a smoke run or a subset never takes
 `champion` or `fast`; new data ends with a model fitted on it, the candidate's or the champion's
 recipe trained there by a run of its own. Real runs on the bundled sample and the shared data."""
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten import champion, data_identity
+from rakuten import data_identity, registry
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -88,7 +88,7 @@ def test_fast_never_stays_on_other_data(store, shared_dir):
     assert "fast (was v1) removed" in newest_run().data.tags["fast_alias"]
     # a slow champion (as an e5 model measures, 40-70 ms a row): a quick model of its data, worse
     # than it, registers because it takes fast
-    MlflowClient().set_model_version_tag("rakuten-text", "2", champion.ROW_COST_TAG, "50.0")
+    MlflowClient().set_model_version_tag("rakuten-text", "2", registry.ROW_COST_TAG, "50.0")
     run(config(f"data.dir={shared_dir}", *WEAK, "refit=all"))
     assert aliases() == {"champion": "2", "fast": "3"}
     assert versions()[2].tags["dataset"] == "rakuten-full"

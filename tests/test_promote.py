@@ -1,9 +1,11 @@
 """The promotion rule, on real runs: a better model takes `champion`, a worse one never does."""
 
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
 
-from rakuten import champion, promote
+from rakuten import promote, registry
+from rakuten.data_identity import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -12,7 +14,7 @@ WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=3
 
 
 def champion_version() -> str:
-    return str(MlflowClient().get_model_version_by_alias("rakuten-text", champion.CHAMPION).version)
+    return str(MlflowClient().get_model_version_by_alias("rakuten-text", registry.CHAMPION).version)
 
 
 def test_first_model_becomes_champion_better_replaces_worse_does_not(store):
@@ -68,8 +70,11 @@ def test_unscorable_champion_is_kept(store):
     def broken(uri, refitted):
         raise RuntimeError("cannot load")
 
-    decision = champion.promote_if_better("rakuten-text", "2", 1.0, "another-fingerprint", broken)
-    assert not decision.promoted and "could not be scored" in decision.reason
+    v2 = MlflowClient().get_model_version("rakuten-text", "2")
+    candidate = registry.Candidate(1.0, "another-fingerprint", DataOf.of_tags(v2.tags), number="2")
+    rows = registry.TestRows(np.array([10]), np.array([1]), None, broken)
+    outcome, action, _ = registry.propose("rakuten-text", candidate, rows, registry.Policy(5.0), None)
+    assert not action.champion and not outcome.champion and "could not be scored" in action.reason
     assert champion_version() == "1"
 
 
@@ -86,8 +91,8 @@ def test_command_ranks_runs_and_points_champion_and_challenger(store, capsys):
 
     assert promote.main([]) == 0
     client = MlflowClient()
-    holder = client.get_model_version_by_alias("rakuten-text", champion.CHAMPION)
-    challenger = client.get_model_version_by_alias("rakuten-text", champion.CHALLENGER)
+    holder = client.get_model_version_by_alias("rakuten-text", registry.CHAMPION)
+    challenger = client.get_model_version_by_alias("rakuten-text", registry.CHALLENGER)
     assert client.get_run(holder.run_id).data.tags["model"] == order[0]
     assert client.get_run(challenger.run_id).data.tags["model"] == order[1]
     assert "data_fingerprint=" in holder.description

@@ -10,7 +10,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from rakuten import champion, data
+from rakuten import data, registry
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 from tests.helpers.services import serve
@@ -51,9 +51,9 @@ def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
     fast_ms, slow_ms = float(default.tags["ms_per_row"]), float(e5.tags["ms_per_row"])
     assert slow_ms > 10 * fast_ms, (fast_ms, slow_ms)
     budget = (fast_ms * slow_ms) ** 0.5
-    said = champion.promote_fast("rakuten-text", budget)
+    said = registry.update_fast("rakuten-text", budget)
     assert str(client.get_model_version_by_alias("rakuten-text", "fast").version) == "1", said
-    assert champion.promote_fast("rakuten-text", fast_ms / 10).startswith("no version")
+    assert registry.update_fast("rakuten-text", fast_ms / 10).startswith("no version")
     process, url = serve(store, tmp_path, "--model-uri", "models:/rakuten-text/2")
     try:
         answer = requests.post(f"{url}/invocations", timeout=120, json={"dataframe_records": [

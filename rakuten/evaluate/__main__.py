@@ -23,11 +23,11 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from rakuten import data, evaluate
+from rakuten import data, defaults, evaluate
 from rakuten.cli import command, load_model, open_store, store_options
 from rakuten.predict import DEFAULT_MODEL_URI
 
-EXPERIMENT = "rakuten-evaluations"
+EXPERIMENT = defaults.EVALUATIONS
 
 
 def labelled_file(x_path: Path, y_path: Path) -> tuple[pd.DataFrame, pd.Series]:

@@ -9,7 +9,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data, runs, tracking
-from rakuten.champion import MODALITIES
+from rakuten.registry.versions import MODALITIES
 from rakuten.recipes.base import Recipe
 from rakuten.recipes.fusion import FusionRecipe
 from rakuten.recipes.job import data_settings

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import champion, config_checks, data, evaluate, lifecycle, runs, study, tracking
+from rakuten import data, evaluate, study, tracking
 from rakuten.multirun import SWEEP_TAG
+from rakuten.recipes import registration
 from rakuten.recipes.job import DataSettings, Job
+from rakuten.recipes.registration import RetrainOrder
 
 log = logging.getLogger("rakuten.train")
 
@@ -92,14 +94,22 @@ class Recipe:
         return np.sort(np.union1d(parts.y_train.unique(), parts.y_test.unique()))
 
 
-def train(job: Job, successor_of=None) -> float:
-    """One tracked training job by its recipe; returns the test weighted F1. `successor_of`: the
-    champion version whose recipe this job trains on new data (it takes `champion`, see
-    `train_champion_recipe`)."""
+@dataclass(frozen=True)
+class Trained:
+    """What a job ends with: its test weighted F1, and the retraining the registry asked for (None: none)."""
+
+    score: float
+    retrain: RetrainOrder | None = None
+
+
+def train(job: Job, successor_of=None) -> Trained:
+    """One tracked training job by its recipe: its model is handed to the registry as a candidate.
+    `successor_of`: the champion version whose recipe this job trains on new data (it takes
+    `champion`: `registration.install_successor`)."""
     recipe = job.recipe
     parts, context = recipe.split(job.data, job.seed)
     classes = recipe.classes(parts, context)
-    follow_up = None
+    retrain = None
     tags = {**job_tags(job, parts), **recipe.tags(job)}
     if successor_of is not None:
         tags["retrained_from"] = f"{successor_of.name} v{successor_of.version}"
@@ -114,26 +124,24 @@ def train(job: Job, successor_of=None) -> float:
         predicted, metrics, figures = recipe.score(job, fitted, parts, classes)
         scores = evaluate_and_log(job, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
                                   {**fitted.figures, **figures})
+        tracking.log_test_predictions(parts.X_test.index, predicted)
         model, refitted = fitted.model, recipe.refits and job.refit == "all"
         if refitted:
             model = recipe.refit(job, model, parts)
         model_info = recipe.log_model(job, model, fitted, parts, context)
         if successor_of is not None:
-            decision = register_successor(job, model_info.model_uri, scores, parts, refitted, successor_of)
+            decision = registration.install_successor(job, model_info.model_uri, scores, parts, refitted, successor_of)
         elif job.register != "false":
-            decision, follow_up = register(job, model_info.model_uri, scores, parts, refitted=refitted)
+            decision, retrain = registration.propose(job, model_info.model_uri, scores, parts, predicted, refitted)
         else:
             decision = "not registered"
-    score = report(active, scores, decision)
-    if follow_up is not None:
-        follow_up()
-    return score
+    return Trained(report(active, scores, decision), retrain)
 
 
 def job_tags(job: Job, parts: data.Split) -> dict[str, str]:
     tags = {"model": job.model, "resampler": job.resampler, "search": job.search, "modality": job.modality,
             "git_commit": tracking.git_commit(), "data_fingerprint": parts.fingerprint, "data_dir": job.data.dir,
-            **data_of(job, parts).tags()}
+            **registration.data_of(job, parts).tags()}
     if job.sweep is not None:  # how the sweep's summary finds its jobs, and what it calls them
         tags[SWEEP_TAG] = job.sweep.dir
         tags[study.OVERRIDES_TAG] = job.sweep.overrides
@@ -179,110 +187,6 @@ def refit_on_all_rows(scored, parts: data.Split):
     tracking.set_tags({"refit": "all", "refit_rows": str(len(rows))})
     tracking.log_metrics({"refit_seconds": seconds, "refit_rows": len(rows)})
     return model
-
-
-def data_of(job: Job, parts: data.Split) -> champion.DataOf:
-    return champion.DataOf.of_split(parts, tracking.dataset_name(job.data.dir, job.modality))
-
-
-def register(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool = False):
-    """Register the run's model (tagged `refit_rows` when `refitted` on every row) and promote it
-    under the rule of `rakuten.champion`. Returns (the decision in words, what to run once this
-    run has ended: on new data where the champion's recipe won, its training there, else None).
-
-    `register=true` registers only a model that takes `champion` or `fast` (the registry holds the
-    models that serve, not every try: `rakuten.promote` registers any logged run later);
-    `register=always` registers every run's model, as before."""
-    name = champion.registry_name(job.modality)
-    summary = f"{job.model} + resampler {job.resampler}, features {job.features}, data {job.data.dir}"
-    rescore = _memoized(lambda uri, retrain: runs.score_model(uri, parts, retrain=retrain))
-    mine = data_of(job, parts)
-    score = metrics["test_f1_weighted"]
-    if job.register != "always":
-        first_look = champion.would_be_champion(name, model_uri, score, parts.fingerprint, rescore, mine)
-        if not first_look.promoted:
-            follow_up = _follow_up(job, name, first_look, mine)
-            if (first_look.relation != champion.SAME
-                    or not champion.would_be_fast(name, model_uri, score, mine, job.fast_budget_ms)):
-                tracking.set_tags({"promotion": f"not registered: {first_look.reason}"})
-                then = "; the champion's recipe is trained on this data by a run of its own" if follow_up else ""
-                return f"not registered ({first_look.reason}{then}; register=always registers every run)", follow_up
-    with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
-        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
-        version = champion.register(model_uri, name, metrics, parts.fingerprint, summary, tags={**refit, **mine.tags()})
-        decision = champion.promote_if_better(name, str(version.version), score, parts.fingerprint, rescore=rescore,
-                                             data=mine)
-        fast = champion.promote_fast(name, job.fast_budget_ms, str(version.version))
-    tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
-                       "fast_alias": fast})
-    verb = "is champion" if decision.promoted else "is not champion"
-    return f"{name} v{version.version} {verb}: {decision.reason}; {fast}", _follow_up(job, name, decision, mine)
-
-
-def _memoized(rescore):
-    """`rescore` computed once per (model, retrain): a dry run and the promotion ask the same."""
-    seen: dict = {}
-    return lambda uri, retrain: seen[(uri, retrain)] if (uri, retrain) in seen else seen.setdefault(
-        (uri, retrain), rescore(uri, retrain))
-
-
-def _follow_up(job: Job, name: str, decision: champion.Decision, mine: champion.DataOf):
-    """On new data where the champion's recipe won: its training there, to run after this run."""
-    if decision.promoted or decision.relation != champion.OTHER or decision.champion_score in (None, float("-inf")):
-        return None
-    holder = champion.current_champion(name)
-    return None if holder is None else (lambda: retrain_once(job, holder, mine))
-
-
-def retrain_once(job: Job, holder, mine: champion.DataOf) -> float | None:
-    """`train_champion_recipe`, once per (champion, data) however many jobs ask at the same time: under
-    the registry's lock, a job that finds a model of this data already serving says so and trains nothing."""
-    with tracking.registry_lock(holder.name, f"{holder.version}|{mine.population}|{mine.rows}"):
-        serving = champion.current_champion(holder.name)
-        held = serving and champion.DataOf.of_tags(serving.tags)
-        if held and (held.population, held.rows) == (mine.population, mine.rows):
-            print(f"{holder.name} v{serving.version} is champion, a model of this data ({held.describe()}): the "
-                  f"recipe of v{holder.version} is not trained here again", flush=True)
-            return None
-        return train_champion_recipe(job, holder)
-
-
-def train_champion_recipe(job: Job, holder) -> float:
-    """The champion's recipe (its run's config) trained on the data of `job` by a run of its own,
-    registered and made `champion`: the registry ends with a model of the data it will serve."""
-    import os
-
-    from rakuten.recipes import recipe_for
-
-    recipe_cfg = OmegaConf.merge(runs.run_config(holder.run_id), {
-        key: job.config[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms")
-        if key in job.config})
-    OmegaConf.update(recipe_cfg, "cv.folds", None, force_add=True)
-    config_checks.check(recipe_cfg)  # a logged config is read back from the store: checked like any other
-    print(f"training the recipe of {holder.name} v{holder.version} on {job.data.dir} ...", flush=True)
-    successor = Job(recipe_cfg, recipe_for(recipe_cfg.model))
-    launch = os.environ.pop("MLFLOW_RUN_ID", None)  # a run of its own, not the launch's
-    try:
-        return train(successor, successor_of=holder)
-    finally:
-        if launch is not None:
-            os.environ["MLFLOW_RUN_ID"] = launch
-
-
-def register_successor(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool, holder) -> str:
-    """Register the champion's recipe trained on new data and point `champion` (and `fast`) at it."""
-    name = champion.registry_name(job.modality)
-    summary = f"{job.model}: the recipe of champion v{holder.version} trained on {job.data.dir}"
-    with lifecycle.critical():
-        refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
-        version = champion.register(model_uri, name, metrics, parts.fingerprint, summary,
-                                    tags={**refit, **data_of(job, parts).tags()})
-        decision = champion.take_champion(name, str(version.version))
-        fast = champion.promote_fast(name, job.fast_budget_ms, str(version.version))
-    tracking.set_tags({"promotion": ("champion: " if decision.promoted else "not champion: ") + decision.reason,
-                       "fast_alias": fast})
-    verb = "is champion" if decision.promoted else "is not champion"
-    return f"{name} v{version.version} {verb}: {decision.reason} (was v{holder.version}); {fast}"
 
 
 def report(active, metrics: dict, decision: str) -> float:

@@ -60,6 +60,7 @@ class Job:
         self.refit = one_of("refit", cfg.refit, REFIT)
         self.register = one_of("register", cfg.register, REGISTER)
         self.fast_budget_ms = float(cfg.fast_budget_ms)
+        self.require_significant_gain = bool(cfg.registry.require_significant_gain)
         self.cache_dir = str(cfg.cache.dir) if cfg.cache.enabled else None
         self.n_jobs = cfg.n_jobs
         self.tracking_uri, self.experiment = cfg.mlflow.tracking_uri, str(cfg.mlflow.experiment)

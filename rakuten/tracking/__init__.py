@@ -1,6 +1,6 @@
 """MLflow tracking's runs, params, metrics and stores, one module per concern: jobs and experiments
 log their runs only through the names below. Other modules use MLflow for what is theirs: the
-registry (`rakuten.champion`, `rakuten.promote`), loading models (`rakuten.cli`, `rakuten.runs`), a
+registry (`rakuten.registry`, `rakuten.promote`), loading models (`rakuten.cli`, `rakuten.runs`), a
 command reading runs (`rakuten.leaderboard`, `rakuten.ui`, `python -m rakuten.evaluate`).
 
 - `store`: which store, its checks, the experiment made ready (`connect`);
@@ -9,7 +9,7 @@ command reading runs (`rakuten.leaderboard`, `rakuten.ui`, `python -m rakuten.ev
 - `log`: metrics, reports, figures, tags, search candidates, summary runs;
 - `view`: the runs table the UI opens on;
 - `console`, `http`: secrets masked, chatter muted; HTTP retries and outages.
-The promotion rule lives in `rakuten.champion`; logging a model, beside its adapter, in
+The promotion rule lives in `rakuten.registry.rule`; logging a model, beside its adapter, in
 `rakuten.model_logging`.
 """
 
@@ -17,8 +17,8 @@ from rakuten.tracking.console import muted, one_line, redact, set_console
 from rakuten.tracking.http import is_outage, quick_http, retry_http_for
 from rakuten.tracking.log import (find_runs, log_candidate, log_epoch, log_evaluation, log_files_to_run,
                                   log_metrics, log_search_result, log_summary_run, readable, set_tags)
-from rakuten.tracking.params import (POPULATION_ARTIFACT, comparable_params, dataset_name, log_config, log_datasets,
-                                     own_settings)
+from rakuten.tracking.params import (POPULATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT, comparable_params, dataset_name,
+                                     log_config, log_datasets, log_test_predictions, logged_test_predictions, own_settings)
 from rakuten.tracking.runs import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
                                    alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, mark_launch, process_tags,
                                    run, run_info)
@@ -29,7 +29,8 @@ from rakuten.tracking.view import EXPERIMENT_TAGS, RUNS_VIEW, RUNS_VIEW_KEY, RUN
 __all__ = [
     "muted", "one_line", "redact", "set_console", "is_outage", "quick_http", "retry_http_for", "find_runs",
     "log_candidate", "log_epoch", "log_evaluation", "log_files_to_run", "log_metrics", "log_search_result",
-    "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "comparable_params", "dataset_name", "log_config", "log_datasets", "own_settings",
+    "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "TEST_PREDICTIONS_ARTIFACT",
+    "log_test_predictions", "logged_test_predictions", "comparable_params", "dataset_name", "log_config", "log_datasets", "own_settings",
     "alive_or_finished", "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
     "end_orphaned_runs", "experiment_name", "git_commit", "mark_launch", "process_tags", "run", "run_info", "TrackingError",
     "check_writable", "connect", "describe", "ensure_experiment", "registry_lock", "resolve_tracking_uri", "sqlite_path",

@@ -21,7 +21,39 @@ def log_config(config: DictConfig | dict, params: dict[str, str]) -> None:
     mlflow.log_text(redact(OmegaConf.to_yaml(config, resolve=True)), "config.yaml")
 
 
-POPULATION_ARTIFACT = "data/population.npy"  # the row ids the run's data offered: what `champion` compares
+POPULATION_ARTIFACT = "data/population.npy"  # the row ids the run's data offered: what the registry compares
+TEST_PREDICTIONS_ARTIFACT = "data/test_predictions.npz"  # ids and predictions of the test rows: the gain's interval
+
+
+def log_test_predictions(ids, predicted) -> None:
+    """The run's predictions of its test rows (`TEST_PREDICTIONS_ARTIFACT`): what a later candidate on the
+    same split holds its own against, row by row (`rakuten.registry.gain`)."""
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(TEST_PREDICTIONS_ARTIFACT).name
+        np.savez(path, ids=np.asarray(ids), predicted=np.asarray(predicted))
+        mlflow.log_artifact(str(path), Path(TEST_PREDICTIONS_ARTIFACT).parent.as_posix())
+
+
+def logged_test_predictions(run_id: str, ids):
+    """The predictions run `run_id` logged of the rows `ids`, in that order; None when it logged none
+    (a run of an older version) or not of these rows."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        with muted():
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TEST_PREDICTIONS_ARTIFACT)
+        with np.load(path, allow_pickle=False) as logged:
+            found = pd.Series(logged["predicted"], index=logged["ids"])
+    except (MlflowException, OSError, ValueError, KeyError):
+        return None
+    if found.index.has_duplicates or not pd.Index(ids).isin(found.index).all():
+        return None
+    return found.loc[np.asarray(ids)].to_numpy()
 
 
 def dataset_name(data_dir: str, modality: str = "text") -> str:

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten import champion, model_check, promote
+from rakuten import model_check, promote, registry
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -71,8 +71,8 @@ def test_a_champion_that_no_longer_loads_is_reported_and_replaced(store, capsys)
 
 def test_a_killed_runs_version_is_never_promoted_and_all_three_agree(store, capsys):
     killed, logged = worse_registered_then_better_logged()
-    champion.register(logged.model_uri, "rakuten-text", killed.data.metrics, killed.data.tags["data_fingerprint"],
-                     "registered, then its job was killed with -9")
+    registry.register(logged.model_uri, "rakuten-text", killed.data.metrics, killed.data.tags["data_fingerprint"],
+                      "registered, then its job was killed with -9")
     MlflowClient().set_terminated(killed.info.run_id, "FAILED")  # what runs --repair does after kill -9
     capsys.readouterr()
     assert promote.main(["--dry-run"]) == 0

@@ -9,10 +9,12 @@ import sys
 import threading
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import PROJECT_ROOT, champion
+from rakuten import PROJECT_ROOT, registry
+from rakuten.data_identity import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 from tests.helpers.jobs import (
@@ -51,8 +53,10 @@ def test_interleaved_promotions_converge_on_the_best(store):
 
         def promote_one(version):
             barrier.wait()
-            champion.promote_if_better("rakuten-text", str(version.version), float(version.tags["test_f1_weighted"]),
-                                      fingerprint, rescore=lambda uri, refitted: 0.0)
+            candidate = registry.Candidate(float(version.tags["test_f1_weighted"]), fingerprint,
+                                           DataOf.of_tags(version.tags), number=str(version.version))
+            rows = registry.TestRows(np.array([10]), np.array([1]), None, lambda uri, retrain: np.array([10]))
+            registry.propose("rakuten-text", candidate, rows, registry.Policy(5.0), None)
 
         threads = [threading.Thread(target=promote_one, args=(v,)) for v in order]
         for thread in threads:
@@ -60,7 +64,7 @@ def test_interleaved_promotions_converge_on_the_best(store):
         for thread in threads:
             thread.join(timeout=120)
         # every promoter compares every version on the fingerprint, its own and the others'
-        assert str(champion.current_champion("rakuten-text").version) == best, f"trial {trial}"
+        assert str(registry.current_champion("rakuten-text").version) == best, f"trial {trial}"
     assert max(scores) == pytest.approx(float(client.get_model_version("rakuten-text", best).tags["test_f1_weighted"]))
 
 

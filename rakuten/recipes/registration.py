@@ -1,0 +1,78 @@
+"""A training run's model handed to the registry as a candidate (`rakuten.registry.propose`), and what
+the job then says and tags. The rule is the registry's; this module only gathers the run's side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rakuten import data, lifecycle, registry, runs, tracking
+from rakuten.data_identity import DataOf
+from rakuten.recipes.job import Job
+
+
+@dataclass(frozen=True)
+class RetrainOrder:
+    """On new data where the champion's recipe won: its training there, which the command carries out."""
+
+    job: Job
+    holder: object  # the MLflow version whose recipe is trained
+    data: DataOf  # the candidate's data
+
+
+def data_of(job: Job, parts: data.Split) -> DataOf:
+    return DataOf.of_split(parts, tracking.dataset_name(job.data.dir, job.modality))
+
+
+def _registration(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool,
+                  summary: str) -> registry.Registration:
+    refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
+    return registry.Registration(model_uri, metrics, summary, {**refit, **data_of(job, parts).tags()})
+
+
+def propose(job: Job, model_uri: str, metrics: dict, parts: data.Split, predicted,
+            refitted: bool = False) -> tuple[str, RetrainOrder | None]:
+    """The run's model through the registry's rule (tagged `refit_rows` when `refitted` on every row).
+    Returns (the decision in words, the retraining the command carries out after this run, or None).
+
+    `register=true` registers only a model that takes `champion` or `fast` (the registry holds the
+    models that serve, not every try: `rakuten.promote` registers any logged run later);
+    `register=always` registers every run's model."""
+    name = registry.registry_name(job.modality)
+    mine = data_of(job, parts)
+    candidate = registry.Candidate(metrics[registry.METRIC], parts.fingerprint, mine)
+    rows = registry.TestRows(parts.y_test.to_numpy(), parts.X_test.index.to_numpy(), np.asarray(predicted),
+                             registry.memoized(lambda uri, retrain: runs.predict_test_part(uri, parts, retrain)))
+    policy = registry.Policy(job.fast_budget_ms, job.require_significant_gain, job.register == "always")
+    summary = f"{job.model} + resampler {job.resampler}, features {job.features}, data {job.data.dir}"
+    with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
+        outcome, action, _ = registry.propose(name, candidate, rows, policy,
+                                              _registration(job, model_uri, metrics, parts, refitted, summary))
+    retrain = None
+    if action.retrain and (holder := registry.current_champion(name)) is not None:
+        retrain = RetrainOrder(job, holder, mine)
+    if outcome.number is None:
+        then = "; the champion's recipe is trained on this data by a run of its own" if retrain else ""
+        tracking.set_tags({"promotion": f"not registered: {outcome.reason}"})
+        return f"not registered ({outcome.reason}{then}; register=always registers every run)", retrain
+    return _said(name, outcome), retrain
+
+
+def install_successor(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool, holder) -> str:
+    """Register the champion's recipe trained on new data and point `champion` (and `fast`) at it."""
+    name = registry.registry_name(job.modality)
+    summary = f"{job.model}: the recipe of champion v{holder.version} trained on {job.data.dir}"
+    candidate = registry.Candidate(metrics[registry.METRIC], parts.fingerprint, data_of(job, parts))
+    decision = (registry.Contest(registry.versions.as_version(holder)), registry.successor(str(holder.version)))
+    with lifecycle.critical():
+        outcome = registry.carry_out(name, candidate, _registration(job, model_uri, metrics, parts, refitted, summary),
+                                     job.fast_budget_ms, decision, lambda: decision)
+    return _said(name, outcome, f" (was v{holder.version})")
+
+
+def _said(name: str, outcome: registry.Outcome, after: str = "") -> str:
+    tracking.set_tags({"promotion": ("champion: " if outcome.champion else "not champion: ") + outcome.reason,
+                       "fast_alias": outcome.fast})
+    verb = "is champion" if outcome.champion else "is not champion"
+    return f"{name} v{outcome.number} {verb}: {outcome.reason}{after}; {outcome.fast}"
