@@ -62,7 +62,7 @@ def population_ids(run_id: str) -> np.ndarray | None:
         return None
 
 
-def relation(candidate: DataOf, version) -> str:
+def relation(candidate: DataOf, version, ids_of=population_ids) -> str:
     """`SAME`, `FEWER` or `OTHER`: the data of `candidate` held against that of `version` (a model
     version; see the module's docstring). A version registered before data was recorded is `SAME`
     when scored on the same split, `OTHER` otherwise. A candidate with fewer rows than the version's
@@ -75,7 +75,7 @@ def relation(candidate: DataOf, version) -> str:
         return SAME if candidate.rows == held.rows else (FEWER if candidate.rows < held.rows else OTHER)
     if candidate.rows >= held.rows or candidate.ids is None:
         return OTHER
-    ids = population_ids(version.run_id)
+    ids = ids_of(version.run_id)  # the version's whole population, read only when needed
     if ids is None:
         return UNKNOWN
     return FEWER if np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all() else OTHER

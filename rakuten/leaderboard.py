@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import mlflow
 from mlflow import MlflowClient
 
-from rakuten.registry.versions import METRIC, MODALITIES, ROW_COST_TAG, registry_name
+from rakuten.registry.versions import GAIN_CI_TAG, GAIN_TAG, METRIC, MODALITIES, ROW_COST_TAG, registry_name
 from rakuten import defaults
 from rakuten.classes import labelled
 from rakuten.cli import command, open_store, store_options
@@ -38,6 +38,7 @@ class Entry:
     rows: str  # rows drawn from the dataset (fewer: a `data.max_rows` run)
     ms_per_row: str
     version: str  # 'v3 champion, fast', or '-'
+    gain: str = "-"  # its newest version's gain over the champion it was held against, with the 95% interval
 
 
 def entries(experiment: str) -> list[Entry]:
@@ -68,8 +69,13 @@ def entries(experiment: str) -> list[Entry]:
             tags.get("dataset") or dataset_name(tags.get("data_dir", "?"), tags["modality"]), tags["modality"],
             metrics[METRIC], cv, metrics.get("fit_seconds", float("nan")), tags.get("data_rows", "?"),
             mine[0][0].tags.get(ROW_COST_TAG, "-") if mine else "-",
-            ", ".join(f"v{v.version}" + (f" {' '.join(a)}" if a else "") for v, a in mine) or "-"))
+            ", ".join(f"v{v.version}" + (f" {' '.join(a)}" if a else "") for v, a in mine) or "-",
+            _gain(mine[0][0].tags) if mine else "-"))
     return table
+
+
+def _gain(tags: dict) -> str:
+    return f"{tags[GAIN_TAG]} {tags[GAIN_CI_TAG]}" if GAIN_TAG in tags and GAIN_CI_TAG in tags else "-"
 
 
 def by_dataset(table: list[Entry]) -> dict[str, list[Entry]]:
@@ -81,11 +87,13 @@ def by_dataset(table: list[Entry]) -> dict[str, list[Entry]]:
 
 
 def format_group(dataset: str, rows: list[Entry], top: int, weakest: str = "") -> str:
-    lines = [f"{dataset} ({rows[0].modality}): {len(rows)} finished runs, best first",
-             f"{'rank':>4}  {'run':28} {METRIC:>16} {'cv (± std)':>17} {'rows':>6} {'fit_s':>7} {'ms/row':>7}  version"]
+    runs = "1 finished run" if len(rows) == 1 else f"{len(rows)} finished runs"
+    lines = [f"{dataset} ({rows[0].modality}): {runs}, best first",
+             f"{'rank':>4}  {'run':28} {METRIC:>16} {'cv (± std)':>17} {'rows':>6} {'fit_s':>8} {'ms/row':>9}  "
+             f"{'gain (95% CI)':26} version"]
     for rank, e in enumerate(rows[:top], 1):
-        lines.append(f"{rank:>4}  {e.name[:28]:28} {e.f1:>16.4f} {e.cv:>17} {e.rows:>6} {e.fit_seconds:>7.2f} {e.ms_per_row:>7}  "
-                     f"{e.version}")
+        lines.append(f"{rank:>4}  {e.name[:28]:28} {e.f1:>16.4f} {e.cv:>17} {e.rows:>6} {e.fit_seconds:>8.2f} "
+                     f"{e.ms_per_row:>9}  {e.gain:26} {e.version}")
     if len(rows) > top:
         lines.append(f"      ... {len(rows) - top} more (--top)")
     if weakest:

@@ -34,6 +34,26 @@ def test_first_model_becomes_champion_better_replaces_worse_does_not(store):
     assert loser["tags.promotion"].str.startswith("not champion: ").tolist() == [True]
 
 
+def test_a_gain_on_the_same_data_carries_its_interval(store, capsys):
+    """Every comparison on the same test rows says its paired-bootstrap interval: the job's last line,
+    the new version's tags `f1_gain` and `f1_gain_ci95`, the leaderboard."""
+    from rakuten import leaderboard
+
+    weak = run(config(SPLIT_ONLY, *QUICK, *WEAK))
+    capsys.readouterr()
+    strong = run(config(SPLIT_ONLY, *QUICK))
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    v2 = MlflowClient().get_model_version("rakuten-text", "2")
+    gain, interval = float(v2.tags["f1_gain"]), v2.tags["f1_gain_ci95"]
+    assert gain == round(strong - weak, 4)
+    low, high = (float(bound) for bound in interval.strip("[]").split(", "))
+    assert low < gain < high and high - low < 0.2
+    assert f"{strong:.4f} beats champion v1 ({weak:.4f}, its logged score): {gain:+.4f} {interval}, " in last
+    assert last.split(f"{interval}, ")[1].startswith(("above noise", "within noise"))
+    best = leaderboard.by_dataset(leaderboard.entries("rakuten"))["rakuten-sample"][0]
+    assert best.gain == f"{gain:+.4f} {interval}" and "champion" in best.version
+
+
 def test_champion_from_other_data_is_rescored_on_this_test_part(store):
     run(config(*QUICK, "seed=1", "refit=all"))
     first = MlflowClient().get_model_version("rakuten-text", "1")
