@@ -2,7 +2,7 @@
 
 Every variant is `smallcnn` with one of its changes undone (plus the seed's `sequential` and
 `smallcnn` itself), scored by the folds of `experiment=image_models` (`rakuten.study.folds` over
-the pictured products of data=full, in the order `_cross_validate` gives them): mean ± std of
+the pictured products of data=full, in the order `rakuten.study.folds` yields them): mean ± std of
 weighted F1 on each held-out fold, fit seconds, epochs run, predict pictures/s. The networks, the
 training loop (`rakuten.image_models.fit`) and the augmentation layers are the project's; the
 pictures are read by Pillow into arrays instead of tf.data, so any Keras backend runs it: the GPU
@@ -143,11 +143,12 @@ def run_job(job: tuple[str, int, str, int, float, float]) -> dict | None:
     if augment is not None:  # active in training only, as the tf.data map of the project's runs
         network = keras.Sequential([keras.Input(shape=x.shape[1:]), augment, network])
     epochs = min(int(model["epochs"]), max_epochs)
+    training = image_models.Training(epochs, float(model["learning_rate"]), model["patience"], seed,
+                                     model.get("schedule", "plateau"), float(model.get("label_smoothing", 0.0)),
+                                     model.get("monitor", "val_loss"))
     history = image_models.fit(
         network, batches(x[fit_rows], targets[fit_rows], batch, True, seed),
-        batches(x[validation_rows], targets[validation_rows], batch, False, seed), epochs,
-        float(model["learning_rate"]), model["patience"], None, seed, schedule=model.get("schedule", "plateau"),
-        label_smoothing=float(model.get("label_smoothing", 0.0)), monitor=model.get("monitor", "val_loss"),
+        batches(x[validation_rows], targets[validation_rows], batch, False, seed), training,
         validation_targets=targets[validation_rows], n_classes=len(classes))
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()

@@ -9,6 +9,8 @@ PyTorch where a GPU has no TensorFlow); reading pictures (tf.data) and Grad-CAM 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 import pandas as pd
@@ -107,14 +109,33 @@ class EpochLogger(keras.callbacks.Callback):
         self.log(metrics, epoch)
 
 
-def fit(model: keras.Model, train, validation, epochs: int, learning_rate: float, patience: int | None = 6,
-        on_epoch=None, seed: int = 42, schedule: str = "plateau", label_smoothing: float = 0.0,
-        monitor: str = "val_loss", validation_targets=None, n_classes: int | None = None) -> dict:
-    """Adam + categorical cross-entropy (`label_smoothing`), the learning rate either halved on
-    plateaus of the validation loss (`plateau`, the seed's: patience 4, min_lr 1e-4) or following
-    a cosine decay to zero over `epochs` (`cosine`), and EarlyStopping on `monitor` (`val_loss`, or
-    `val_f1_weighted`, which needs `validation_targets`; best weights kept; `patience=None`: none).
-    Returns the history."""
+@dataclass(frozen=True)
+class Training:
+    """How a network is trained (`conf/trainer`): Adam at `learning_rate` for at most `epochs`, the
+    rate halved on plateaus of the validation loss (`plateau`, the seed's: patience 4, min_lr 1e-4) or
+    following a cosine decay to zero (`cosine`), categorical cross-entropy with `label_smoothing`, and
+    EarlyStopping on `monitor` (`val_loss`, or `val_f1_weighted`; best weights kept; `patience=None`: none)."""
+
+    epochs: int
+    learning_rate: float
+    patience: int | None = 6
+    seed: int = 42
+    schedule: str = "plateau"
+    label_smoothing: float = 0.0
+    monitor: str = "val_loss"
+
+    @classmethod
+    def of(cls, model_cfg, seed: int) -> Training:
+        return cls(int(model_cfg.epochs), float(model_cfg.learning_rate), model_cfg.patience, seed,
+                   str(model_cfg.schedule), float(model_cfg.label_smoothing), str(model_cfg.monitor))
+
+
+def fit(model: keras.Model, train, validation, training: Training, on_epoch=None, validation_targets=None,
+        n_classes: int | None = None) -> dict:
+    """`model` trained as `training` says on the `train` batches, `validation` driving the callbacks
+    (`validation_targets`: the class indices of `validation`, for `val_f1_weighted`). Returns the history."""
+    epochs, learning_rate, patience, seed = training.epochs, training.learning_rate, training.patience, training.seed
+    schedule, label_smoothing, monitor = training.schedule, training.label_smoothing, training.monitor
     keras.utils.set_random_seed(seed)
     callbacks = []
     rate = learning_rate
@@ -238,16 +259,15 @@ def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, o
     index_of = {code: number for number, code in enumerate(classes)}
     fitting = data.split(X, y, model_cfg.validation_size, seed)
     train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
-                       batch_size=batch, augment=augment, seed=seed, **options)
-    validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch, **options)
+                       batch_size=batch, augment=augment, seed=seed, reading=options)
+    validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch,
+                            reading=options)
     import tensorflow as tf
 
     with tf.device(keras_device(model_cfg.device)):
         network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
                               n_classes=len(classes))
-        history = fit(network, train_ds, validation_ds, int(model_cfg.epochs), float(model_cfg.learning_rate),
-                      model_cfg.patience, on_epoch, seed, schedule=model_cfg.schedule,
-                      label_smoothing=float(model_cfg.label_smoothing), monitor=model_cfg.monitor,
+        history = fit(network, train_ds, validation_ds, Training.of(model_cfg, seed), on_epoch,
                       validation_targets=fitting.y_test.map(index_of).to_numpy(), n_classes=len(classes))
     return network, history, settings
 
@@ -256,7 +276,7 @@ def predict_proba(network: keras.Model, settings: dict, paths, batch_size: int =
     """Class probabilities (columns in `settings["classes"]` order) of the pictures at `paths`."""
     from rakuten.features.network_input import dataset
 
-    return network.predict(dataset(paths, batch_size=batch_size, cache=False, **reading(settings)), verbose=0)
+    return network.predict(dataset(paths, batch_size=batch_size, cache=False, reading=reading(settings)), verbose=0)
 
 
 def grad_cam_samples(network: keras.Model, settings: dict, paths: pd.Series, count: int, seed: int):

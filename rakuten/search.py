@@ -107,7 +107,7 @@ def run_search(
     scoring = options.get("scoring", "f1_weighted")
     n_jobs = options.get("n_jobs", 1)
     if search == "optuna":
-        return _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on_candidate)
+        return _optuna(_Problem(head, X, y, space, prefix, folds, scoring, n_jobs), options, seed, on_candidate)
     if search == "grid":
         grid = {prefix + name: grid_values(spec, int(options.get("grid_points", 4))) for name, spec in space.items()}
         searcher = GridSearchCV(head, grid, cv=folds, scoring=scoring, n_jobs=n_jobs, refit=True,
@@ -133,9 +133,26 @@ def run_search(
     return Result(best, float(searcher.best_score_), searcher.best_estimator_, candidates)
 
 
-def _optuna(head, X, y, space, options, seed, folds, scoring, n_jobs, prefix, on_candidate) -> Result:
+@dataclass(frozen=True)
+class _Problem:
+    """What a search tries candidates of: the head (its params under `prefix`), the rows, the space,
+    and how each candidate is scored (CV `folds`, `scoring`, `n_jobs` processes)."""
+
+    head: object
+    X: object
+    y: object
+    space: dict
+    prefix: str
+    folds: object
+    scoring: str
+    n_jobs: object
+
+
+def _optuna(problem: _Problem, options: dict, seed: int, on_candidate) -> Result:
     import optuna
 
+    head, X, y, space, prefix = problem.head, problem.X, problem.y, problem.space, problem.prefix
+    folds, scoring, n_jobs = problem.folds, problem.scoring, problem.n_jobs
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _create_study(options, seed)
     candidates = []

@@ -54,18 +54,20 @@ def decode(path, image_size=(125, 125), grayscale: bool = False, preprocess: str
 
 
 def dataset(
-    paths, targets=None, *, image_size=(125, 125), grayscale=False, preprocess="rescale", channels=3,
-    batch_size=32, shuffle=False, augment: dict | None = None, seed=42, cache=True,
+    paths, targets=None, *, reading: dict | None = None, batch_size=32, shuffle=False, augment: dict | None = None,
+    seed=42, cache=True,
 ) -> "tf.data.Dataset":
-    """A batched dataset of (pixels, class index) or of pixels alone when `targets` is None."""
+    """A batched dataset of (pixels, class index) or of pixels alone when `targets` is None, each
+    picture read by `decode(**reading)` (`image_size`, `grayscale`, `preprocess`, `channels`)."""
     import tensorflow as tf
 
-    image_size = tuple(int(s) for s in image_size)
+    options = dict(reading or {})
+    options["image_size"] = tuple(int(s) for s in options.get("image_size", (125, 125)))
     paths = tf.constant([str(p) for p in paths])
     items = tf.data.Dataset.from_tensor_slices(paths if targets is None else (paths, np.asarray(targets)))
 
     def load(path, *target):
-        image = decode(path, image_size, grayscale, preprocess, channels)
+        image = decode(path, **options)
         return (image, *target) if target else image
 
     items = items.map(load, num_parallel_calls=tf.data.AUTOTUNE)

@@ -28,12 +28,12 @@ def test_decode_resizes_scales_and_converts(pictures):
 def test_dataset_batches_pixels_with_class_indices_in_order(pictures):
     frame, labels = pictures
     targets = np.arange(len(frame)) % 27
-    batches = list(dataset(frame["image_path"], targets, image_size=(32, 32), batch_size=20))
+    batches = list(dataset(frame["image_path"], targets, reading={"image_size": (32, 32)}, batch_size=20))
     assert [b[0].shape[0] for b in batches] == [20, 20, 14]
     assert np.array_equal(np.concatenate([b[1].numpy() for b in batches]), targets)
     first = decode(frame["image_path"].iloc[0], (32, 32)).numpy()
     assert np.allclose(batches[0][0][0].numpy(), first)
-    unlabelled = next(iter(dataset(frame["image_path"], image_size=(32, 32), batch_size=5)))
+    unlabelled = next(iter(dataset(frame["image_path"], reading={"image_size": (32, 32)}, batch_size=5)))
     assert unlabelled.shape == (5, 32, 32, 3)
 
 
@@ -50,7 +50,7 @@ def test_augmentation_levels_follow_the_seed():
 def test_augmented_batches_differ_from_plain_ones(pictures):
     frame, _ = pictures
     paths, targets = frame["image_path"][:8], np.zeros(8)
-    plain = next(iter(dataset(paths, targets, image_size=(48, 48), batch_size=8)))[0].numpy()
-    moved = next(iter(dataset(paths, targets, image_size=(48, 48), batch_size=8,
+    plain = next(iter(dataset(paths, targets, reading={"image_size": (48, 48)}, batch_size=8)))[0].numpy()
+    moved = next(iter(dataset(paths, targets, reading={"image_size": (48, 48)}, batch_size=8,
                               augment={"zoom": 0.2, "rotation": 10, "shift": 0.1})))[0].numpy()
     assert plain.shape == moved.shape and not np.allclose(plain, moved)
