@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from lime.lime_text import LimeTextExplainer  # noqa: E402
 
-from rakuten import recipes, runs, tracking  # noqa: E402
+from rakuten import logged_runs, recipes, tracking  # noqa: E402
 from rakuten.classes import labelled  # noqa: E402
 from rakuten.progress import duration  # noqa: E402
 from rakuten.data import DataError  # noqa: E402
@@ -138,13 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     tracking.set_console(verbose=args.verbose)
     open_store(args.tracking_uri)
     pipeline = load_model(args.model_uri).unwrap_python_model().pipeline
-    run_id = runs.model_run_id(args.model_uri)
+    run_id = logged_runs.model_run_id(args.model_uri)
     if args.input:
         products, truth = _products_of(args.input), None
     else:
         parts = recipes.test_part(run_id)
         products, truth = parts.X_test, parts.y_test
-        if runs.refitted(run_id):
+        if logged_runs.refitted(run_id):
             print(f"note: the model of run {run_id[:8]} was refitted on every labelled row, these test-part "
                   "products included: it has seen them (--input FILE to explain products it has not)")
     if args.index:

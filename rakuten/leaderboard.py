@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from rakuten.registry.versions import GAIN_CI_TAG, GAIN_TAG, METRIC, MODALITIES, ROW_COST_TAG, registry_name
 from rakuten import defaults
 from rakuten.classes import labelled
-from rakuten.cli import command, open_store, store_options
+from rakuten.cli import ExitStatus, command, open_store, store_options
 from rakuten.tracking import dataset_name, muted
 
 
@@ -127,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     open_store(args.tracking_uri)
     if mlflow.MlflowClient().get_experiment_by_name(args.experiment) is None:
         print(f"no experiment {args.experiment!r} yet: train a model first")
-        return 2
+        return ExitStatus.USER_ERROR
     groups = {name: rows for name, rows in by_dataset(entries(args.experiment)).items()
               if (args.dataset in (None, name)) and (args.modality in (None, rows[0].modality))}
     if not groups:
         print(f"no finished run in experiment {args.experiment!r}"
               + (f" on {args.dataset}" if args.dataset else "") + (f" ({args.modality})" if args.modality else ""))
-        return 2 if args.dataset or args.modality else 0
+        return ExitStatus.USER_ERROR if args.dataset or args.modality else ExitStatus.OK
     print("\n\n".join(format_group(name, rows, args.top, weakest_classes(rows[0].run_id))
                       for name, rows in groups.items()))
     return 0

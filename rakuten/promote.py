@@ -118,7 +118,7 @@ def _dry(action: registry.Action) -> tuple[bool, str]:
 
 def _candidate(best, version: str, version_uri: str | None, fingerprint: str):
     """The best run as the registry's candidate, and its test rows (rebuilt from its logged config)."""
-    from rakuten import recipes, runs
+    from rakuten import logged_runs, recipes
     from rakuten.model_check import load_problem
     from rakuten.tracking import logged_test_predictions
 
@@ -131,7 +131,7 @@ def _candidate(best, version: str, version_uri: str | None, fingerprint: str):
     parts = recipes.test_part(best.info.run_id)
     rows = registry.TestRows(parts.y_test.to_numpy(), parts.X_test.index.to_numpy(),
                              logged_test_predictions(best.info.run_id, parts.X_test.index.to_numpy()),
-                             registry.memoized(lambda uri, retrain: runs.predict_test_part(uri, parts, retrain)))
+                             registry.memoized(lambda uri, retrain: logged_runs.predict_test_part(uri, parts, retrain)))
     return candidate, rows
 
 

@@ -14,7 +14,7 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import PROJECT_ROOT, config_checks, lifecycle, registry, runs, tracking
+from rakuten import PROJECT_ROOT, config_checks, lifecycle, logged_runs, registry, tracking
 from rakuten.cli import error_path
 from rakuten.data_identity import DataOf
 from rakuten.recipes import recipe_for
@@ -75,7 +75,7 @@ def train_champion_recipe(job: Job, holder) -> float:
     registered and made `champion`: the registry ends with a model of the data it will serve."""
     import os
 
-    recipe_cfg = OmegaConf.merge(runs.run_config(holder.run_id), {
+    recipe_cfg = OmegaConf.merge(logged_runs.run_config(holder.run_id), {
         key: job.config[key] for key in ("data", "seed", "cache", "mlflow", "n_jobs", "fast_budget_ms", "registry")
         if key in job.config})
     OmegaConf.update(recipe_cfg, "cv.folds", None, force_add=True)

@@ -22,7 +22,7 @@ import mlflow
 import requests
 
 from rakuten import defaults
-from rakuten.cli import command, open_store, store_options
+from rakuten.cli import ExitStatus, command, open_store, store_options
 
 DEFAULT_PORT = 5000
 VIEW = "workflowType=machine_learning"
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if experiment is None:
         print(f"error: no experiment {args.experiment!r} in {tracking.redact(uri)} yet: train a model first",
               file=sys.stderr)
-        return 2
+        return ExitStatus.USER_ERROR
     dataset = None if args.dataset == "all" else args.dataset or newest_dataset(experiment.experiment_id)
     if dataset is not None:
         tracking.set_runs_view(experiment.experiment_id, dataset)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_log.seek(0)
                 tail = [line for line in server_log.read().splitlines() if line.strip()][-1:]
                 print(f"error: the MLflow UI server exited {server.returncode}: {' '.join(tail)}", file=sys.stderr)
-                return 2
+                return ExitStatus.USER_ERROR
             try:
                 if requests.get(f"{base}/health", timeout=2).ok:
                     break

@@ -2,7 +2,7 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
-from rakuten import explain, recipes, runs
+from rakuten import explain, logged_runs, recipes
 
 CHAMPION = "models:/rakuten-text@champion"
 
@@ -23,7 +23,7 @@ def test_linearsvc_gets_class_scores_summing_to_one(champion_store):
 
 
 def test_explanations_are_logged_to_the_model_run(champion_store, tmp_path, capsys):
-    run_id = runs.model_run_id(CHAMPION)
+    run_id = logged_runs.model_run_id(CHAMPION)
     index = int(recipes.test_part(run_id).X_test.index[0])
     assert explain.main(["--index", str(index), "--num-samples", "300", "--output", str(tmp_path)]) == 0
     logged = {a.path for a in MlflowClient().list_artifacts(run_id, "explanations")}
@@ -36,7 +36,7 @@ def test_explanations_are_logged_to_the_model_run(champion_store, tmp_path, caps
 
 def test_words_that_decide_are_words_of_the_product(champion_store):
     pipeline = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline
-    parts = recipes.test_part(runs.model_run_id(CHAMPION))
+    parts = recipes.test_part(logged_runs.model_run_id(CHAMPION))
     products = parts.X_test.head(2)
     for (index, predicted, explanation), (_, row) in zip(
         explain.explain_products(pipeline, products, num_samples=300), products.iterrows()
@@ -54,7 +54,7 @@ def test_unknown_index_is_refused(champion_store, capsys):
 def test_explain_says_its_estimate_first_and_fits_the_samples_to_the_models_cost(champion_store, capsys):
     """Finding 9b: LIME on an e5 model was silent for almost 6 minutes. Expected: an estimate first, and
     fewer samples when the model cannot score --num-samples texts within --seconds-per-product."""
-    run_id = runs.model_run_id(CHAMPION)
+    run_id = logged_runs.model_run_id(CHAMPION)
     index = int(recipes.test_part(run_id).X_test.index[0])
     pipeline = mlflow.pyfunc.load_model(CHAMPION).unwrap_python_model().pipeline
     rate = explain.texts_per_second(pipeline, recipes.test_part(run_id).X_test.head(1))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import data, recipes, runs
+from rakuten import data, logged_runs, recipes
 from rakuten.features.network_input import dataset
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
@@ -45,7 +45,7 @@ def test_sequential_trains_logs_and_predicts_prdtypecodes(store, shared_dir):
     # later tools (promote, rescoring) rebuild the same test part and get the logged score back
     parts = recipes.test_part(logged.info.run_id)
     assert parts.fingerprint == logged.data.tags["data_fingerprint"]
-    assert runs.score_model("models:/rakuten-image@champion", parts) == pytest.approx(f1, abs=1e-4)
+    assert logged_runs.score_model("models:/rakuten-image@champion", parts) == pytest.approx(f1, abs=1e-4)
 
 
 def test_logged_model_scores_what_keras_scores_on_the_same_pictures(store, shared_dir):

@@ -8,14 +8,14 @@ from __future__ import annotations
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from rakuten import data, runs, tracking
+from rakuten import data, logged_runs, tracking
 from rakuten.registry.versions import MODALITIES
 from rakuten.recipes.base import Recipe
-from rakuten.recipes.fusion import FusionRecipe
+from rakuten.recipes.fusion_recipe import FusionRecipe
 from rakuten.recipes.job import data_settings
-from rakuten.recipes.network import NetworkRecipe
-from rakuten.recipes.pictures import PicturesRecipe
-from rakuten.recipes.text import TextRecipe
+from rakuten.recipes.network_recipe import NetworkRecipe
+from rakuten.recipes.picture_recipe import PicturesRecipe
+from rakuten.recipes.text_recipe import TextRecipe
 
 RECIPES: tuple[Recipe, ...] = (TextRecipe(), PicturesRecipe(), NetworkRecipe(), FusionRecipe())
 
@@ -37,7 +37,7 @@ def comparable_params(cfg: DictConfig) -> dict[str, str]:
 def test_part(run_id: str) -> data.Split:
     """The run's train/test split, rebuilt from its logged config by its own recipe (the one that
     trained it); checked against the fingerprint the run logged."""
-    cfg = runs.run_config(run_id)
+    cfg = logged_runs.run_config(run_id)
     parts, _ = recipe_for(cfg.model).split(data_settings(cfg.data), int(cfg.seed))
     logged = mlflow.get_run(run_id).data.tags.get("data_fingerprint")
     if logged and logged != parts.fingerprint:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rakuten import data, lifecycle, registry, runs, tracking
+from rakuten import data, lifecycle, logged_runs, registry, tracking
 from rakuten.data_identity import DataOf
 from rakuten.recipes.job import Job
 
@@ -43,7 +43,7 @@ def propose(job: Job, model_uri: str, metrics: dict, parts: data.Split, predicte
     mine = data_of(job, parts)
     candidate = registry.Candidate(metrics[registry.METRIC], parts.fingerprint, mine)
     rows = registry.TestRows(parts.y_test.to_numpy(), parts.X_test.index.to_numpy(), np.asarray(predicted),
-                             registry.memoized(lambda uri, retrain: runs.predict_test_part(uri, parts, retrain)))
+                             registry.memoized(lambda uri, retrain: logged_runs.predict_test_part(uri, parts, retrain)))
     policy = registry.Policy(job.fast_budget_ms, job.require_significant_gain, job.register == "always")
     summary = f"{job.model} + resampler {job.resampler}, features {job.features}, data {job.data.dir}"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision

@@ -19,7 +19,7 @@ from rakuten.tracking.log import (find_runs, log_candidate, log_epoch, log_evalu
                                   log_metrics, log_search_result, log_summary_run, readable, set_tags)
 from rakuten.tracking.params import (POPULATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT, comparable_params, dataset_name,
                                      log_config, log_datasets, log_test_predictions, logged_test_predictions, own_settings)
-from rakuten.tracking.runs import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
+from rakuten.tracking.run_lifecycle import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
                                    alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, mark_launch, process_tags,
                                    run, run_info)
 from rakuten.tracking.store import (TrackingError, check_writable, connect, describe, ensure_experiment,

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import mlflow
 
-from rakuten.tracking.runs import process_tags
+from rakuten.tracking.run_lifecycle import process_tags
 
 
 def readable(metrics: dict[str, float]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from rakuten import PROJECT_ROOT
 from rakuten.tracking.console import one_line, redact
 from rakuten.tracking.http import is_outage, quick_http, retry_http_for
-from rakuten.tracking.runs import end_orphaned_runs, launch_experiment
+from rakuten.tracking.run_lifecycle import end_orphaned_runs, launch_experiment
 from rakuten.tracking.view import EXPERIMENT_TAGS, set_runs_view
 
 log = logging.getLogger("rakuten.tracking")

@@ -128,7 +128,7 @@ def test_grad_cam_heats_the_product_not_the_blank_around_it(shared_dir, tmp_path
     4x4 cells of 7x7, a third of the map), not on the blank."""
     from PIL import Image
 
-    from rakuten.recipes.pictures import pipeline_grad_cam_samples
+    from rakuten.recipes.picture_recipe import pipeline_grad_cam_samples
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler

@@ -15,9 +15,9 @@ from sklearn.base import clone
 from rakuten import data, fusion, model_logging, tracking
 from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
-from rakuten.recipes.network import NetworkSettings, network_params, network_settings
-from rakuten.recipes.pictures import PictureSettings, picture_params, picture_settings
-from rakuten.recipes.text import TextSettings, text_params, text_settings
+from rakuten.recipes.network_recipe import NetworkSettings, network_params, network_settings
+from rakuten.recipes.picture_recipe import PictureSettings, picture_params, picture_settings
+from rakuten.recipes.text_recipe import TextSettings, text_params, text_settings
 
 
 @dataclass(frozen=True)

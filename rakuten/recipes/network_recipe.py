@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data, evaluate, model_logging, study, tracking
 from rakuten.recipes.base import Fitted, cross_validated
-from rakuten.recipes.pictures import OverPictures
+from rakuten.recipes.picture_recipe import OverPictures
 
 
 @dataclass(frozen=True)
