@@ -67,26 +67,10 @@ def spark_available():
 
 
 # --- test tiers: `pytest -m "not slow and not service"` is the inner loop; CI runs every tier -------------
-SERVICE_MODULES = {  # start PostgreSQL, an `mlflow server`, Spark or Chromium
-    "test_spark.py", "test_team_server.py", "test_ui.py", "test_team_server_auth.py", "test_server_outage.py",
-}
-SLOW_MODULES = {  # whole trainings in subprocesses, networks, pretrained weights, studies, signals
-    "test_quickstart.py", "test_project.py", "test_train_image.py", "test_train_pretrained.py", "test_studies.py",
-    "test_signals.py", "test_store_concurrency.py", "test_promotion_concurrency.py", "test_credentials.py",
-    "test_silent_waits.py", "test_readme.py", "test_champion_per_dataset.py", "test_fusion.py",
-    # real trainings, served models and subprocesses of seconds each: CI's, not the inner loop's
-    "test_train.py", "test_serving.py", "test_train_errors.py", "test_promote.py", "test_config.py",
-    "test_pretrained.py", "test_predict.py", "test_explain.py", "test_malformed_input.py", "test_train_pictures.py",
-    "test_serve.py", "test_e5_torch.py", "test_repair.py", "test_output_files.py", "test_disk_limits.py", "test_broken_promotion.py",
-    "test_leaderboard.py", "test_command.py",
-}
-
-
+# A module says its tier itself (`pytestmark`); a test that starts PostgreSQL or the team server through
+# these fixtures, or scores on the Spark engine, is a service test wherever it lives.
 def pytest_collection_modifyitems(config, items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.path.name in SERVICE_MODULES or {"postgres", "team_server"} & set(item.fixturenames) \
-                or params.get("engine") == "spark":
+        if {"postgres", "team_server"} & set(item.fixturenames) or params.get("engine") == "spark":
             item.add_marker(pytest.mark.service)
-        if item.path.name in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)

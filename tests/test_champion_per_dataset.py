@@ -2,6 +2,7 @@
 `champion` or `fast`; new data ends with a model fitted on it, the candidate's or the champion's
 recipe trained there by a run of its own. Real runs on the bundled sample and the shared data."""
 
+import pytest
 from dataclasses import replace
 
 import mlflow
@@ -10,6 +11,8 @@ from mlflow import MlflowClient
 from rakuten import data_identity, registry
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300")
 

@@ -1,5 +1,6 @@
 """`rakuten <command>`: one command over the project's commands."""
 
+import pytest
 import os
 import shutil
 import subprocess
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 from rakuten.command import COMMANDS
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def rakuten(*args: str, env=None) -> subprocess.CompletedProcess:

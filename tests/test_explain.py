@@ -1,8 +1,11 @@
+import pytest
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
 from rakuten import explain, logged_runs, recipes
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 CHAMPION = "models:/rakuten-text@champion"
 

@@ -1,8 +1,11 @@
 """The fusion's combiners on probabilities whose right answer is known."""
 
+import pytest
 import numpy as np
 
 from rakuten import fusion
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 CLASSES = np.array([10, 40, 50])
 

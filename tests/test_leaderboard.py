@@ -2,6 +2,7 @@
 dataset (picture runs apart), training jobs only (search candidates stay under their parent), and
 a registered model scored on a labelled file with its evaluation logged beside the version."""
 
+import pytest
 import gzip
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from mlflow import MlflowClient
 from rakuten import PROJECT_ROOT, leaderboard
 from rakuten.train import run
 from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def command(store: str, *args: str) -> subprocess.CompletedProcess:

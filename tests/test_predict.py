@@ -7,6 +7,8 @@ import pytest
 from rakuten import data, predict
 from tests.helpers.stores import SAMPLE_DIR
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 CHAMPION = "models:/rakuten-text@champion"
 
 

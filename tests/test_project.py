@@ -1,5 +1,6 @@
 """The project as users drive it: pins, `mlflow run .`, Hydra multirun."""
 
+import pytest
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import yaml
 
 from rakuten import PROJECT_ROOT
 from rakuten.train import compose_config
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def pins_of(requirements) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The promotion rule, on real runs: a better model takes `champion`, a worse one never does."""
 
+import pytest
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
@@ -8,6 +9,8 @@ from rakuten import promote, registry
 from rakuten.data_identity import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 QUICK = ("data.max_rows=600", "register=always")  # every run's model registered: losers too
 WEAK = ("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300")

@@ -13,6 +13,8 @@ import pytest
 
 from rakuten import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 
 def sh(command: str, cwd, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items()

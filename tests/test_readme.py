@@ -10,6 +10,8 @@ import pytest
 
 from rakuten import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 BLOCKS = re.findall(r"```python\n(.*?)```", (PROJECT_ROOT / "README.md").read_text(), flags=re.S)
 
 

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import requests
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 ROWS = {"columns": ["designation", "description"],
         "data": [["Piscine tubulaire ronde 300 cm", None], ["Jeu PS4 FIFA 19", "<b>jeu</b> de foot"]]}
 

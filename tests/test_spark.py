@@ -8,6 +8,8 @@ import pytest
 
 from rakuten import data, predict
 
+pytestmark = pytest.mark.service  # starts PostgreSQL, an mlflow server, Spark or Chromium
+
 
 @pytest.fixture(scope="module")
 def real_rows(shared_dir, tmp_path_factory):

@@ -18,6 +18,8 @@ from tests.helpers.jobs import (
     FAST, champion_is_best_on_its_fingerprint, job_env, start_train, train,
 )
 
+pytestmark = pytest.mark.service  # starts PostgreSQL, an mlflow server, Spark or Chromium
+
 MODELS = ("linearsvc", "sgd", "complementnb", "multinomialnb")
 
 

@@ -11,6 +11,8 @@ from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config, make_store
 from tests.helpers.stores import MODELS
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 METRICS = {"test_f1_weighted", "test_f1_macro", "test_accuracy", "fit_seconds", "predict_seconds",
            "train_rows", "test_rows"}
 ARTIFACTS = {"config.yaml", "classification_report.json", "classification_report.txt", "confusion_matrix.png",

@@ -14,6 +14,8 @@ from rakuten import PROJECT_ROOT, data
 from tests.helpers.stores import SAMPLE_DIR
 from tests.helpers.stores import write_challenge_files
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 
 def train(*overrides: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """The command line, its Hydra folder beside the throwaway store (not in the checkout)."""

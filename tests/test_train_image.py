@@ -12,6 +12,8 @@ from rakuten.features.network_input import dataset
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 SMALL = ("model.image_size=[48,48]", "model.gradcam_images=2", "model.batch_size=16", "augment=none")
 
 

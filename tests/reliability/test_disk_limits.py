@@ -3,6 +3,7 @@ logged), the store is a corrupt SQLite file, the output goes where it cannot be 
 Expected: one line naming the file, exit 2, the run ended FAILED, no version registered, nothing
 half-written. Before: tracebacks of 80-150 lines."""
 
+import pytest
 import resource
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT
 from tests.helpers.jobs import all_runs, job_env
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def test_a_file_size_limit_while_logging_fails_the_run_in_one_line(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 
 from rakuten import data, predict
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 ENGINES = ("pandas", "spark")
 
 

@@ -5,6 +5,7 @@ the input untouched, also through a link. Finding 13: y_test.csv was always 0600
 the mode the user's umask gives. Finding 9c: scoring a large file off a terminal said nothing for
 minutes. Expected: a progress line (rows done, rate, time left) at least every 30 s."""
 
+import pytest
 import hashlib
 import os
 import shutil
@@ -14,6 +15,8 @@ import sys
 
 from tests.helpers.stores import SAMPLE_DIR
 from tests.helpers.jobs import job_env
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def predict(store: str, tmp_path, *args: str, umask: int | None = None) -> subprocess.CompletedProcess:

@@ -21,6 +21,8 @@ from tests.helpers.jobs import (
     FAST, assert_no_run_running, champion_is_best_on_its_fingerprint, job_env, start_train,
 )
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 # four models of clearly different strength on the same 300 rows (one data fingerprint)
 JOBS = [("model=multinomialnb", "model.estimator.alpha=30", "model.max_features=300"),
         ("model=complementnb",), ("model=sgd",), ("model=linearsvc",)]

@@ -5,6 +5,7 @@ forever, with no process tag to check; a job killed with -9 left its temporary f
 Expected: both are cleaned (the launch once older than --stale-minutes; a young one, or a live
 job's folder, is left alone) and the summary says how many, once."""
 
+import pytest
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT
 from tests.helpers.jobs import job_env
+
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
 
 def dead_pid() -> int:

@@ -4,6 +4,7 @@ Expected: a job that may retry long enough (mlflow.retry_seconds=120) finishes a
 happened; a job whose retries run out first exits 2 with one line; once the server is back,
 `python -m rakuten.runs --repair` ends its run FAILED with a tag saying why. Nothing RUNNING."""
 
+import pytest
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from mlflow import MlflowClient
 from rakuten import PROJECT_ROOT
 from tests.helpers.jobs import assert_no_run_running, job_env, start_train
 from tests.helpers.services import free_port, start_mlflow_server, stop
+
+pytestmark = pytest.mark.service  # starts PostgreSQL, an mlflow server, Spark or Chromium
 
 JOB = ("model=svc", "data.max_rows=1500", "cache.enabled=false", "refit=none")
 

@@ -13,6 +13,8 @@ from mlflow import MlflowClient
 
 from tests.helpers.jobs import all_runs, assert_no_run_running, start_train
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 # an SVC fit that takes far longer than the test waits (tens of seconds on 2 cores)
 SLOW = ("model=svc", "model.max_features=null", "cache.enabled=false")
 

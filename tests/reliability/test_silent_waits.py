@@ -11,6 +11,8 @@ from tests.helpers.jobs import COMMANDS, run_command
 from tests.helpers.http import scripted_server
 from tests.helpers.services import free_port
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_closed_port_fails_fast_with_one_line(tmp_path, name):

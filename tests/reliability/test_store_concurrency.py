@@ -6,6 +6,8 @@ import pytest
 
 from tests.helpers.jobs import FAST, all_runs, assert_no_run_running, sqlite_tables, start_train, train
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 MODELS = ("linearsvc", "sgd", "complementnb", "multinomialnb")
 
 

@@ -15,6 +15,8 @@ import pytest
 from rakuten import PROJECT_ROOT
 from tests.helpers.jobs import job_env
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 PASSWORD = "S3cr3tPw"
 
 

@@ -10,6 +10,8 @@ import pytest
 from tests.helpers.http import scripted_server
 from tests.helpers.jobs import COMMANDS, run_command
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 PASSWORD = "S3cr3tPw"
 
 @pytest.fixture(scope="module")

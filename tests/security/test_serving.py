@@ -27,6 +27,8 @@ from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config, make_store
 from tests.helpers.services import serve, stop
 
+pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
+
 
 @pytest.fixture(scope="module")
 def pictures(shared_dir, tmp_path_factory):

@@ -14,6 +14,8 @@ import requests
 from rakuten import PROJECT_ROOT
 from tests.helpers.services import free_port, stop, wait_for
 
+pytestmark = pytest.mark.service  # starts PostgreSQL, an mlflow server, Spark or Chromium
+
 pytest.importorskip("flask_wtf", reason="the team extra is not installed: pip install -e '.[team]'")
 ADMIN_PASSWORD = "admin-Passw0rd-for-tests"
 
