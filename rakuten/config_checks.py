@@ -62,12 +62,12 @@ RUN_FOLDER_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 
 def check_run_folder(arguments: list[str], cwd: Path) -> None:
     """Refuse a Hydra run or sweep folder outside the working folder (`outputs/`, `multirun/` lie there),
-    the project and the temporary folder, unless `allow_outside_outputs=true`: Hydra writes its
+    the project and the temporary folders ($TMPDIR, /tmp), unless `allow_outside_outputs=true`: Hydra writes its
     `.hydra/*.yaml` and the job's log there, as whoever runs it (`hydra.run.dir=/etc` as root)."""
     overrides = dict(argument.lstrip("+~").split("=", 1) for argument in arguments if "=" in argument)
     if str(overrides.get("allow_outside_outputs", "false")).lower() == "true":
         return
-    allowed = [cwd.resolve(), PROJECT_ROOT.resolve(), Path(tempfile.gettempdir()).resolve()]
+    allowed = [cwd.resolve(), PROJECT_ROOT.resolve(), Path(tempfile.gettempdir()).resolve(), Path("/tmp").resolve()]
     for key in RUN_FOLDER_KEYS:
         if key in overrides:
             folder = (cwd / Path(overrides[key]).expanduser()).resolve()

@@ -124,11 +124,6 @@ class Training:
     label_smoothing: float = 0.0
     monitor: str = "val_loss"
 
-    @classmethod
-    def of(cls, model_cfg, seed: int) -> Training:
-        return cls(int(model_cfg.epochs), float(model_cfg.learning_rate), model_cfg.patience, seed,
-                   str(model_cfg.schedule), float(model_cfg.label_smoothing), str(model_cfg.monitor))
-
 
 def fit(model: keras.Model, train, validation, training: Training, on_epoch=None, validation_targets=None,
         n_classes: int | None = None) -> dict:
@@ -220,11 +215,36 @@ def grad_cam(model: keras.Model, pixels: np.ndarray, class_index: int | None = N
     return (heatmap / heatmap.max() if heatmap.max() > 0 else heatmap), index
 
 
-def settings_of(model_cfg, classes) -> dict:
+@dataclass(frozen=True)
+class Network:
+    """A Keras network as its config asks it (`conf/network`, `conf/trainer`), typed: the architecture
+    (its `_target_` node, built anew at every fit), how pictures are read, how it is trained."""
+
+    architecture: dict  # the `network` node: `_target_` and its arguments
+    reading: dict  # image_size, grayscale, preprocess, channels: `features.network_input.decode`'s options
+    training: Training
+    batch_size: int
+    validation_size: float | int  # a share of the pictures, or a count
+    device: str  # auto, cpu or cuda
+
+    @classmethod
+    def of(cls, model: dict, seed: int = 42) -> Network:
+        reading = {"image_size": [int(s) for s in model["image_size"]], "grayscale": bool(model["grayscale"]),
+                   "preprocess": str(model["preprocess"]), "channels": int(model["channels"])}
+        training = Training(int(model["epochs"]), float(model["learning_rate"]), model["patience"], seed,
+                            str(model["schedule"]), float(model["label_smoothing"]), str(model["monitor"]))
+        return cls(dict(model["network"]), reading, training, int(model["batch_size"]),
+                   model["validation_size"], str(model["device"]))
+
+    def seeded(self, seed: int) -> Network:
+        from dataclasses import replace
+
+        return replace(self, training=replace(self.training, seed=seed))
+
+
+def settings_of(network: Network, classes) -> dict:
     """What a logged image model needs to read pictures as in training, and its class order."""
-    return {"classes": [int(c) for c in classes], "image_size": list(model_cfg.image_size),
-            "grayscale": bool(model_cfg.grayscale), "preprocess": model_cfg.preprocess,
-            "channels": int(model_cfg.channels)}
+    return {"classes": [int(c) for c in classes], **network.reading}
 
 
 def reading(settings: dict) -> dict:
@@ -246,30 +266,29 @@ def keras_device(device: str) -> str:
     return "/GPU:0" if gpus and device != "cpu" else "/CPU:0"
 
 
-def fit_from_config(model_cfg, augment: dict | None, X, y, classes, seed: int, on_epoch=None):
-    """Build the network of `model_cfg` (a network's model node: conf/model, conf/network,
-    conf/trainer) and fit it on pictures X (`image_path`) with labels y, augmented by `augment`; a
-    stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
+def fit_network(network: Network, augment: dict | None, X, y, classes, on_epoch=None):
+    """Build `network` and fit it on pictures X (`image_path`) with labels y, augmented by `augment`;
+    a stratified `validation_size` of them drives the callbacks. Returns (network, history, settings)."""
     from hydra.utils import instantiate
 
     from rakuten.features.network_input import dataset
 
-    settings = settings_of(model_cfg, classes)
-    options, batch = reading(settings), int(model_cfg.batch_size)
+    settings, seed = settings_of(network, classes), network.training.seed
+    options, batch = reading(settings), network.batch_size
     index_of = {code: number for number, code in enumerate(classes)}
-    fitting = data.split(X, y, model_cfg.validation_size, seed)
+    fitting = data.split(X, y, network.validation_size, seed)
     train_ds = dataset(fitting.X_train["image_path"], fitting.y_train.map(index_of), shuffle=True,
                        batch_size=batch, augment=augment, seed=seed, reading=options)
     validation_ds = dataset(fitting.X_test["image_path"], fitting.y_test.map(index_of), batch_size=batch,
                             reading=options)
     import tensorflow as tf
 
-    with tf.device(keras_device(model_cfg.device)):
-        network = instantiate(model_cfg.network, input_shape=(*settings["image_size"], settings["channels"]),
-                              n_classes=len(classes))
-        history = fit(network, train_ds, validation_ds, Training.of(model_cfg, seed), on_epoch,
+    with tf.device(keras_device(network.device)):
+        built = instantiate(network.architecture, input_shape=(*settings["image_size"], settings["channels"]),
+                            n_classes=len(classes))
+        history = fit(built, train_ds, validation_ds, network.training, on_epoch,
                       validation_targets=fitting.y_test.map(index_of).to_numpy(), n_classes=len(classes))
-    return network, history, settings
+    return built, history, settings
 
 
 def predict_proba(network: keras.Model, settings: dict, paths, batch_size: int = 64) -> np.ndarray:

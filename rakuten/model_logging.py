@@ -14,6 +14,7 @@ from pathlib import Path
 import joblib
 import mlflow
 
+from rakuten.predictors import FUSION_ARTIFACT, PICTURE_PART, TEXT_PART
 from rakuten.pyfunc import FUSION_SIGNATURE, IMAGE_SIGNATURE, TEXT_SIGNATURE
 
 log = logging.getLogger("rakuten.model_logging")
@@ -109,14 +110,14 @@ def requirements(packages=ADAPTER_REQUIREMENTS) -> list[str]:
 
 def log_picture_model(pipeline, input_example):
     """Log a scikit-learn pipeline over pictures as the run's model `model` (`image_path` rows)."""
-    return _log_pyfunc("picture", {"picture_pipeline": pipeline}, {}, IMAGE_SIGNATURE, input_example,
+    return _log_pyfunc("picture", {PICTURE_PART: pipeline}, {}, IMAGE_SIGNATURE, input_example,
                        ADAPTER_REQUIREMENTS + requirements_of(pipeline))
 
 
 def log_fusion_model(fused: dict, input_example, signature=FUSION_SIGNATURE):
     """Log a fusion whose parts are all scikit-learn pipelines (saved together with joblib)."""
-    return _log_pyfunc("fusion", {"fusion": fused}, {}, signature, input_example,
-                       ADAPTER_REQUIREMENTS + requirements_of(fused["text_pipeline"], fused["picture_pipeline"]))
+    return _log_pyfunc("fusion", {FUSION_ARTIFACT: fused}, {}, signature, input_example,
+                       ADAPTER_REQUIREMENTS + requirements_of(fused[TEXT_PART], fused[PICTURE_PART]))
 
 
 def log_image_model(network, image_config: dict, input_example, signature=None, extra_artifacts=None):
@@ -124,7 +125,7 @@ def log_image_model(network, image_config: dict, input_example, signature=None, 
     `extra_artifacts` (saved with joblib) make it a fusion model."""
     files = {"keras_model": ("network.keras", network.save),
              "image_config": ("image_config.json", lambda path: Path(path).write_text(json.dumps(image_config)))}
-    parts = [value["text_pipeline"] for value in (extra_artifacts or {}).values() if "text_pipeline" in value]
+    parts = [value[TEXT_PART] for value in (extra_artifacts or {}).values() if TEXT_PART in value]
     return _log_pyfunc("fusion" if extra_artifacts else "network", extra_artifacts or {}, files, signature or IMAGE_SIGNATURE, input_example,
                        ADAPTER_REQUIREMENTS + NETWORK_REQUIREMENTS + requirements_of(*parts))
 
@@ -132,4 +133,4 @@ def log_image_model(network, image_config: dict, input_example, signature=None, 
 def log_fusion_network(network, image_config: dict, input_example, fused: dict):
     """Log a fusion whose image part is a Keras network (saved as its own file)."""
     return log_image_model(network, image_config, input_example, signature=FUSION_SIGNATURE,
-                           extra_artifacts={"fusion": fused})
+                           extra_artifacts={FUSION_ARTIFACT: fused})

@@ -99,6 +99,17 @@ def combine(combiner: dict, p_text: np.ndarray, p_image: np.ndarray, classes) ->
     return align(stacker.predict_proba(np.hstack([p_text, p_image])), stacker.classes_, classes)
 
 
+FUSION_ARTIFACT = "fusion"  # a fusion model's joblib file of parts (`fusion_parts`)
+TEXT_PART, PICTURE_PART = "text_pipeline", "picture_pipeline"
+
+
+def fusion_parts(text_pipeline, combiner: dict, classes, picture_pipeline=None) -> dict:
+    """What a fusion model saves in `FUSION_ARTIFACT`, as `FusionPredictor.load` reads it: the picture
+    pipeline only when the image part is one (a Keras network is saved as its own file)."""
+    parts = {TEXT_PART: text_pipeline, "combiner": combiner, "classes": [int(c) for c in classes]}
+    return parts if picture_pipeline is None else {**parts, PICTURE_PART: picture_pipeline}
+
+
 class FusionPredictor:
     """The fused model behind the pyfunc: text pipeline + image network + combiner."""
 
@@ -111,10 +122,9 @@ class FusionPredictor:
     @classmethod
     def load(cls, artifacts: dict) -> FusionPredictor:
         """The image part is a picture-descriptor pipeline saved with the rest, or a Keras network."""
-        parts = joblib.load(artifacts["fusion"])
-        image = (PicturePredictor(parts["picture_pipeline"]) if "picture_pipeline" in parts
-                 else load_network_predictor(artifacts))
-        return cls(parts["text_pipeline"], image, parts["combiner"], parts["classes"])
+        parts = joblib.load(artifacts[FUSION_ARTIFACT])
+        image = (PicturePredictor(parts[PICTURE_PART]) if PICTURE_PART in parts else load_network_predictor(artifacts))
+        return cls(parts[TEXT_PART], image, parts["combiner"], parts["classes"])
 
     def proba(self, rows: pd.DataFrame, params: dict) -> np.ndarray:
         fused = align(self.text.predict_proba(text_rows(rows)), self.text.classes_, self.classes)

@@ -29,7 +29,8 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from rakuten.classes import class_name
 from rakuten.picture_input import PictureError, picture_rows
-from rakuten.predictors import BadInput, FusionPredictor, PicturePredictor, TextPredictor, load_network_predictor
+from rakuten.predictors import (FUSION_ARTIFACT, PICTURE_PART, BadInput, FusionPredictor, PicturePredictor, TextPredictor,
+                                load_network_predictor)
 
 LABEL = "prdtypecode"
 log = logging.getLogger("rakuten.pyfunc")
@@ -61,7 +62,7 @@ def bad_input(message: str) -> MlflowException:
 # what `model_logging` records as the model's `predictor` -> how its artifacts load
 PREDICTORS = {
     "text": lambda artifacts: TextPredictor(joblib.load(artifacts["pipeline"])),
-    "picture": lambda artifacts: PicturePredictor(joblib.load(artifacts["picture_pipeline"])),
+    "picture": lambda artifacts: PicturePredictor(joblib.load(artifacts[PICTURE_PART])),
     "fusion": FusionPredictor.load,
     "network": load_network_predictor,
 }
@@ -72,7 +73,7 @@ def predictor_of(model_config: dict | None, artifacts: dict) -> str:
     recorded = (model_config or {}).get("predictor")
     if recorded:
         return recorded
-    for artifact, predictor in (("pipeline", "text"), ("picture_pipeline", "picture"), ("fusion", "fusion")):
+    for artifact, predictor in (("pipeline", "text"), (PICTURE_PART, "picture"), (FUSION_ARTIFACT, "fusion")):
         if artifact in artifacts:
             return predictor
     return "network"

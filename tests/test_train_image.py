@@ -68,7 +68,7 @@ def test_logged_model_scores_what_keras_scores_on_the_same_pictures(store, share
     network = predictor.model
     network.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     _, keras_accuracy = network.evaluate(
-        dataset(fitted.X_train["image_path"], targets, image_size=(48, 48), grayscale=True, channels=1,
+        dataset(fitted.X_train["image_path"], targets, reading={"image_size": (48, 48), "grayscale": True, "channels": 1},
                 batch_size=16), verbose=0)
     assert pyfunc_accuracy == pytest.approx(keras_accuracy, abs=1e-6)
     assert pyfunc_accuracy > 0.5, "the network should fit its own 27 training pictures"

@@ -3,7 +3,7 @@
 `train(job)`: split -> (CV) -> fit -> score -> evaluate and log -> refit -> log the model ->
 register and promote -> one summary line. A recipe says only what differs for its models: what
 its config holds (`settings`), how its rows are split (`split`), fitted (`fit`), scored
-(`score`), cross-validated, refitted and logged.
+(`score`), cross-validated, refit and logged.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Recipe:
     returned."""
 
     modality = ""
-    refits = False  # `refit=all` fits the scored recipe again on every labelled row
+    refit_allowed = False  # `refit=all` fits the scored recipe again on every labelled row
 
     def takes(self, model: DictConfig) -> bool:
         return model.modality == self.modality
@@ -125,14 +125,14 @@ def train(job: Job, successor_of=None) -> Trained:
         scores = evaluate_and_log(job, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
                                   {**fitted.figures, **figures})
         tracking.log_test_predictions(parts.X_test.index, predicted)
-        model, refitted = fitted.model, recipe.refits and job.refit == "all"
-        if refitted:
+        model, refit = fitted.model, recipe.refit_allowed and job.refit == "all"
+        if refit:
             model = recipe.refit(job, model, parts)
         model_info = recipe.log_model(job, model, fitted, parts, context)
         if successor_of is not None:
-            decision = registration.install_successor(job, model_info.model_uri, scores, parts, refitted, successor_of)
+            decision = registration.install_successor(job, model_info.model_uri, scores, parts, refit, successor_of)
         elif job.register != "false":
-            decision, retrain = registration.propose(job, model_info.model_uri, scores, parts, predicted, refitted)
+            decision, retrain = registration.propose(job, model_info.model_uri, scores, parts, predicted, refit)
         else:
             decision = "not registered"
     return Trained(report(active, scores, decision), retrain)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 
 from rakuten import data, fusion, model_logging, tracking
+from rakuten.predictors import fusion_parts
 from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
 from rakuten.recipes.network_recipe import NetworkSettings, network_params, network_settings
@@ -114,10 +115,11 @@ class FusionRecipe(Recipe):
 
     def log_model(self, job, model, fitted: Fitted, parts: data.Split, found):
         example = parts.X_test[["designation", "description", "image_path"]].head(2)
-        fused = {"text_pipeline": model.text, "combiner": model.combiner, "classes": [int(c) for c in model.classes]}
         if hasattr(model.image, "model"):  # a Keras network: saved as its own file
+            fused = fusion_parts(model.text, model.combiner, model.classes)
             return model_logging.log_fusion_network(model.image.model, model.image.config, example, fused)
-        return model_logging.log_fusion_model({**fused, "picture_pipeline": model.image.pipeline}, example)
+        return model_logging.log_fusion_model(fusion_parts(model.text, model.combiner, model.classes,
+                                                           model.image.pipeline), example)
 
 
 def fusion_spec(settings: FusionSettings, seed: int, on_epoch=None) -> fusion.FusionSpec:

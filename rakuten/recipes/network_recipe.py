@@ -17,11 +17,11 @@ from rakuten.recipes.picture_recipe import OverPictures
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """A Keras network as its config asks it: its model node, resolved (what `image_models` builds
-    and trains a new network from, at every fit), its augmentation (the network's own
-    `model.augment`, else the `augment` group's) and the Grad-CAM count."""
+    """A Keras network as its config asks it, typed: the network (`image_models.Network`: architecture,
+    reading, training), its augmentation (the network's own `model.augment`, else the `augment`
+    group's) and the Grad-CAM count. The seed is the job's: `fit` takes it."""
 
-    network: DictConfig
+    network: "image_models.Network"
     augment: dict
     gradcam_images: int
 
@@ -33,8 +33,8 @@ class NetworkSettings:
         """(a new network fitted on `pictures` (`image_path`), its history, its settings)."""
         from rakuten import image_models
 
-        return image_models.fit_from_config(self.network, self.augment, pictures, labels, classes, seed,
-                                            on_epoch=on_epoch)
+        return image_models.fit_network(self.network.seeded(seed), self.augment, pictures, labels, classes,
+                                        on_epoch=on_epoch)
 
 
 def network_settings(cfg: DictConfig) -> NetworkSettings:
@@ -46,7 +46,9 @@ def network_settings(cfg: DictConfig) -> NetworkSettings:
                          "pip install -e '.[images]'") from error
     model = OmegaConf.to_container(cfg.model, resolve=True)
     augment = augment_of(model, OmegaConf.to_container(cfg.augment, resolve=True))
-    return NetworkSettings(OmegaConf.create(model), augment, int(model["gradcam_images"]))
+    from rakuten import image_models
+
+    return NetworkSettings(image_models.Network.of(model), augment, int(model["gradcam_images"]))
 
 
 def augment_of(model: dict, group: dict) -> dict:

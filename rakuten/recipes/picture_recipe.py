@@ -70,7 +70,7 @@ def picture_params(model: dict, config: dict, prefix: str = "model.") -> dict:
 
 
 class PicturesRecipe(OverPictures):
-    refits = True
+    refit_allowed = True
 
     def params(self, config: dict) -> dict:
         return picture_params(config["model"], config)

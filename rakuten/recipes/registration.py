@@ -25,15 +25,15 @@ def data_of(job: Job, parts: data.Split) -> DataOf:
     return DataOf.of_split(parts, tracking.dataset_name(job.data.dir, job.modality))
 
 
-def _registration(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool,
+def _registration(job: Job, model_uri: str, metrics: dict, parts: data.Split, refit: bool,
                   summary: str) -> registry.Registration:
-    refit = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refitted else {}
-    return registry.Registration(model_uri, metrics, summary, {**refit, **data_of(job, parts).tags()})
+    refit_tags = {"refit_rows": str(len(parts.X_train) + len(parts.X_test))} if refit else {}
+    return registry.Registration(model_uri, metrics, summary, {**refit_tags, **data_of(job, parts).tags()})
 
 
 def propose(job: Job, model_uri: str, metrics: dict, parts: data.Split, predicted,
-            refitted: bool = False) -> tuple[str, RetrainOrder | None]:
-    """The run's model through the registry's rule (tagged `refit_rows` when `refitted` on every row).
+            refit: bool = False) -> tuple[str, RetrainOrder | None]:
+    """The run's model through the registry's rule (tagged `refit_rows` when `refit` on every row).
     Returns (the decision in words, the retraining the command carries out after this run, or None).
 
     `register=true` registers only a model that takes `champion` or `fast` (the registry holds the
@@ -48,7 +48,7 @@ def propose(job: Job, model_uri: str, metrics: dict, parts: data.Split, predicte
     summary = f"{job.model} + resampler {job.resampler}, features {job.features}, data {job.data.dir}"
     with lifecycle.critical():  # a kill waits: no version registered without its promotion decision
         outcome, action, _ = registry.propose(name, candidate, rows, policy,
-                                              _registration(job, model_uri, metrics, parts, refitted, summary))
+                                              _registration(job, model_uri, metrics, parts, refit, summary))
     retrain = None
     if action.retrain and (holder := registry.current_champion(name)) is not None:
         retrain = RetrainOrder(job, holder, mine)
@@ -59,14 +59,14 @@ def propose(job: Job, model_uri: str, metrics: dict, parts: data.Split, predicte
     return _said(name, outcome), retrain
 
 
-def install_successor(job: Job, model_uri: str, metrics: dict, parts: data.Split, refitted: bool, holder) -> str:
+def install_successor(job: Job, model_uri: str, metrics: dict, parts: data.Split, refit: bool, holder) -> str:
     """Register the champion's recipe trained on new data and point `champion` (and `fast`) at it."""
     name = registry.registry_name(job.modality)
     summary = f"{job.model}: the recipe of champion v{holder.version} trained on {job.data.dir}"
     candidate = registry.Candidate(metrics[registry.METRIC], parts.fingerprint, data_of(job, parts))
     decision = (registry.Contest(registry.versions.as_version(holder)), registry.successor(str(holder.version)))
     with lifecycle.critical():
-        outcome = registry.carry_out(name, candidate, _registration(job, model_uri, metrics, parts, refitted, summary),
+        outcome = registry.carry_out(name, candidate, _registration(job, model_uri, metrics, parts, refit, summary),
                                      job.fast_budget_ms, decision, lambda: decision)
     return _said(name, outcome, f" (was v{holder.version})")
 

@@ -80,7 +80,7 @@ def text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
 
 class TextRecipe(Recipe):
     modality = "text"
-    refits = True
+    refit_allowed = True
 
     def params(self, config: dict) -> dict:
         return text_params(config["model"], config)

@@ -86,7 +86,7 @@ def test_a_run_folder_outside_the_outputs_needs_asking(store, tmp_path):
     import shutil
     import uuid
 
-    outside = Path("/var/tmp") / f"rakuten-outside-{uuid.uuid4().hex[:8]}"
+    outside = Path.home() / f".rakuten-outside-{uuid.uuid4().hex[:8]}"  # neither the project nor a temp folder
     try:
         done = subprocess.run([sys.executable, "-m", "rakuten.train", "data.max_rows=300", f"hydra.run.dir={outside}"],
                               cwd=PROJECT_ROOT, env=job_env(store, tmp_path), capture_output=True, text=True, timeout=300)
