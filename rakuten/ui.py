@@ -23,26 +23,8 @@ import requests
 
 from rakuten import defaults
 from rakuten.cli import ExitStatus, command, open_store, store_options
+from rakuten.tracking.view import DEFAULT_PORT, experiment_url, ui_base
 
-DEFAULT_PORT = 5000
-VIEW = "workflowType=machine_learning"
-
-
-def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
-    """Where the UI of this store is: the server itself, or the `python -m rakuten.ui` of a file store."""
-    from rakuten.tracking import redact
-
-    if tracking_uri.startswith(("http://", "https://")):
-        return redact(tracking_uri.rstrip("/")).replace(":***@", "@")
-    return f"http://127.0.0.1:{port}"
-
-
-def experiment_url(base: str, experiment_id: str, dataset: str | None = None) -> str:
-    """The runs table of the experiment: one dataset's training runs (`dataset`), else all runs."""
-    from rakuten.tracking import RUNS_VIEW_KEY, dataset_view_key
-
-    key = RUNS_VIEW_KEY if dataset is None else dataset_view_key(dataset)
-    return f"{base}/#/experiments/{experiment_id}/runs?{VIEW}&viewStateShareKey={key}"
 
 
 def newest_dataset(experiment_id: str) -> str | None:
@@ -50,10 +32,6 @@ def newest_dataset(experiment_id: str) -> str | None:
     found = mlflow.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'",
                                order_by=["attributes.start_time DESC"], max_results=50, output_format="list")
     return next((r.data.tags["dataset"] for r in found if "dataset" in r.data.tags), None)
-
-
-def run_url(base: str, experiment_id: str, run_id: str) -> str:
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
 
 
 @command

@@ -191,11 +191,9 @@ def refit_on_all_rows(scored, parts: data.Split):
 
 def report(active, metrics: dict, decision: str) -> float:
     """The job's one summary line: model, score, run, experiment, champion decision, link."""
-    from rakuten.ui import run_url, ui_base
-
     info = tracking.run_info(active.info.run_id)  # as stored: `mlflow run` names its run before the job does
     experiment = tracking.experiment_name(info.experiment_id)
-    url = run_url(ui_base(tracking.tracking_uri()), info.experiment_id, info.run_id)
+    url = tracking.run_link(tracking.tracking_uri(), info.experiment_id, info.run_id)
     print(f"{info.run_name}: test_f1_weighted={metrics['test_f1_weighted']:.4f} | run {info.run_id[:8]} in "
           f"experiment {experiment} | {decision} | {url}", flush=True)
     return metrics["test_f1_weighted"]

@@ -24,7 +24,8 @@ from rakuten.tracking.run_lifecycle import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_
                                    run, run_info)
 from rakuten.tracking.store import (TrackingError, check_writable, connect, describe, ensure_experiment,
                                     registry_lock, resolve_tracking_uri, sqlite_path, tracking_uri)
-from rakuten.tracking.view import EXPERIMENT_TAGS, RUNS_VIEW, RUNS_VIEW_KEY, RUNS_VIEW_TAG, dataset_view_key, set_runs_view
+from rakuten.tracking.view import (EXPERIMENT_TAGS, RUNS_VIEW, RUNS_VIEW_KEY, RUNS_VIEW_TAG, dataset_view_key, run_link,
+                                   set_runs_view)
 
 __all__ = [
     "muted", "one_line", "redact", "set_console", "is_outage", "quick_http", "retry_http_for", "find_runs",
@@ -34,5 +35,5 @@ __all__ = [
     "alive_or_finished", "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
     "end_orphaned_runs", "experiment_name", "git_commit", "mark_launch", "process_tags", "run", "run_info", "TrackingError",
     "check_writable", "connect", "describe", "ensure_experiment", "registry_lock", "resolve_tracking_uri", "sqlite_path",
-    "tracking_uri", "EXPERIMENT_TAGS", "RUNS_VIEW", "RUNS_VIEW_KEY", "RUNS_VIEW_TAG", "dataset_view_key", "set_runs_view",
+    "tracking_uri", "EXPERIMENT_TAGS", "RUNS_VIEW", "RUNS_VIEW_KEY", "RUNS_VIEW_TAG", "dataset_view_key", "run_link", "set_runs_view",
 ]

@@ -47,3 +47,29 @@ def set_runs_view(experiment_id: str, dataset: str | None = None) -> None:
     except MlflowException:
         if client.get_experiment(experiment_id).tags.get(tag) != value:
             raise
+
+
+DEFAULT_PORT = 5000  # where `python -m rakuten.ui` serves the UI of a file store
+VIEW = "workflowType=machine_learning"
+
+
+def ui_base(tracking_uri: str, port: int = DEFAULT_PORT) -> str:
+    """Where the UI of this store is: the server itself, or the `python -m rakuten.ui` of a file store."""
+    from rakuten.tracking.console import redact
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return redact(tracking_uri.rstrip("/")).replace(":***@", "@")
+    return f"http://127.0.0.1:{port}"
+
+
+def experiment_url(base: str, experiment_id: str, dataset: str | None = None) -> str:
+    """The runs table of the experiment: one dataset's training runs (`dataset`), else all runs."""
+    key = RUNS_VIEW_KEY if dataset is None else dataset_view_key(dataset)
+    return f"{base}/#/experiments/{experiment_id}/runs?{VIEW}&viewStateShareKey={key}"
+
+
+def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """Where a person sees the run: on a server, its page; on a file store, its page once
+    `rakuten ui` serves it (no server runs until then)."""
+    page = f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}?{VIEW}"
+    return page if tracking_uri.startswith(("http://", "https://")) else f"`rakuten ui`, then {page}"
