@@ -89,7 +89,8 @@ def test_two_jobs_on_new_data_retrain_the_champions_recipe_once(tmp_path, shared
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sample = start_train(uri, tmp_path / "sample", "model=linearsvc", "cache.enabled=false")
     assert sample.wait(timeout=300) == 0, (tmp_path / "sample" / "job.log").read_text()[-1500:]
-    weak = (*JOBS[0], f"data.dir={shared_dir}", "cache.enabled=false")  # both lose to the champion's recipe
+    weak = (*JOBS[0], f"data.dir={shared_dir}", "data.max_rows=2400", "cache.enabled=false")  # more rows: new data;
+    # both lose to the champion's recipe
     jobs = [start_train(uri, tmp_path / f"new{number}", *weak, f"seed={42 + number}") for number in range(2)]
     logs = [tmp_path / f"new{number}" / "job.log" for number in range(2)]
     assert [job.wait(timeout=600) for job in jobs] == [0, 0], [log.read_text()[-1500:] for log in logs]
