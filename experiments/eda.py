@@ -24,7 +24,6 @@ import pandas as pd  # noqa: E402
 
 from rakuten import data, tracking  # noqa: E402
 from rakuten.cli import command  # noqa: E402
-from rakuten.ui import run_url, ui_base  # noqa: E402
 from rakuten.features.text import ProductFields, word_options  # noqa: E402
 
 
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
           f"languages {({k: int(v) for k, v in found_languages.items()})}")
     experiment_id = tracking.run_info(run_id).experiment_id
     print(f"eda run {run_id[:8]} in experiment {args.experiment}: "
-          f"{run_url(ui_base(tracking.tracking_uri()), experiment_id, run_id)}")
+          f"{tracking.run_link(tracking.tracking_uri(), experiment_id, run_id)}")
     return 0
 
 

@@ -2,7 +2,10 @@
 
 import pytest
 
-from rakuten import image_models
+from tests.helpers.stores import requires_extra
+
+requires_extra("tensorflow", "images")
+from rakuten import image_models  # noqa: E402 - after the check: it imports Keras
 
 
 def test_auto_is_a_gpu_when_tensorflow_sees_one_else_the_cpu():

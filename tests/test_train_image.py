@@ -1,16 +1,19 @@
 """Image and fusion models through `rakuten.train`, kept small for the CPU: a few dozen real
 pictures of the shared data, small inputs, a few epochs."""
 
-import keras
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import data, logged_runs, recipes
-from rakuten.features.network_input import dataset
-from rakuten.train import run
-from tests.helpers.stores import SPLIT_ONLY, config
+from tests.helpers.stores import SPLIT_ONLY, config, requires_extra
+
+requires_extra("tensorflow", "images")
+import keras  # noqa: E402 - after the check
+
+from rakuten import data, logged_runs, recipes  # noqa: E402
+from rakuten.features.network_input import dataset  # noqa: E402
+from rakuten.train import run  # noqa: E402
 
 pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 

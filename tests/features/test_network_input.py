@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from rakuten import data
-from rakuten.features.network_input import augmentation, dataset, decode
+from tests.helpers.stores import requires_extra
+
+requires_extra("tensorflow", "images")
+from rakuten.features.network_input import augmentation, dataset, decode  # noqa: E402 - after the check
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,20 @@ def required_service_missing(what: str):
     pytest.skip(what)
 
 
+def requires_extra(module: str, extra: str) -> None:
+    """At a test module's top, before it imports `module`: skip the module when the extra that installs
+    it is absent (the fast tier on `pip install -e ".[dev]"`), or fail it where RAKUTEN_REQUIRE_SERVICES
+    is set (CI installs every extra: a missing one is a broken install, not a reason to skip)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is not None:
+        return
+    what = f"{module} is not installed: pip install -e '.[{extra}]'"
+    if os.environ.get("RAKUTEN_REQUIRE_SERVICES"):
+        pytest.fail(f"{what} (RAKUTEN_REQUIRE_SERVICES is set)", pytrace=False)
+    pytest.skip(what, allow_module_level=True)
+
+
 def write_challenge_files(folder, products: pd.DataFrame, labels: pd.Series, gz: bool = False):
     suffix = ".gz" if gz else ""
     products.to_csv(folder / f"{data.X_FILE}{suffix}")
