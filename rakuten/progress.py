@@ -63,7 +63,7 @@ class Progress:
             self.bar.update(count)
         elif now - self.last_line >= self.every and self.done < self.total:
             self.last_line = now
-            self._say(f"{self.label}: {self.done:,}/{self.total:,} {self.what}, {rate:.1f}/s, "
+            self._say(f"{self.label}: {self.done:,}/{self.total:,} {self.what} in {duration(elapsed)}, {rate:.1f}/s, "
                       f"about {duration(left)} left")
 
     def _say(self, line: str) -> None:

@@ -15,7 +15,7 @@ def test_off_a_terminal_a_long_stage_says_its_estimate_then_progress_lines():
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("e5 on 100 texts: about ") and lines[0].endswith("here (timed on the first 10)")
     assert len(lines) >= 4, lines
-    assert lines[-1].startswith("e5: 50/100 texts, ") and "/s, about " in lines[-1] and lines[-1].endswith(" left")
+    assert lines[-1].startswith("e5: 50/100 texts in 0 s, ") and "/s, about " in lines[-1] and lines[-1].endswith(" left")
 
 
 def test_a_short_stage_stays_quiet():

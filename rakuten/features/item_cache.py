@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("rakuten.features.pretrained")
+QUIET_BELOW = 64  # fewer items computed (a refit's few, a REST request's) are logged at DEBUG only
 CACHE_ENV = "RAKUTEN_PRETRAINED_CACHE"
 
 
@@ -58,8 +59,9 @@ def cached_rows(extractor: str, keys: list[str], width: int, compute, what: str)
         started = time.perf_counter()
         out[missing] = compute(missing)
         rate = len(missing) / max(time.perf_counter() - started, 1e-9)
-        log.info("%s: %d %s computed (%.1f/s), %d from the cache", extractor, len(missing), what, rate,
-                 len(keys) - len(missing))
+        level = logging.INFO if len(missing) >= QUIET_BELOW else logging.DEBUG  # not a line per served request
+        log.log(level, "%s: %d %s computed (%.1f/s), %d from the cache", extractor, len(missing), what, rate,
+                len(keys) - len(missing))
         if folder is not None:
             for position in missing:
                 _save(folder / keys[position], secret, out[position])
