@@ -95,3 +95,11 @@ def test_evaluate_scores_a_registered_model_on_a_labelled_file_and_logs_it(store
             "scored as errors (--strict refuses them)") in warned.stderr
     strict = command(store, "rakuten.evaluate", "--strict", str(x_file), str(unknown))
     assert strict.returncode == 2 and strict.stderr.strip().count("\n") == 0 and "does not know" in strict.stderr
+    # rows the model learned (the sample's training part): said, and scored apart (issue 34, row 5)
+    own = command(store, "rakuten.evaluate", str(SAMPLE_DIR / "X_train_update.csv.gz"),
+                  str(SAMPLE_DIR / "Y_train_CVw08PX.csv.gz"))
+    assert own.returncode == 0, own.stderr
+    learned = [line for line in own.stderr.splitlines() if "learned" in line]
+    assert len(learned) == 1 and learned[0].startswith(
+        "warning: models:/rakuten-text@champion learned 1,600 of these 2,000 rows: their score flatters it; on the "
+        "400 unseen rows f1_weighted="), own.stderr

@@ -52,6 +52,51 @@ def version_of(uri: str):
     return client.get_model_version(name, rest) if rest.isdigit() else None
 
 
+def check_labels(model, labels: pd.Series, args) -> None:
+    """Labels the model does not know are scored as errors, with a warning (refused with `--strict`)."""
+    known = getattr(getattr(model.unwrap_python_model(), "predictor", None), "classes", None)
+    unknown = labels[~labels.isin(known)] if known is not None else labels.iloc[:0]
+    if len(unknown):
+        said = (f"{len(unknown):,} of {len(labels):,} rows of {args.y_file} have labels {args.model_uri} does not "
+                f"know ({', '.join(map(str, sorted(unknown.unique())[:5]))}): scored as errors")
+        if args.strict:
+            raise data.DataError(f"{said}; without --strict they are scored")
+        print(f"warning: {said} (--strict refuses them)", file=sys.stderr, flush=True)
+
+
+def seen_rows(model_uri: str, index: pd.Index) -> pd.Index | None:
+    """The rows of `index` the model learned from (its run's training part, and its test part when it
+    was refitted on every row); None when its run's data cannot be read back to tell."""
+    from rakuten import logged_runs, recipes
+
+    try:
+        run_id = logged_runs.model_run_id(model_uri)
+        parts = recipes.test_part(run_id)
+    except Exception:  # noqa: BLE001 - a model of a run whose data folder is gone: said, not fatal
+        return None
+    learned = parts.X_train.index.union(parts.X_test.index) if logged_runs.refitted(run_id) else parts.X_train.index
+    return index.intersection(learned)
+
+
+def say_seen(seen: pd.Index | None, labels: pd.Series, predicted, model_uri: str) -> dict[str, float]:
+    """A warning when the model learned some of these rows, and the scores on the others (when any)."""
+    if seen is None:
+        print(f"note: whether {model_uri} learned some of these rows cannot be told (its run's data is not here)",
+              file=sys.stderr, flush=True)
+        return {}
+    if not len(seen):
+        return {}
+    unseen = ~labels.index.isin(seen)
+    said = f"warning: {model_uri} learned {len(seen):,} of these {len(labels):,} rows: their score flatters it"
+    if not unseen.any():
+        print(f"{said}; no row is unseen, so no honest score here", file=sys.stderr, flush=True)
+        return {}
+    scores = evaluate.score(labels[unseen], predicted[unseen], prefix="unseen_")
+    print(f"{said}; on the {unseen.sum():,} unseen rows f1_weighted={scores['unseen_f1_weighted']:.4f}",
+          file=sys.stderr, flush=True)
+    return scores
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     from rakuten import tracking
@@ -74,17 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     params = {"images_dir": args.images_dir} if args.images_dir else None
     wanted = model.metadata.get_input_schema().input_names() if model.metadata.get_input_schema() else None
     rows = products[[c for c in products.columns if c in wanted]] if wanted else products
-    known = getattr(getattr(model.unwrap_python_model(), "predictor", None), "classes", None)
-    unknown = labels[~labels.isin(known)] if known is not None else labels.iloc[:0]
-    if len(unknown):
-        said = (f"{len(unknown):,} of {len(labels):,} rows of {args.y_file} have labels {args.model_uri} does not "
-                f"know ({', '.join(map(str, sorted(unknown.unique())[:5]))}): scored as errors")
-        if args.strict:
-            raise data.DataError(f"{said}; without --strict they are scored")
-        print(f"warning: {said} (--strict refuses them)", file=sys.stderr, flush=True)
+    check_labels(model, labels, args)
+    seen = seen_rows(args.model_uri, products.index)
     predicted = model.predict(rows, params=params)["prdtypecode"].to_numpy()
     classes = sorted(set(labels) | set(predicted))
     scores = evaluate.score(labels, predicted, prefix="")
+    unseen = say_seen(seen, labels, predicted, args.model_uri)
     report_dict, report_text = evaluate.report(labels, predicted, classes)
     title = f"{args.model_uri} on {args.x_file.name}: weighted F1 {scores['f1_weighted']:.4f}"
     model_tags = {"evaluated_model": args.model_uri, "evaluated_file": str(args.x_file)}
@@ -96,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.log_input(mlflow.data.from_pandas(products.assign(prdtypecode=labels.to_numpy()),
                                                      source=str(args.x_file.resolve()), targets="prdtypecode",
                                                      name=f"file-{args.x_file.stem}"), context="evaluation")
-        tracking.log_evaluation({**tracking.readable(scores), "rows": len(products)}, report_dict, report_text, {
+        tracking.log_evaluation({**tracking.readable({**scores, **unseen}), "rows": len(products),
+                                 "seen_rows": len(seen) if seen is not None else -1}, report_dict, report_text, {
             "confusion_matrix": evaluate.plot_confusion_matrix(labels, predicted, classes, title)})
     if version is not None:
         MlflowClient().set_model_version_tag(
