@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(f"input file not found (or not a regular file): {args.input}")
     check_output(args.input, args.output)
     open_store(args.tracking_uri)
+    started = time.perf_counter()
     if args.engine == "spark":
         from rakuten import spark
 
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         counts = predict_file(load_model(args.model_uri), args.input, args.output, args.chunk_size,
                               args.skip_bad_rows)
-    print(f"wrote {counts['written']} predictions to {args.output} ({counts['skipped']} rows skipped)")
+    seconds = time.perf_counter() - started
+    print(f"wrote {counts['written']:,} predictions to {args.output} in {seconds:.1f} s "
+          f"({counts['written'] / max(seconds, 1e-9):,.0f} rows/s, {args.engine} engine; {counts['skipped']} rows skipped)")
     return 0
 
 
