@@ -80,7 +80,7 @@ def test_too_many_fields_can_be_skipped_and_is_named(champion_store, fifty_lines
     assert run(champion_store, path, tmp_path / "y_test.csv", engine, "--skip-bad-rows") == 0
     captured = capsys.readouterr()
     assert f"skipped index {index}: 6 fields where the header has 5 (data row 11" in captured.err
-    assert "wrote 49 predictions" in captured.out and "(1 rows skipped)" in captured.out
+    assert "wrote 49 predictions" in captured.out and "; 1 rows skipped)" in captured.out
     written = pd.read_csv(tmp_path / "y_test.csv", index_col=0, dtype={0: str})
     expected = [next(csv.reader([line]))[0] for line in fifty_lines[1:]]
     assert [str(i) for i in written.index] == [i for i in expected if i != index]
