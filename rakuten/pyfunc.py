@@ -135,7 +135,8 @@ def with_top_k(proba: np.ndarray, classes: np.ndarray, index, top_k: int) -> pd.
         {
             LABEL: classes[best],
             "probability": proba[np.arange(len(proba)), best],
-            "top_k": [[{LABEL: int(classes[j]), "probability": float(p[j])} for j in row]
+            "top_k": [[{LABEL: int(classes[j]), "label": class_name(int(classes[j])), "probability": float(p[j])}
+                       for j in row]
                       for p, row in zip(proba, order)],
         },
         index=index,

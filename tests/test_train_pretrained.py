@@ -67,7 +67,8 @@ def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
 
 def test_preset_best_is_the_best_text_recipe_in_one_command(store, tmp_path):
     """`preset=best`: the pretrained study's best text row (TF-IDF + e5 weight 2, 400 characters,
-    LinearSVC C=0.5 uncalibrated), end to end on the bundled sample."""
+    LinearSVC C=0.5, calibrated), end to end on the bundled sample; its champion answers the README's
+    `return_proba` with `top_k` (issue 34: it answered 400, LinearSVC gives no probabilities)."""
     import subprocess
     import sys
 
@@ -83,5 +84,12 @@ def test_preset_best_is_the_best_text_recipe_in_one_command(store, tmp_path):
     params = logged.data.params
     assert (params["model.name"], params["features.name"], params["model.C"], params["model.calibrate"],
             params["features.embedding.weight"], params["features.embedding.chars"]) == (
-        "linearsvc", "tfidf_e5", "0.5", "False", "2.0", "400")
+        "linearsvc", "tfidf_e5", "0.5", "True", "2.0", "400")
     assert logged.data.metrics["test_f1_weighted"] > 0.4
+    import pandas as pd
+
+    champion = mlflow.pyfunc.load_model("models:/rakuten-text@champion")
+    rows = pd.DataFrame({"designation": ["Piscine tubulaire ronde 300 cm", "Figurine Pop Star Wars Yoda"]})
+    answer = champion.predict(rows, params={"return_proba": True, "top_k": 3})
+    assert list(answer.columns) == ["prdtypecode", "probability", "top_k"]
+    assert all(len(top) == 3 and {"prdtypecode", "label", "probability"} <= set(top[0]) for top in answer["top_k"])
