@@ -45,7 +45,7 @@ def test_eda_run_logs_classes_lengths_languages_and_words(store, capsys):
     assert mlflow.search_runs(experiment_names=["rakuten"], output_format="list") == []  # not among model runs
     logged = mlflow.search_runs(experiment_names=["rakuten-reports"], output_format="list")[0]
     assert logged.info.run_name == "eda"
-    assert f"eda run {logged.info.run_id[:8]} in experiment rakuten-reports: http" in capsys.readouterr().out
+    assert f"eda run {logged.info.run_id[:8]} in experiment rakuten-reports: `rakuten ui`, then http" in capsys.readouterr().out
     in_y = len(data.read_labels(data.find_file(SAMPLE_DIR, data.Y_FILE)))  # the sample's products and pictures
     assert in_y > 2000 and logged.data.metrics["labels"] == in_y and logged.data.metrics["classes"] == 27
     assert 0.2 < logged.data.metrics["share_empty_description"] < 0.5

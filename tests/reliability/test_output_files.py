@@ -62,4 +62,4 @@ def test_off_a_terminal_scoring_says_its_progress(champion_store, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("predicting")]
     assert lines and lines[0].startswith("predicting on 120,000 rows: about "), done.stdout[-2000:]
-    assert any("/120,000 rows, " in line and line.endswith(" left") for line in lines[1:]), lines
+    assert any("/120,000 rows in " in line and line.endswith(" left") for line in lines[1:]), lines
