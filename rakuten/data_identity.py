@@ -79,11 +79,3 @@ def relation(candidate: DataOf, version, ids_of=population_ids) -> str:
     if ids is None:
         return UNKNOWN
     return FEWER if np.isin(np.asarray(candidate.ids, dtype="int64"), ids).all() else OTHER
-
-
-def same_data(version, holder) -> bool:
-    """Whether `version` learned from the data of `holder` (the champion): what `fast` is chosen among."""
-    mine, theirs = DataOf.of_tags(version.tags), DataOf.of_tags(holder.tags)
-    if mine is None or theirs is None:
-        return version.tags.get("data_fingerprint") == holder.tags.get("data_fingerprint")
-    return (mine.population, mine.rows) == (theirs.population, theirs.rows)

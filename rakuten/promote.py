@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     policy = registry.Policy(args.fast_budget_ms)
     if args.dry_run:
         contest = registry.held_against(name, candidate, rows, policy.fast_budget_ms, verify_champion=True)
-        promoted, reason = _dry(registry.decide(candidate, contest, policy))
+        action = registry.decide(candidate, contest, policy)
+        promoted, reason = action.champion, action.reason
     else:
         outcome, _, contest = registry.propose(name, candidate, rows, policy, None, verify_champion=True)
         promoted, reason = outcome.champion, outcome.reason
@@ -110,10 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run:
         print(registry.update_fast(name, args.fast_budget_ms))
     return ExitStatus.USER_ERROR if contest.lost else ExitStatus.OK
-
-
-def _dry(action: registry.Action) -> tuple[bool, str]:
-    return action.champion, action.reason
 
 
 def _candidate(best, version: str, version_uri: str | None, fingerprint: str):

@@ -16,30 +16,6 @@ INLINE_BYTES = 256 * 1024  # parsed in the request's own thread below this (a fe
 ROW_KEYS = ("dataframe_records", "instances", "inputs")
 
 
-def json_depth_over(body: bytes, limit: int) -> bool:
-    """Whether JSON `body` nests arrays or objects deeper than `limit` (strings skipped)."""
-    depth, in_string, escaped = 0, False, False
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
-
-
 def payload_rows(payload) -> int:
     """How many rows an MLflow scoring payload holds (`dataframe_split`, `dataframe_records`, ...)."""
     if isinstance(payload, list):
@@ -54,6 +30,7 @@ def payload_rows(payload) -> int:
 
 
 def _deeper_than(value, limit: int) -> bool:
+    """Whether parsed JSON nests arrays or objects deeper than `limit`."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -65,9 +42,8 @@ def _deeper_than(value, limit: int) -> bool:
 
 
 def problem(body: bytes, max_rows: int) -> tuple[int, str] | None:
-    """(status, message) for a body to refuse, None for one to hand on."""
-    if len(body) <= INLINE_BYTES and json_depth_over(body, MAX_JSON_DEPTH):
-        return 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    """(status, message) for a body to refuse, None for one to hand on. Nesting deeper than the
+    parser's recursion limit fails the parse; deeper than `MAX_JSON_DEPTH`, the walk after it."""
     try:
         payload = json.loads(body)
     except RecursionError:
@@ -77,6 +53,6 @@ def problem(body: bytes, max_rows: int) -> tuple[int, str] | None:
     rows = payload_rows(payload)
     if rows > max_rows:
         return 413, f"{rows:,} rows: more than this server's --max-rows ({max_rows:,}); send them in batches"
-    if len(body) > INLINE_BYTES and _deeper_than(payload, MAX_JSON_DEPTH):
+    if _deeper_than(payload, MAX_JSON_DEPTH):
         return 400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
     return None

@@ -20,6 +20,7 @@ permissions) and adds three Flask hooks to it:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -63,10 +64,13 @@ class Throttle:
             db.execute("CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, count INTEGER, first REAL, "
                        "locked_until REAL)")
 
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 30000")
-        return db
+    @contextlib.contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; BEGIN where needed
+        try:
+            yield db
+        finally:
+            db.close()
 
     def wait(self, keys: list[str]) -> float:
         """Seconds until every key may try again (0: none is locked)."""

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rakuten import data, evaluate, study, tracking
 from rakuten.multirun import SWEEP_TAG

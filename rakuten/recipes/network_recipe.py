@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -14,6 +15,9 @@ from rakuten import data, evaluate, model_logging, study, tracking
 from rakuten.recipes.base import Fitted, cross_validated
 from rakuten.recipes.picture_recipe import OverPictures
 
+if TYPE_CHECKING:  # Keras is imported only by the runs that need it
+    from rakuten import image_models
+
 
 @dataclass(frozen=True)
 class NetworkSettings:
@@ -21,7 +25,7 @@ class NetworkSettings:
     reading, training), its augmentation (the network's own `model.augment`, else the `augment`
     group's) and the Grad-CAM count. The seed is the job's: `fit` takes it."""
 
-    network: "image_models.Network"
+    network: image_models.Network
     augment: dict
     gradcam_images: int
 

@@ -64,7 +64,7 @@ def install_successor(job: Job, model_uri: str, metrics: dict, parts: data.Split
     name = registry.registry_name(job.modality)
     summary = f"{job.model}: the recipe of champion v{holder.version} trained on {job.data.dir}"
     candidate = registry.Candidate(metrics[registry.METRIC], parts.fingerprint, data_of(job, parts))
-    decision = (registry.Contest(registry.versions.as_version(holder)), registry.successor(str(holder.version)))
+    decision = (registry.Contest(registry.versions.as_version(holder)), registry.successor())
     with lifecycle.critical():
         outcome = registry.carry_out(name, candidate, _registration(job, model_uri, metrics, parts, refit, summary),
                                      job.fast_budget_ms, decision, lambda: decision)

@@ -44,9 +44,9 @@ def held_against(name: str, candidate: Candidate, rows: TestRows, budget_ms: flo
     held = versions.as_version(holder)
     problem = load_problem(f"models:/{name}/{held.number}") if verify_champion else ""
     if problem or not held.usable:
-        lost = f"champion v{held.number} " + (f"does not load: {problem}" if problem else "is of a run that did not finish")
-        print(f"{name} v{held.number} is champion but {lost.split(' ', 2)[2]}", file=sys.stderr)
-        return Contest(None, lost=lost)
+        why = f"does not load: {problem}" if problem else "is of a run that did not finish"
+        print(f"{name} v{held.number} is champion but {why}", file=sys.stderr)
+        return Contest(None, lost=f"champion v{held.number} {why}")
     if candidate.number == held.number:
         return Contest(held)
     relation = data_identity.relation(candidate.data, holder)

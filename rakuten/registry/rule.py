@@ -120,7 +120,7 @@ def decide(candidate: Candidate, contest: Contest, policy: Policy) -> Action:
     return Action(keep, False, verdict, gain=contest.gain)
 
 
-def successor(holder_number: str) -> Action:
+def successor() -> Action:
     """The champion's recipe, trained on new data by a run of its own (`Action.retrain`): it serves."""
     return Action(True, True, "the champion's recipe, trained on this data", relation=OTHER)
 

@@ -8,7 +8,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from rakuten.data_identity import DataOf
-from rakuten.model_check import load_problem
 from rakuten.registry.rule import CHAMPION, FAST, Version
 from rakuten.tracking import alive_or_finished, muted, redact
 
@@ -28,11 +27,11 @@ def registry_name(modality: str) -> str:
     return f"rakuten-{modality}"
 
 
-def as_version(found, verify: bool = False) -> Version:
-    """An MLflow model version as the rule sees it; `verify`: its model must load to be usable."""
+def as_version(found) -> Version:
+    """An MLflow model version as the rule sees it (usable: its run finished, or its job is at work)."""
     tags = found.tags
     cost = tags.get(ROW_COST_TAG)
-    usable = alive_or_finished(found.run_id) and not (verify and load_problem(f"models:/{found.name}/{found.version}"))
+    usable = alive_or_finished(found.run_id)
     return Version(str(found.version), float(tags[METRIC]) if METRIC in tags else None, tags.get("data_fingerprint"),
                    DataOf.of_tags(tags), float(cost) if cost is not None else None, usable)
 

@@ -116,7 +116,7 @@ def test_the_champions_own_version_is_already_champion():
 
 
 def test_the_successor_takes_champion():
-    action = successor("1")
+    action = successor()
     assert (action.register, action.champion, action.relation) == (True, True, OTHER)
 
 
