@@ -58,6 +58,18 @@ class Split:
         """Every labelled row of the split, training part first (what CV and refits use)."""
         return pd.concat([self.X_train, self.X_test]), pd.concat([self.y_train, self.y_test])
 
+    def learned_from(self, dataset: str) -> DataOf:
+        """The data a model of this split learns from (`dataset`: the runs table's name of it)."""
+        return DataOf(dataset, self.population_digest, len(self.population_index), len(self.rows),
+                      tuple(int(i) for i in self.population_index))
+
+    def tags(self) -> dict[str, str]:
+        """What a run records of its split beside the data it learned from (`learned_from`)."""
+        tags = {"data_fingerprint": self.fingerprint}
+        if self.train_only_classes:  # classes too small to split: trained on, not scored
+            tags["train_only_classes"] = ",".join(map(str, self.train_only_classes))
+        return tags
+
     @property
     def fingerprint(self) -> str:
         """Identifies the rows, texts and labels of both parts: equal fingerprints, comparable scores."""
@@ -67,6 +79,33 @@ class Split:
         for part in (X_train, self.y_train, X_test, self.y_test):
             digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DataOf:
+    """The data a model learned from: the products its data offered and how many it drew."""
+
+    dataset: str  # the runs table's name of it (`rakuten-sample`, `rakuten-full-images`...)
+    population: str  # digest of the ids of every labelled row the data offered
+    population_rows: int
+    rows: int  # rows drawn from them (train and test parts)
+    ids: tuple | None = None  # the population's ids, when at hand
+
+    @classmethod
+    def of_tags(cls, tags: dict) -> DataOf | None:
+        """From a version's or run's tags; None for one registered before the rule existed."""
+        if "data_population" not in tags or "data_rows" not in tags:
+            return None
+        return cls(tags.get("dataset", "?"), tags["data_population"], int(tags.get("data_population_rows", 0)),
+                   int(tags["data_rows"]))
+
+    def tags(self) -> dict[str, str]:
+        return {"dataset": self.dataset, "data_population": self.population,
+                "data_population_rows": str(self.population_rows), "data_rows": str(self.rows)}
+
+    def describe(self) -> str:
+        drawn = "" if self.rows == self.population_rows else f"{self.rows:,} of "
+        return f"{drawn}{self.population_rows:,} rows of {self.dataset}"
 
 
 def ids_digest(index: pd.Index) -> str:

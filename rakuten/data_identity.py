@@ -1,4 +1,4 @@
-"""The data a model learned from, and how a candidate's data stands to the champion's.
+"""How a candidate's data stands to the champion's (`DataOf`, the data a model learned from, is `rakuten.data`'s).
 
 A version records which products its data folder offered (`data_population`, their ids digested; the
 ids themselves in its run's `data/population.npy`) and how many it drew (`data_rows`). `relation`
@@ -8,48 +8,15 @@ the registry's rule (`rakuten.registry.rule`) decides by.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
+from rakuten.data import DataOf
 from rakuten.tracking import POPULATION_ARTIFACT, muted
 
 SAME, FEWER, OTHER = "same", "fewer", "other"  # a candidate's data against the champion's
 UNKNOWN = "unknown"  # fewer rows of other products, and the champion's ids are lost: nothing may move
-
-
-@dataclass(frozen=True)
-class DataOf:
-    """The data a model learned from: the products its data offered and how many it drew."""
-
-    dataset: str  # the runs table's name of it (`rakuten-sample`, `rakuten-full-images`...)
-    population: str  # digest of the ids of every labelled row the data offered
-    population_rows: int
-    rows: int  # rows drawn from them (train and test parts)
-    ids: tuple | None = None  # the population's ids, when at hand
-
-    @classmethod
-    def of_split(cls, parts, dataset: str) -> DataOf:
-        return cls(dataset, parts.population_digest, len(parts.population_index), len(parts.rows),
-                   tuple(int(i) for i in parts.population_index))
-
-    @classmethod
-    def of_tags(cls, tags: dict) -> DataOf | None:
-        """From a version's or run's tags; None for one registered before the rule existed."""
-        if "data_population" not in tags or "data_rows" not in tags:
-            return None
-        return cls(tags.get("dataset", "?"), tags["data_population"], int(tags.get("data_population_rows", 0)),
-                   int(tags["data_rows"]))
-
-    def tags(self) -> dict[str, str]:
-        return {"dataset": self.dataset, "data_population": self.population,
-                "data_population_rows": str(self.population_rows), "data_rows": str(self.rows)}
-
-    def describe(self) -> str:
-        drawn = "" if self.rows == self.population_rows else f"{self.rows:,} of "
-        return f"{drawn}{self.population_rows:,} rows of {self.dataset}"
 
 
 def population_ids(run_id: str) -> np.ndarray | None:

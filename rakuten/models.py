@@ -7,6 +7,8 @@ that fitted features can come from the cache; `assemble` joins them into the pip
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from hydra.utils import instantiate
 from imblearn.pipeline import Pipeline
@@ -114,3 +116,19 @@ def picture_pipeline_from_config(cfg: DictConfig) -> Pipeline:
 def pipeline_from_config(cfg: DictConfig) -> Pipeline:
     """The whole unfitted pipeline of a config."""
     return assemble(features_from_config(cfg), head_from_config(cfg))
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """A text model as its config asks it: unfitted features and head (each fit clones them), what
+    keys the features' cache entry, and the search over the head."""
+
+    features: object
+    head: object
+    features_key: dict  # the features' config and max_features: a cache entry per value
+    search_options: dict  # `search` (its name, cv, n_iter...)
+    search_space: dict  # `model.search_space`
+
+    def pipeline(self):
+        """A new unfitted pipeline over product rows (what CV folds and a fusion's text part fit)."""
+        return assemble(clone(self.features), clone(self.head))

@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 from rakuten import registry
 from rakuten.registry import CHALLENGER, CHAMPION, FAST, METRIC, MODALITIES, current_champion, register, registry_name
 from rakuten.cli import command, open_store, store_options
-from rakuten.data_identity import DataOf, population_ids
+from rakuten.data import DataOf
+from rakuten.data_identity import population_ids
 
 
 def versions_of_run(name: str, run_id: str) -> list:

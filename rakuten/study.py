@@ -33,14 +33,24 @@ def cv_metrics(scores, fit_seconds, predict_seconds, test_rows) -> dict[str, flo
             "cv_folds": float(len(scores))}
 
 
+def cross_validated(count: int, parts, cross_validate) -> dict[str, float]:
+    """`cross_validate(rows, labels)` over every labelled row of `parts` (a `rakuten.data.Split`),
+    `count` folds, said on the console."""
+    rows, labels = parts.all_rows()
+    print(f"cross-validation: {count} folds over {len(rows):,} rows ...", end=" ", flush=True)
+    scores = cross_validate(rows, labels)
+    print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}", flush=True)
+    return scores
+
+
 def cross_validate_pipeline(pipeline, rows: pd.DataFrame, labels: pd.Series, count: int, seed: int) -> dict[str, float]:
     """`count`-fold CV of a scikit-learn config's whole pipeline (scikit-learn's `cross_validate`)."""
     from sklearn.model_selection import cross_validate
 
     from rakuten.features.pretrained import fill_item_caches
 
-    fill_item_caches(pipeline, rows)
     splitter = folds(count, seed)
+    fill_item_caches(pipeline, rows)
     result = cross_validate(pipeline, rows, labels, cv=splitter, scoring="f1_weighted", error_score="raise")
     test_rows = [len(test) for _, test in splitter.split(rows, labels)]
     return cv_metrics(result["test_score"], result["fit_time"], result["score_time"], test_rows)

@@ -9,6 +9,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from rakuten import data_identity, registry
+from rakuten.data import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 
@@ -72,7 +73,7 @@ def test_new_data_where_the_champions_recipe_wins_serves_that_recipe_fitted_ther
     retrained = versions()[1]
     assert retrained.run_id == successor.info.run_id
     assert int(retrained.tags["data_rows"]) == int(retrained.tags["data_population_rows"]) > 2000
-    sample = replace(data_identity.DataOf.of_tags(sample_champion.tags),
+    sample = replace(DataOf.of_tags(sample_champion.tags),
                      ids=tuple(data_identity.population_ids(sample_champion.run_id)))
     assert data_identity.relation(sample, retrained) == data_identity.FEWER
     assert data_identity.relation(sample, sample_champion) == data_identity.SAME

@@ -2,8 +2,9 @@
 
 `train(job)`: split -> (CV) -> fit -> score -> evaluate and log -> refit -> log the model ->
 register and promote -> one summary line. A recipe says only what differs for its models: what
-its config holds (`settings`), how its rows are split (`split`), fitted (`fit`), scored
-(`score`), cross-validated, refit and logged.
+its config holds (`settings`), how its rows are split (`split`), fitted (`fit_train_part`),
+scored (`score_test_part`), cross-validated, refit (`refit_all_rows`) and logged. (Not `fit` and
+`score`: those are scikit-learn's words for its estimators, which a recipe holds.)
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ log = logging.getLogger("rakuten.train")
 
 @dataclass
 class Fitted:
-    """What `Recipe.fit` hands on: the model, its fit metrics, and figures for the run."""
+    """What `Recipe.fit_train_part` hands on: the model, its fit metrics, and figures for the run."""
 
     model: object
     metrics: dict[str, float]
     figures: dict = field(default_factory=dict)
-    state: object = None  # what the recipe's `score` needs beside the model (its own dataclass)
+    state: object = None  # what the recipe's `score_test_part` needs beside the model (its own dataclass)
 
 
 class Recipe:
     """One kind of model's training. Subclasses set `modality` and implement `settings`, `split`,
-    `fit`, `score` and `log_model`; `cross_validate` and `refit` when their models support them.
+    `fit_train_part`, `score_test_part` and `log_model`; `cross_validate` and `refit_all_rows` when their models support them.
     `settings(cfg)` (and `params`, from the resolved config) are the methods that read the config:
     every other one reads `job` (a `rakuten.recipes.job.Job`) and `job.settings`, what `settings`
     returned."""
@@ -76,14 +77,14 @@ class Recipe:
     def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
         raise ValueError(f"cv.folds is not supported for model={job.model}")
 
-    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
+    def fit_train_part(self, job, parts: data.Split, context, classes) -> Fitted:
         raise NotImplementedError
 
-    def score(self, job, fitted: Fitted, parts: data.Split, classes) -> tuple[np.ndarray, dict, dict]:
+    def score_test_part(self, job, fitted: Fitted, parts: data.Split, classes) -> tuple[np.ndarray, dict, dict]:
         """(predicted test labels, metrics, figures)."""
         raise NotImplementedError
 
-    def refit(self, job, model, parts: data.Split):
+    def refit_all_rows(self, job, model, parts: data.Split):
         """The scored recipe fitted again on every labelled row (see `refit_on_all_rows`)."""
         return refit_on_all_rows(model, parts)
 
@@ -107,46 +108,48 @@ def train(job: Job, successor_of=None) -> Trained:
     `successor_of`: the champion version whose recipe this job trains on new data (it takes
     `champion`: `registration.install_successor`)."""
     recipe = job.recipe
+    name, tags = run_name(job, *recipe.choices(job)), job_tags(job)
     parts, context = recipe.split(job.data, job.seed)
     classes = recipe.classes(parts, context)
+    learned_from = parts.learned_from(tracking.dataset_name(job.data.dir, job.modality))
+    tags.update({**parts.tags(), **learned_from.tags()})
     retrain = None
-    tags = {**job_tags(job, parts), **recipe.tags(job)}
     if successor_of is not None:
         tags["retrained_from"] = f"{successor_of.name} v{successor_of.version}"
-    with tracking.run(run_name(job, *recipe.choices(job)), tags, nested_in_env_run=job.sweep is not None) as active:
+    with tracking.run(name, tags, nested_in_env_run=job.sweep is not None) as active:
         tracking.log_config(job.config, job.params)
         dataset = tracking.log_datasets(parts, job.data.dir, job.modality)
         tracking.set_runs_view(active.info.experiment_id, dataset)
         recipe.before_fit(job, parts, context)
         if job.cv_folds:
             tracking.log_metrics(recipe.cross_validate(job, parts, context, classes))
-        fitted = recipe.fit(job, parts, context, classes)
-        predicted, metrics, figures = recipe.score(job, fitted, parts, classes)
+        fitted = recipe.fit_train_part(job, parts, context, classes)
+        predicted, metrics, figures = recipe.score_test_part(job, fitted, parts, classes)
         scores = evaluate_and_log(job, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
                                   {**fitted.figures, **figures})
         tracking.log_test_predictions(parts.X_test.index, predicted)
         model, refit = fitted.model, recipe.refit_allowed and job.refit == "all"
         if refit:
-            model = recipe.refit(job, model, parts)
+            model = recipe.refit_all_rows(job, model, parts)
         model_info = recipe.log_model(job, model, fitted, parts, context)
         if successor_of is not None:
-            decision = registration.install_successor(job, model_info.model_uri, scores, parts, refit, successor_of)
+            decision = registration.install_successor(job, model_info.model_uri, scores, parts, learned_from,
+                                                      refit, successor_of)
         elif job.register != "false":
-            decision, retrain = registration.propose(job, model_info.model_uri, scores, parts, predicted, refit)
+            decision, retrain = registration.propose(job, model_info.model_uri, scores, parts, learned_from,
+                                                     predicted, refit)
         else:
             decision = "not registered"
     return Trained(report(active, scores, decision), retrain)
 
 
-def job_tags(job: Job, parts: data.Split) -> dict[str, str]:
+def job_tags(job: Job) -> dict[str, str]:
+    """The run's tags of its choices, its recipe's own and its sweep's (its split's: `data.Split.tags`)."""
     tags = {"model": job.model, "resampler": job.resampler, "search": job.search, "modality": job.modality,
-            "git_commit": tracking.git_commit(), "data_fingerprint": parts.fingerprint, "data_dir": job.data.dir,
-            **registration.data_of(job, parts).tags()}
+            "git_commit": tracking.git_commit(), "data_dir": job.data.dir, **job.recipe.tags(job)}
     if job.sweep is not None:  # how the sweep's summary finds its jobs, and what it calls them
         tags[SWEEP_TAG] = job.sweep.dir
         tags[study.OVERRIDES_TAG] = job.sweep.overrides
-    if parts.train_only_classes:  # classes too small to split: trained on, not scored
-        tags["train_only_classes"] = ",".join(map(str, parts.train_only_classes))
     return tags
 
 
@@ -161,15 +164,6 @@ def evaluate_and_log(job: Job, y_test, predicted, classes, extra_metrics: dict, 
         {"confusion_matrix": evaluate.plot_confusion_matrix(y_test, predicted, classes, title),
          "per_class_f1": evaluate.plot_per_class_f1(report_dict, classes, title), **(figures or {})})
     return metrics
-
-
-def cross_validated(folds: int, parts: data.Split, cross_validate) -> dict[str, float]:
-    """`cross_validate(rows, labels)` over every labelled row (`folds` folds), said on the console."""
-    rows, labels = parts.all_rows()
-    print(f"cross-validation: {folds} folds over {len(rows):,} rows ...", end=" ", flush=True)
-    scores = cross_validate(rows, labels)
-    print(f"cv_f1_weighted={scores['cv_f1_weighted_mean']:.4f} ± {scores['cv_f1_weighted_std']:.4f}", flush=True)
-    return scores
 
 
 def refit_on_all_rows(scored, parts: data.Split):

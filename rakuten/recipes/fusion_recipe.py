@@ -18,7 +18,8 @@ from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
 from rakuten.recipes.network_recipe import NetworkSettings, network_params, network_settings
 from rakuten.recipes.picture_recipe import PictureSettings, picture_params, picture_settings
-from rakuten.recipes.text_recipe import TextSettings, text_params, text_settings
+from rakuten.models import TextSettings
+from rakuten.recipes.text_recipe import text_params, text_settings
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class FusionRecipe(Recipe):
               f"{metrics['cv_fused_gain_std']:.4f}", flush=True)
         return metrics
 
-    def fit(self, job, parts: data.Split, found, classes) -> Fitted:
+    def fit_train_part(self, job, parts: data.Split, found, classes) -> Fitted:
         started = time.perf_counter()
         fitted = fusion.fit(fusion_spec(job.settings, job.seed, tracking.log_epoch), found, parts.X_train,
                             parts.y_train, parts.X_test.index, classes)
@@ -108,7 +109,7 @@ class FusionRecipe(Recipe):
                            validation_f1_weighted=fitted.combiner["validation_f1_weighted"])
         return Fitted(fitted, metrics)
 
-    def score(self, job, fitted: Fitted, parts: data.Split, classes):
+    def score_test_part(self, job, fitted: Fitted, parts: data.Split, classes):
         scores, predicted = fitted.model.score(parts.X_test, parts.y_test)
         return predicted, {"test_text_only_f1_weighted": scores["text"],
                            "test_image_only_f1_weighted": scores["image"]}, {}

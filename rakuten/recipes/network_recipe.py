@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data, evaluate, model_logging, study, tracking
-from rakuten.recipes.base import Fitted, cross_validated
+from rakuten.recipes.base import Fitted
 from rakuten.recipes.picture_recipe import OverPictures
 
 if TYPE_CHECKING:  # Keras is imported only by the runs that need it
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # Keras is imported only by the runs that need it
 class NetworkSettings:
     """A Keras network as its config asks it, typed: the network (`image_models.Network`: architecture,
     reading, training), its augmentation (the network's own `model.augment`, else the `augment`
-    group's) and the Grad-CAM count. The seed is the job's: `fit` takes it."""
+    group's) and the Grad-CAM count. The seed is the job's: `fit_train_part` takes it."""
 
     network: image_models.Network
     augment: dict
@@ -89,10 +89,10 @@ class NetworkRecipe(OverPictures):
 
     def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
         fit_network = (lambda rows, labels: job.settings.fit(rows, labels, classes, job.seed))
-        return cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_network(
+        return study.cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_network(
             fit_network, rows, labels, classes, job.cv_folds, job.seed))
 
-    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
+    def fit_train_part(self, job, parts: data.Split, context, classes) -> Fitted:
         started = time.perf_counter()
         network, history, settings = job.settings.fit(parts.X_train, parts.y_train, classes, job.seed,
                                                       on_epoch=tracking.log_epoch)
@@ -102,7 +102,7 @@ class NetworkRecipe(OverPictures):
                       {"learning_curve": evaluate.plot_learning_curve(history, f"{job.model}: learning curve")},
                       state=settings)
 
-    def score(self, job, fitted: Fitted, parts: data.Split, classes):
+    def score_test_part(self, job, fitted: Fitted, parts: data.Split, classes):
         from rakuten import image_models
 
         network, settings = fitted.model, fitted.state  # the network's reading settings (`image_models`)

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from sklearn.base import clone
 
 from rakuten import data, evaluate, model_logging, study, tracking
-from rakuten.recipes.base import Fitted, Recipe, cross_validated
+from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
 
 
@@ -82,10 +82,10 @@ class PicturesRecipe(OverPictures):
         return picture_settings(cfg)
 
     def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
-        return cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
+        return study.cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
             clone(job.settings.pipeline), rows, labels, job.cv_folds, job.seed))
 
-    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
+    def fit_train_part(self, job, parts: data.Split, context, classes) -> Fitted:
         print(f"pictures: describing and fitting {job.model} on {len(parts.X_train):,} pictures ...",
               end=" ", flush=True)
         started = time.perf_counter()
@@ -95,7 +95,7 @@ class PicturesRecipe(OverPictures):
         return Fitted(model, {"fit_seconds": fit_seconds, "train_rows": len(parts.X_train),
                               "test_rows": len(parts.X_test)})
 
-    def score(self, job, fitted: Fitted, parts: data.Split, classes):
+    def score_test_part(self, job, fitted: Fitted, parts: data.Split, classes):
         started = time.perf_counter()
         predicted = fitted.model.predict(parts.X_test[["image_path"]])
         seconds = time.perf_counter() - started

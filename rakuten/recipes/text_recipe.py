@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -10,32 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 
 from rakuten import data, model_logging, search, study, tracking
-from rakuten.recipes.base import Fitted, Recipe, cross_validated
+from rakuten.models import TextSettings, assemble, features_from_config, head_from_config
+from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
-
-
-@dataclass(frozen=True)
-class TextSettings:
-    """A text model as its config asks it: unfitted features and head (each fit clones them), what
-    keys the features' cache entry, and the search over the head."""
-
-    features: object
-    head: object
-    features_key: dict  # the features' config and max_features: a cache entry per value
-    search_options: dict  # `search` (its name, cv, n_iter...)
-    search_space: dict  # `model.search_space`
-
-    def pipeline(self):
-        """A new unfitted pipeline over product rows (what CV folds and a fusion's text part fit)."""
-        from rakuten.models import assemble
-
-        return assemble(clone(self.features), clone(self.head))
 
 
 def text_settings(cfg: DictConfig) -> TextSettings:
     """The text part of a config (a text model's, or a fusion's text model with its model node)."""
     from rakuten.features.pretrained import SentenceEmbedding, require
-    from rakuten.models import features_from_config, head_from_config
 
     embedding, space = cfg.features.get("embedding"), cfg.model.get("search_space")
     if embedding:  # the extra its embedding imports, named before anything is instantiated
@@ -95,12 +78,11 @@ class TextRecipe(Recipe):
         return data.text_split(data_settings.dir, data_settings.max_rows, data_settings.test_size, seed), None
 
     def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
-        return cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
+        return study.cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
             job.settings.pipeline(), rows, labels, job.cv_folds, job.seed))
 
-    def fit(self, job, parts: data.Split, context, classes) -> Fitted:
+    def fit_train_part(self, job, parts: data.Split, context, classes) -> Fitted:
         from rakuten.features.cache import cache_key, fit_features
-        from rakuten.models import assemble
 
         settings: TextSettings = job.settings
         head = clone(settings.head)
@@ -113,26 +95,18 @@ class TextRecipe(Recipe):
         if job.search == "none":
             head.fit(cached.train, parts.y_train)
         else:
-            head = self._search(job, head, cached.train, parts.y_train)
+            result = search.run_search(job.search, head, cached.train, parts.y_train, settings.search_space,
+                                       settings.search_options, job.seed,
+                                       on_candidate=functools.partial(tracking.log_candidate, search=job.search))
+            tracking.log_search_result(result)
+            head = result.head
         fit_seconds = time.perf_counter() - started
         return Fitted(assemble(cached.transformer, head), {
             "fit_seconds": fit_seconds, "features_seconds": cached.seconds,
             "features_cache_hit": float(cached.cache_hit), "train_rows": len(parts.X_train),
             "test_rows": len(parts.X_test)}, state=TextState(head, cached.test))
 
-    def _search(self, job, head, matrix, labels):
-        settings: TextSettings = job.settings
-        result = search.run_search(job.search, head, matrix, labels, settings.search_space, settings.search_options,
-                                   job.seed, on_candidate=lambda candidate: _candidate(candidate, job.search))
-        tracking.log_search_result(result)
-        print(f"best of {len(result.candidates)} candidates: cv_f1_weighted={result.best_score:.4f} "
-              f"with {result.best_params}", flush=True)
-        if result.study.get("failed_trials"):
-            print(f"study {result.study['name']}: {result.study['trials']} trials finished, "
-                  f"{result.study['failed_trials']} failed (a worker died or stopped beating)", flush=True)
-        return result.head
-
-    def score(self, job, fitted: Fitted, parts: data.Split, classes):
+    def score_test_part(self, job, fitted: Fitted, parts: data.Split, classes):
         started = time.perf_counter()
         predicted = fitted.state.head.predict(fitted.state.test_matrix)  # the cached test features
         return predicted, {"predict_seconds": time.perf_counter() - started}, {}
@@ -140,8 +114,3 @@ class TextRecipe(Recipe):
     def log_model(self, job, model, fitted: Fitted, parts: data.Split, context):
         return model_logging.log_text_model(model, parts.X_test[["designation", "description"]].head(3))
 
-
-def _candidate(candidate, search: str) -> None:
-    tracking.log_candidate(candidate, search)
-    print(f"  {search} candidate {candidate.number}: cv_f1_weighted={candidate.cv_score:.4f} "
-          f"± {candidate.cv_std:.4f}  {candidate.params}", flush=True)

@@ -13,7 +13,6 @@ retraining the action asks for (`Action.retrain`).
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from rakuten.registry.apply import Outcome, Registration, carry_out, converge, update_fast
 from rakuten.registry.contest import TestRows, held_against, memoized
@@ -31,27 +30,18 @@ __all__ = ["Action", "Candidate", "CHALLENGER", "CHAMPION", "Contest", "FAST", "
 
 def propose(name: str, candidate: Candidate, rows: TestRows, policy: Policy, registration: Registration | None,
             verify_champion: bool = False) -> tuple[Outcome, Action, Contest]:
-    """A candidate through the whole rule: held against the champion (its cost a row measured when it
-    is of the champion's data: `fast`), decided, carried out. `registration`: how to register a new
-    candidate (None for a registered one)."""
-    from rakuten.model_check import check
-
+    """A candidate through the whole rule: held against the champion, decided, carried out.
+    `registration`: how to register a new candidate (None for a registered one); a new candidate
+    comes measured (`Candidate.problem`, `row_cost_ms`: `rakuten.model_check.check` of its model)."""
     last: dict = {}
 
     def decided() -> tuple[Contest, Action]:
         contest = held_against(name, candidate, rows, policy.fast_budget_ms, verify_champion)
-        measured = candidate
-        if registration is not None and contest.champion is not None and contest.relation == "same":
-            problem, latency, row_cost = last.get("measured") or check(registration.model_uri)
-            last["measured"] = (problem, latency, row_cost)
-            measured = replace(candidate, problem=problem, row_cost_ms=None if problem else row_cost)
-        last.update(contest=contest, action=decide(measured, contest, policy))
+        last.update(contest=contest, action=decide(candidate, contest, policy))
         return contest, last["action"]
 
     contest, action = decided()
     if not (action.register or action.champion):
         return Outcome(candidate.number, False, action.reason, ""), action, contest
-    if registration is not None and last.get("measured") and not last["measured"][0]:
-        registration = replace(registration, measured=last["measured"][1:])
     outcome = carry_out(name, candidate, registration, policy.fast_budget_ms, (contest, action), decided)
     return outcome, last["action"], last["contest"]

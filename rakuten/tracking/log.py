@@ -45,16 +45,18 @@ def log_files_to_run(run_id: str, paths, artifact_path: str) -> None:
 
 
 def log_candidate(candidate, search: str) -> None:
-    """One search candidate as a child run of the active run: its params and CV score."""
+    """One search candidate as a child run of the active run (its params and CV score), and its line."""
     tags = {"search": search, **process_tags()}  # a kill mid-candidate: `end_orphaned_runs` ends it
     with mlflow.start_run(run_name=f"{search}-{candidate.number}", nested=True, tags=tags):
         mlflow.log_params({key: str(value) for key, value in candidate.params.items()})
         mlflow.log_metrics(readable({"cv_f1_weighted": candidate.cv_score, "cv_f1_weighted_std": candidate.cv_std,
                                      "fit_seconds": candidate.fit_seconds}))
+    print(f"  {search} candidate {candidate.number}: cv_f1_weighted={candidate.cv_score:.4f} "
+          f"± {candidate.cv_std:.4f}  {candidate.params}", flush=True)
 
 
 def log_search_result(result) -> None:
-    """The best params and CV score; for a shared Optuna study, those of the whole study so far
+    """The best params and CV score, logged and said; for a shared Optuna study, those of the whole study so far
     (other workers' trials included), its size and name."""
     mlflow.log_params({f"best.{key}": str(value) for key, value in result.best_params.items()})
     mlflow.log_metrics(readable({"best_cv_f1_weighted": result.best_score, "search_candidates": len(result.candidates)}))
@@ -62,6 +64,11 @@ def log_search_result(result) -> None:
         mlflow.log_metrics({"study_trials": result.study["trials"], "study_best_trial": result.study["best_trial"],
                             "study_failed_trials": result.study.get("failed_trials", 0)})
         mlflow.set_tag("optuna_study", result.study["name"])
+    print(f"best of {len(result.candidates)} candidates: cv_f1_weighted={result.best_score:.4f} "
+          f"with {result.best_params}", flush=True)
+    if result.study.get("failed_trials"):
+        print(f"study {result.study['name']}: {result.study['trials']} trials finished, "
+              f"{result.study['failed_trials']} failed (a worker died or stopped beating)", flush=True)
 
 
 def log_epoch(metrics: dict[str, float], step: int) -> None:
