@@ -240,12 +240,19 @@ def _lemma(word: str, languages: tuple[str, ...]) -> str:
     return simplemma.lemmatize(word, lang=languages)
 
 
+def product_rows(max_features: int | None = None, strip_html: bool = True) -> ProductFields:
+    """The product rows themselves (designation and description, HTML stripped): the features of a
+    model that reads the text (`rakuten.fine_tuning`). `max_features` is every builder's; unused."""
+    return ProductFields(("designation", "description"), strip_html=strip_html)
+
+
 def build_text_features(
     vectorizers: dict[str, dict],
     cleaning: dict | None = None,
     max_features: int | None = None,
     dtype: str = "float64",
     embedding: dict | None = None,
+    name: str | None = None,
 ) -> Pipeline:
     """A transformer from raw product rows to one sparse matrix (the vectorisers side by side).
 
@@ -255,6 +262,7 @@ def build_text_features(
     and any `TfidfVectorizer` option. `max_features` caps every vocabulary (slow models set it).
     `embedding` adds pretrained sentence embeddings as dense columns (`rakuten.features.pretrained.
     SentenceEmbedding` options: `encoder`, `weight`, `chars`, `engine`, `device`, `precision`).
+    `name` is what runs compare (a features config nested in a model's, `model=e5_blend`); unused here.
     """
     if not vectorizers:
         raise ValueError("features need at least one vectorizer")

@@ -57,7 +57,9 @@ class Job:
         self.data = data_settings(cfg.data)
         self.seed = int(cfg.seed)
         self.cv_folds = None if cfg.cv.folds is None else int(cfg.cv.folds)
-        self.refit = one_of("refit", cfg.refit, REFIT)
+        # a model whose fit takes minutes says it is not refitted (model.refit: none): a network fine-tuned again
+        self.refit = one_of("model.refit", cfg.model.refit, REFIT) if "refit" in cfg.model else \
+            one_of("refit", cfg.refit, REFIT)
         self.register = one_of("register", cfg.register, REGISTER)
         self.fast_budget_ms = float(cfg.fast_budget_ms)
         self.require_significant_gain = bool(cfg.registry.require_significant_gain)

