@@ -57,6 +57,9 @@ class Blend(ClassifierMixin, BaseEstimator):
 
 def _aligned(model, X, classes: np.ndarray) -> np.ndarray:
     """`model`'s probabilities in the columns of `classes` (a class it never saw: 0)."""
+    if not hasattr(model, "predict_proba"):  # a calibrated model where a class has a single row
+        raise ValueError(f"model.estimator.linear gives no probabilities here ({type(model[-1]).__name__}): "
+                         f"too few rows for its calibration folds; use more rows (data.max_rows)")
     proba = model.predict_proba(X)
     aligned = np.zeros((proba.shape[0], len(classes)), proba.dtype)
     aligned[:, np.searchsorted(classes, model.classes_)] = proba

