@@ -124,7 +124,7 @@ def log_summary(name: str, experiment: str, found: list) -> pd.DataFrame:
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    """A frame as a Markdown table (the README's and the summary run's)."""
+    """A frame as a Markdown table (the results page's and the summary run's)."""
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"

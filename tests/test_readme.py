@@ -1,4 +1,5 @@
-"""The README's Python examples run as written, against a store whose champion is the default model."""
+"""The README's and docs/ pages' examples: Python run as written against a store whose champion is the
+default model, commands composed or checked against their --help."""
 
 import re
 import shlex
@@ -12,7 +13,8 @@ from rakuten import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
-BLOCKS = re.findall(r"```python\n(.*?)```", (PROJECT_ROOT / "README.md").read_text(), flags=re.S)
+PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md")), PROJECT_ROOT / "experiments" / "README.md"]
+BLOCKS = [block for page in PAGES for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
 
 
 def test_the_readme_has_python_examples():
@@ -30,10 +32,10 @@ def test_python_example_runs_as_written(champion_store, number):
     assert result.stdout.strip(), "the example's last line printed nothing"
 
 
-# --- the commands of both READMEs ----------------------------------------------------------------
+# --- the commands of every page -------------------------------------------------------------------
 def command_lines() -> list[str]:
-    """Every command of the READMEs' bash blocks and tables (continuation lines joined, comments off)."""
-    texts = [(PROJECT_ROOT / "README.md").read_text(), (PROJECT_ROOT / "experiments" / "README.md").read_text()]
+    """Every command of the pages' bash blocks and tables (continuation lines joined, comments off)."""
+    texts = [page.read_text() for page in PAGES]
     lines = []
     for text in texts:
         for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
@@ -58,6 +60,14 @@ def _code(line: str) -> str:
 COMMANDS = command_lines()
 TRAIN = [line for line in COMMANDS if line.startswith("python -m rakuten.train")]
 OTHERS = [line for line in COMMANDS if not line.startswith("python -m rakuten.train")]
+
+
+def test_the_readme_stays_a_map():
+    """README.md opens short; the long sections are docs/ pages it links, each of them linked."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 250
+    for page in PAGES[1:-1]:
+        assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
 
 
 def test_the_readmes_have_commands():

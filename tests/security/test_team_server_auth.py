@@ -72,7 +72,7 @@ def test_the_password_never_comes_from_the_command_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def members(locked_server, tmp_path_factory):
-    """The README's members, added by the admin: rita (reader), tom and tina (trainers)."""
+    """The members of docs/team.md, added by the admin: rita (reader), tom and tina (trainers)."""
     url, _ = locked_server
     admin = member(url, "admin", ADMIN_PASSWORD, tmp_path_factory.mktemp("admin"))
     for name, role in (("rita", "reader"), ("tom", "trainer"), ("tina", "trainer")):
