@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("--pictures", type=int, default=128)
     parser.add_argument("--variant", default="lite0", choices=sorted(GFLOP))
     args = parser.parse_args()
+    from rakuten.features.hardware import machine_line
+
+    print(machine_line(), flush=True)  # every figure below was measured on it
     frame, _, _ = data.load_images(args.data_dir, max_rows=max(args.pictures, 27), seed=0)
     paths = frame["image_path"].head(args.pictures).tolist()
     cores = len(os.sched_getaffinity(0))

@@ -120,6 +120,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from rakuten.features.hardware import machine_line
+
+    print(machine_line(), flush=True)  # every figure below was measured on it
     if args.only_scoring:
         with tempfile.TemporaryDirectory(prefix="rakuten-bench-") as name:
             uri = f"sqlite:///{Path(name) / 'bench.db'}"

