@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 X_FILE = "X_train_update.csv"
 Y_FILE = "Y_train_CVw08PX.csv"
@@ -275,6 +274,8 @@ def _stratified_split(index: pd.Index, labels: pd.Series, test_rows: int, seed: 
     if stratify is None:
         log.warning("%s: %d rows on one side are fewer than the %d classes; drawn without stratification",
                     key, min(test_rows, len(rest) - test_rows), rest.nunique())
+    from sklearn.model_selection import train_test_split  # here: the registry reads DataOf without scikit-learn
+
     train, test = train_test_split(rest.index, test_size=test_rows, stratify=stratify, random_state=seed)
     return train.append(alone), test
 

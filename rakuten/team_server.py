@@ -104,7 +104,8 @@ def start(args) -> int:
     print(f"team server on http://{args.host}:{args.port} (basic auth, the zoo's roles; admin 'admin')", flush=True)
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": password,
            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or flask_key(folder),
-           TEAM_DIR_ENV: str(folder), "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+           TEAM_DIR_ENV: str(folder),
+           "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated"}
     os.umask(0o077)  # artifacts, folders and files the server writes: its own user's alone
     os.execve(mlflow_cli, [mlflow_cli, "server", "--app-name", "rakuten-team",
                            "--backend-store-uri", args.backend_store_uri,
@@ -117,6 +118,7 @@ def add_user(args) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # the server package's imports
+    warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")  # MLflow's, not ours
     import mlflow
     from mlflow import MlflowClient
     from mlflow.server import get_app_client

@@ -6,7 +6,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import mlflow
 
 from rakuten.tracking.run_lifecycle import process_tags
@@ -28,9 +27,11 @@ def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: st
 
 def log_figures(figures: dict) -> None:
     """Each figure as `<name>.png` of the active run, then closed (a long job keeps no figure)."""
+    from matplotlib import pyplot  # here: commands that log no figure (serve, team-server) never import it
+
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"{name}.png")
-        plt.close(figure)
+        pyplot.close(figure)
 
 
 def set_tags(tags: dict[str, str]) -> None:
