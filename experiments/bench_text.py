@@ -161,13 +161,13 @@ def main() -> int:
                         help="the e5 model's precision (fp32: as on a CPU without AMX)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from rakuten.features.hardware import machine_line
-
-    print(machine_line(), flush=True)  # every figure below was measured on it
     if args.one:
         kind, *rest = args.one
         print(json.dumps({"fit": measure_fit, "predict": measure_predict}[kind](*rest)))
         return 0
+    from rakuten.features.hardware import machine_line
+
+    print(machine_line(), flush=True)  # every figure below was measured on it
 
     print(f"cores: {len(os.sched_getaffinity(0))}; default side: {' '.join(args.overrides) or 'the default config'}")
     if args.e5:
