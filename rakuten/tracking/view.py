@@ -17,7 +17,8 @@ RUNS_VIEW_KEY = "rakuten-runs"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
 # weighted F1 first: at 1600 px with MLflow's Assistant panel open it stays in view
 _COLUMNS = ([f"metrics.`{m}`" for m in ("test_f1_weighted", "cv_f1_weighted_mean", "fit_seconds")]
-            + ["attributes.`Dataset`"] + [f"params.`{p}`" for p in ("model.name", "model.C", "model.alpha", "resampler.name")])
+            + ["attributes.`Dataset`"] + [f"params.`{p}`" for p in ("model.name", "model.C", "model.alpha", "features.name",
+                                                              "resampler.name")])
 RUNS_VIEW = {"orderByKey": "metrics.`test_f1_weighted`", "orderByAsc": False, "selectedColumns": _COLUMNS}
 
 
