@@ -66,6 +66,7 @@ def test_ui_opens_on_one_datasets_training_runs_with_f1_and_the_key_hyperparamet
     assert not re.search(r">grid-\d+<", dom), "search candidates are flattened into the table"
     assert "test_f1_weighted" in dom, "weighted F1 is not in view"
     assert "model.C" in dom and "model.alpha" in dom, "the key hyperparameters are not in view"
+    assert "features.name" in dom and "resampler.name" in dom, "what the model reads and its resampler are not in view"
     assert "rakuten-sample" in dom, "the runs' dataset is not in view"
     shown = set(re.findall(r">(0\.\d+)<", dom))
     assert {str(score) for score in scores} <= shown, f"the runs' weighted F1 {scores} not among {shown}"
