@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from rakuten.data_of import DataOf
 
 X_FILE = "X_train_update.csv"
 Y_FILE = "Y_train_CVw08PX.csv"
@@ -78,33 +81,6 @@ class Split:
         for part in (X_train, self.y_train, X_test, self.y_test):
             digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
         return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class DataOf:
-    """The data a model learned from: the products its data offered and how many it drew."""
-
-    dataset: str  # the runs table's name of it (`rakuten-sample`, `rakuten-full-images`...)
-    population: str  # digest of the ids of every labelled row the data offered
-    population_rows: int
-    rows: int  # rows drawn from them (train and test parts)
-    ids: tuple | None = None  # the population's ids, when at hand
-
-    @classmethod
-    def of_tags(cls, tags: dict) -> DataOf | None:
-        """From a version's or run's tags; None for one registered before the rule existed."""
-        if "data_population" not in tags or "data_rows" not in tags:
-            return None
-        return cls(tags.get("dataset", "?"), tags["data_population"], int(tags.get("data_population_rows", 0)),
-                   int(tags["data_rows"]))
-
-    def tags(self) -> dict[str, str]:
-        return {"dataset": self.dataset, "data_population": self.population,
-                "data_population_rows": str(self.population_rows), "data_rows": str(self.rows)}
-
-    def describe(self) -> str:
-        drawn = "" if self.rows == self.population_rows else f"{self.rows:,} of "
-        return f"{drawn}{self.population_rows:,} rows of {self.dataset}"
 
 
 def ids_digest(index: pd.Index) -> str:
@@ -274,8 +250,6 @@ def _stratified_split(index: pd.Index, labels: pd.Series, test_rows: int, seed: 
     if stratify is None:
         log.warning("%s: %d rows on one side are fewer than the %d classes; drawn without stratification",
                     key, min(test_rows, len(rest) - test_rows), rest.nunique())
-    from sklearn.model_selection import train_test_split  # here: the registry reads DataOf without scikit-learn
-
     train, test = train_test_split(rest.index, test_size=test_rows, stratify=stratify, random_state=seed)
     return train.append(alone), test
 

@@ -12,7 +12,7 @@ import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.tracking import POPULATION_ARTIFACT, muted
 
 SAME, FEWER, OTHER = "same", "fewer", "other"  # a candidate's data against the champion's

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from rakuten import registry
 from rakuten.registry import CHALLENGER, CHAMPION, FAST, METRIC, MODALITIES, current_champion, register, registry_name
 from rakuten.cli import command, open_store, store_options
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.data_identity import population_ids
 
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rakuten import PROJECT_ROOT, config_checks, lifecycle, logged_runs, registry, tracking
 from rakuten.cli import error_path
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.recipes import recipe_for
 from rakuten.recipes.base import train
 from rakuten.recipes.job import Job

@@ -9,7 +9,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from rakuten import data_identity, registry
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 

@@ -6,7 +6,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from rakuten import promote, registry
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 

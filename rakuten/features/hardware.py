@@ -53,7 +53,7 @@ def _cpu_flags() -> str:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); whether that pays is measured."""
-    return " avx512_bf16" in _cpu_flags() or " amx_bf16" in _cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16"} & set(_cpu_flags().split()))
 
 
 def cpu_name() -> str:

@@ -17,8 +17,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import f1_score
 
-from rakuten.fine_tuning.epochs import (Checkpoint, Epoch, Estimate, training_key, validation_rows,
-                                        warmup_then_linear)
+from rakuten.fine_tuning.epochs import Checkpoint, Epoch, training_key, validation_rows, warmup_then_linear
+from rakuten.progress import Progress
 
 # what changes a training (a checkpoint of other values is another training's)
 TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
@@ -169,29 +169,37 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
             schedule.load_state_dict(saved["schedule"])
             state = saved["state"]
             print(f"e5 fine-tuning: resumed after epoch {state['epoch']} ({checkpoint.path})", flush=True)
-        estimate = Estimate("e5 fine-tuning", int(self.epochs) - state["epoch"], len(ids), "texts")
-        while state["epoch"] < int(self.epochs) and state["stale"] < max(1, int(self.patience)):
-            epoch = self._epoch(network, ids, targets, optimizer, schedule, loss, state["epoch"] + 1, estimate)
-            if val_ids:
-                epoch.val_f1_weighted = float(f1_score(val_labels, self._predict_ids(network, val_ids),
-                                                       average="weighted"))
-            better = epoch.val_f1_weighted is None or epoch.val_f1_weighted > state["best_f1"]
-            if better:
-                state.update(best_f1=epoch.val_f1_weighted or 0.0, stale=0,
-                             best={k: v.detach().clone() for k, v in network.state_dict().items()})
-            else:
-                state["stale"] += 1
-            state["epoch"], state["history"] = epoch.number, [*state["history"], epoch.metrics("texts")]
-            checkpoint.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict(), "state": state})  # first: a kill now loses nothing
-            print(epoch.line(int(self.epochs), "texts", better and bool(val_ids)), flush=True)
-            if self.on_epoch is not None:
-                self.on_epoch(epoch.metrics("texts"), epoch.number)
+        epochs_left = int(self.epochs) - state["epoch"]
+        label = f"e5 fine-tuning ({epochs_left} epochs of {len(ids):,})"
+        with Progress(epochs_left * len(ids), "texts", label) as progress:
+            while state["epoch"] < int(self.epochs) and state["stale"] < max(1, int(self.patience)):
+                self._train_epoch(network, ids, targets, (optimizer, schedule, loss), val_ids, val_labels, state,
+                                  checkpoint, progress)
         if state["best"] is not None:
             network.load_state_dict(state["best"])
         return state["history"]
 
-    def _epoch(self, network, ids, targets, optimizer, schedule, loss, number: int, estimate: Estimate) -> Epoch:
+    def _train_epoch(self, network, ids, targets, optimizing, val_ids, val_labels, state: dict,
+                     checkpoint: Checkpoint, progress) -> None:
+        """One epoch, scored on the validation rows, kept when it is the best, checkpointed, said and logged."""
+        epoch = self._epoch(network, ids, targets, *optimizing, state["epoch"] + 1, progress)
+        if val_ids:
+            epoch.val_f1_weighted = float(f1_score(val_labels, self._predict_ids(network, val_ids), average="weighted"))
+        better = epoch.val_f1_weighted is None or epoch.val_f1_weighted > state["best_f1"]
+        if better:
+            state.update(best_f1=epoch.val_f1_weighted or 0.0, stale=0,
+                         best={k: v.detach().clone() for k, v in network.state_dict().items()})
+        else:
+            state["stale"] += 1
+        state["epoch"], state["history"] = epoch.number, [*state["history"], epoch.metrics("texts")]
+        optimizer, schedule, _ = optimizing
+        checkpoint.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                         "schedule": schedule.state_dict(), "state": state})  # first: a kill now loses nothing
+        print(epoch.line(int(self.epochs), "texts", better and bool(val_ids)), flush=True)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch.metrics("texts"), epoch.number)
+
+    def _epoch(self, network, ids, targets, optimizer, schedule, loss, number: int, progress) -> Epoch:
         import torch
 
         network.train()
@@ -206,7 +214,7 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
             optimizer.step()
             schedule.step()
             total += value.item() * len(batch)
-            estimate.update(len(batch))
+            progress.update(len(batch))
         seconds = time.perf_counter() - started
         return Epoch(number, total / len(ids), None, schedule.get_last_lr()[0], len(ids) / seconds, seconds)
 

@@ -1,5 +1,6 @@
 """A fine-tuning loop's manners: a checkpoint after every epoch (a killed job resumes from it),
-early stopping on validation rows, one line and one logged step an epoch, the estimate first.
+early stopping on validation rows, one line and one logged step an epoch (the estimate first and
+the progress lines are `rakuten.progress`'s, as every long stage's).
 
 A checkpoint holds tensors and plain numbers only, read back with `torch.load(weights_only=True)`:
 a file in a shared folder can never run code. Its name digests the estimator's settings and its
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,21 +104,3 @@ class Epoch:
             (" (best)" if best else "")
         return (f"epoch {self.number}/{epochs}: train_loss {self.train_loss:.3f}{val}, lr {self.learning_rate:.2g}, "
                 f"{self.items_per_s:.1f} {what}/s, {duration(self.seconds)}")
-
-
-class Estimate:
-    """'4 epochs of 3,579 texts: about 9 min here', said once the first `probe` items are trained."""
-
-    def __init__(self, label: str, epochs: int, items: int, what: str, probe: int = 96):
-        self.label, self.epochs, self.items, self.what, self.probe = label, epochs, items, what, probe
-        self.started, self.done, self.said = time.perf_counter(), 0, False
-
-    def update(self, count: int) -> None:
-        self.done += count
-        if self.said or self.done < min(self.probe, self.items):
-            return
-        rate = self.done / (time.perf_counter() - self.started)
-        total = self.epochs * self.items / rate
-        print(f"{self.label}: {self.epochs} epochs of {self.items:,} {self.what}: about {duration(total)} here "
-              f"({rate:.1f} {self.what}/s over the first {self.done:,})", flush=True)
-        self.said = True

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rakuten import data, lifecycle, logged_runs, model_check, registry, tracking
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.recipes.job import Job
 
 

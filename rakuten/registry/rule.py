@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.data_identity import FEWER, OTHER, SAME, UNKNOWN
 from rakuten.registry.gain import Gain
 

@@ -7,7 +7,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.registry.rule import CHAMPION, FAST, Version
 from rakuten.tracking import alive_or_finished, muted, redact
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.data_identity import FEWER, OTHER, SAME, UNKNOWN, relation
 from rakuten.registry.gain import Gain
 from rakuten.registry.rule import (Candidate, Contest, Policy, Version, best_of, choose_fast, decide, fast_rivals,

@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from rakuten import PROJECT_ROOT, registry
-from rakuten.data import DataOf
+from rakuten.data_of import DataOf
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 from tests.helpers.jobs import (
