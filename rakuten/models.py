@@ -104,11 +104,14 @@ def head_from_config(cfg: DictConfig) -> Pipeline:
 
 
 def picture_pipeline_from_config(cfg: DictConfig) -> Pipeline:
-    """A classical image model (`model.descriptors` set): picture descriptors from `image_path`,
-    standardised, then the estimator (`model.estimator`, calibrated with `model.calibrate`)."""
+    """A scikit-learn image model: picture descriptors from `image_path` (`model.descriptors`),
+    standardised, then the estimator (`model.estimator`, calibrated with `model.calibrate`); or,
+    without descriptors, an estimator that reads the pictures itself (a fine-tuned network)."""
     from sklearn.preprocessing import StandardScaler
 
     head = head_from_config(cfg)
+    if not cfg.model.get("descriptors"):
+        return head
     return Pipeline([("pictures", instantiate(cfg.model.descriptors, _convert_="all")), ("scale", StandardScaler()),
                      *head.steps])
 

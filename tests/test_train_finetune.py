@@ -1,6 +1,6 @@
 """`model=e5_finetune` through the training command: killed with SIGKILL mid-training, resumed
 from its last epoch with `resume=true`, its epochs logged as MLflow steps, its model answering the
-pyfunc's options. Tiny: 200 sample rows, 16 tokens."""
+pyfunc's options. Tiny: 200 sample rows, 16 tokens; the pictures' model on the sample's 324 pictures."""
 
 import os
 import signal
@@ -49,3 +49,33 @@ def test_a_killed_fine_tuning_resumes_from_its_last_epoch_and_logs_its_curves(st
     rows = data.load_labelled(SAMPLE_DIR, None, 42)[0][["designation", "description"]].head(2)
     answered = model.predict(rows, params={"return_proba": True, "top_k": 3})
     assert len(answered) == 2 and all(len(top) == 3 and "label" in top[0] for top in answered["top_k"])
+
+
+def test_a_killed_picture_fine_tuning_resumes_and_its_model_serves_the_pyfunc(store, tmp_path):
+    """`model=efficientnet_finetune` on the sample's pictures, its last block learning: killed once its first
+    epoch is checkpointed, resumed, registered; its model answers top_k, its run has Grad-CAM pictures."""
+    cache = tmp_path / "cache"
+    settings = ("model=efficientnet_finetune", "model.estimator.epochs=2", "model.estimator.trainable_blocks=1",
+                "model.estimator.validation_size=0", "model.gradcam_images=2", f"cache.dir={cache}")
+    job = start_train(store, tmp_path / "first", *settings)
+    deadline = time.monotonic() + 600
+    while not list((cache / "checkpoints").glob("*.pt")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.poll() is None, (tmp_path / "first" / "job.log").read_text()[-2000:]
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+
+    resumed = train(store, tmp_path / "second", *settings, "resume=true", timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "EfficientNet-lite0 fine-tuning: resumed after epoch 1" in resumed.stdout
+    assert "epoch 1/2" not in resumed.stdout and "epoch 2/2" in resumed.stdout
+    finished = [r for r in all_runs(store) if r.info.status == "FINISHED"]
+    assert len(finished) == 1 and finished[0].data.params["model.class"] == "FineTunedEfficientNet"
+    assert {"epoch_train_loss", "epoch_pictures_per_s"} <= set(finished[0].data.metrics)
+    artifacts = {a.path for a in MlflowClient().list_artifacts(finished[0].info.run_id, "gradcam")}
+    assert len(artifacts) == 2
+
+    frame, labels, _ = data.load_images(SAMPLE_DIR)
+    model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
+    answered = model.predict(frame[["image_path"]].head(2), params={"return_proba": True, "top_k": 3})
+    assert len(answered) == 2 and all(len(top) == 3 and top[0]["prdtypecode"] in set(labels) for top in answered["top_k"])

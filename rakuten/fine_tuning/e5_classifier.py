@@ -11,14 +11,12 @@ fitted model keeps its trained weights in fp16 (66 MB) and rebuilds the network 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import f1_score
 
-from rakuten.fine_tuning.epochs import Checkpoint, Epoch, training_key, validation_rows, warmup_then_linear
-from rakuten.progress import Progress
+from rakuten.fine_tuning.epochs import Checkpoint, training_key, validation_rows
+from rakuten.fine_tuning.loop import Training, clipped_steps, optimizer_and_schedule, run_epochs
 
 # what changes a training (a checkpoint of other values is another training's)
 TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
@@ -152,71 +150,28 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
     def _train(self, network, ids, targets, val_ids, val_labels, checkpoint: Checkpoint) -> list[dict]:
         import torch
 
-        batches_per_epoch = -(-len(ids) // int(self.batch_size))
-        total = int(self.epochs) * batches_per_epoch
-        optimizer = torch.optim.AdamW(
+        total = int(self.epochs) * -(-len(ids) // int(self.batch_size))
+        optimizing = optimizer_and_schedule(
             [{"params": network["encoder"].parameters(), "lr": float(self.learning_rate)},
              {"params": network["head"].parameters(), "lr": float(self.head_learning_rate)}],
-            weight_decay=float(self.weight_decay))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_then_linear(max(1, int(float(self.warmup) * total)), total))
+            float(self.weight_decay), float(self.warmup), total)
         loss = torch.nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))
-        state = {"epoch": 0, "history": [], "best_f1": -1.0, "best": None, "stale": 0}
-        saved = checkpoint.load() if self.resume else None
-        if saved is not None:
-            network.load_state_dict(saved["network"])
-            optimizer.load_state_dict(saved["optimizer"])
-            schedule.load_state_dict(saved["schedule"])
-            state = saved["state"]
-            print(f"e5 fine-tuning: resumed after epoch {state['epoch']} ({checkpoint.path})", flush=True)
-        epochs_left = int(self.epochs) - state["epoch"]
-        label = f"e5 fine-tuning ({epochs_left} epochs of {len(ids):,})"
-        with Progress(epochs_left * len(ids), "texts", label) as progress:
-            while state["epoch"] < int(self.epochs) and state["stale"] < max(1, int(self.patience)):
-                self._train_epoch(network, ids, targets, (optimizer, schedule, loss), val_ids, val_labels, state,
-                                  checkpoint, progress)
-        if state["best"] is not None:
-            network.load_state_dict(state["best"])
-        return state["history"]
 
-    def _train_epoch(self, network, ids, targets, optimizing, val_ids, val_labels, state: dict,
-                     checkpoint: Checkpoint, progress) -> None:
-        """One epoch, scored on the validation rows, kept when it is the best, checkpointed, said and logged."""
-        epoch = self._epoch(network, ids, targets, *optimizing, state["epoch"] + 1, progress)
-        if val_ids:
-            epoch.val_f1_weighted = float(f1_score(val_labels, self._predict_ids(network, val_ids), average="weighted"))
-        better = epoch.val_f1_weighted is None or epoch.val_f1_weighted > state["best_f1"]
-        if better:
-            state.update(best_f1=epoch.val_f1_weighted or 0.0, stale=0,
-                         best={k: v.detach().clone() for k, v in network.state_dict().items()})
-        else:
-            state["stale"] += 1
-        state["epoch"], state["history"] = epoch.number, [*state["history"], epoch.metrics("texts")]
-        optimizer, schedule, _ = optimizing
-        checkpoint.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                         "schedule": schedule.state_dict(), "state": state})  # first: a kill now loses nothing
-        print(epoch.line(int(self.epochs), "texts", better and bool(val_ids)), flush=True)
-        if self.on_epoch is not None:
-            self.on_epoch(epoch.metrics("texts"), epoch.number)
-
-    def _epoch(self, network, ids, targets, optimizer, schedule, loss, number: int, progress) -> Epoch:
-        import torch
-
-        network.train()
-        rng = np.random.default_rng([int(self.random_state), number])
-        started, total = time.perf_counter(), 0.0
-        for batch in _length_batches(ids, int(self.batch_size), rng):
-            value = loss(self._logits(network, [ids[i] for i in batch]), torch.from_numpy(targets[batch]).to(
+        def batch_loss(batch):
+            return loss(self._logits(network, [ids[i] for i in batch]), torch.from_numpy(targets[batch]).to(
                 self._built[3]))
-            optimizer.zero_grad()
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            total += value.item() * len(batch)
-            progress.update(len(batch))
-        seconds = time.perf_counter() - started
-        return Epoch(number, total / len(ids), None, schedule.get_last_lr()[0], len(ids) / seconds, seconds)
+
+        def one_epoch(number, progress):
+            batches = _length_batches(ids, int(self.batch_size), np.random.default_rng([int(self.random_state), number]))
+            return clipped_steps(network, batches, batch_loss, optimizing, number, len(ids), progress)
+
+        def validate():
+            return float(f1_score(val_labels, self._predict_ids(network, val_ids), average="weighted")) \
+                if val_ids else None
+
+        training = Training("e5 fine-tuning", "texts", int(self.epochs), int(self.patience), bool(self.resume),
+                            self.on_epoch)
+        return run_epochs(training, network, optimizing, checkpoint, len(ids), one_epoch, validate)
 
     def _predict_ids(self, network, ids) -> np.ndarray:
         import torch

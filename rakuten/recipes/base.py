@@ -198,3 +198,12 @@ def run_name(job: Job, *choices: str) -> str:
     every compared param: two runs of different configs never share a name."""
     digest = hashlib.sha1(json.dumps(job.params, sort_keys=True).encode()).hexdigest()[:4]
     return "-".join([job.model, *(c for c in choices if c and c != "none"), digest])
+
+
+def with_curves(estimator):
+    """`estimator` with every network inside it (a fine-tuning's `on_epoch`) logging its epochs as
+    the run's steps: the UI draws their curves."""
+    for key in estimator.get_params(deep=True):
+        if key.endswith("on_epoch"):
+            estimator.set_params(**{key: tracking.log_epoch})
+    return estimator

@@ -17,7 +17,7 @@ from rakuten.predictors import fusion_parts
 from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
 from rakuten.recipes.network_recipe import NetworkSettings, network_params, network_settings
-from rakuten.recipes.picture_recipe import PictureSettings, picture_params, picture_settings
+from rakuten.recipes.picture_recipe import PictureSettings, over_picture_paths, picture_params, picture_settings
 from rakuten.models import TextSettings
 from rakuten.recipes.text_recipe import text_params, text_settings
 
@@ -60,7 +60,7 @@ class FusionSettings:
 def fusion_settings(cfg: DictConfig) -> FusionSettings:
     """Each part read by its own recipe's reader from the config with `model` replaced by that part."""
     text_cfg, image_cfg = part_config(cfg, "text"), part_config(cfg, "image")
-    image = picture_settings(image_cfg) if image_cfg.model.get("descriptors") else network_settings(image_cfg)
+    image = picture_settings(image_cfg) if over_picture_paths(image_cfg.model) else network_settings(image_cfg)
     return FusionSettings(text_settings(text_cfg), image, str(cfg.model.method), float(cfg.model.validation_size))
 
 
@@ -72,7 +72,7 @@ class FusionRecipe(Recipe):
 
     def params(self, config: dict) -> dict:
         model = config["model"]
-        image_params = picture_params if model["image"].get("descriptors") else network_params
+        image_params = network_params if model["image"].get("network") else picture_params
         return {"model.method": model["method"], "model.text": model["text"]["name"],
                 "model.image": model["image"]["name"], **text_params(model["text"], config, "model.text."),
                 **image_params(model["image"], config, "model.image.")}

@@ -73,7 +73,7 @@ def network_params(model: dict, config: dict, prefix: str = "model.") -> dict:
 
 class NetworkRecipe(OverPictures):
     def takes(self, model: DictConfig) -> bool:
-        return model.modality == "image" and not model.get("descriptors")
+        return model.modality == "image" and bool(model.get("network"))
 
     def settings(self, cfg: DictConfig) -> NetworkSettings:
         return network_settings(cfg)

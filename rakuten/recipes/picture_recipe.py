@@ -13,8 +13,14 @@ from omegaconf import DictConfig
 from sklearn.base import clone
 
 from rakuten import data, evaluate, model_logging, study, tracking
-from rakuten.recipes.base import Fitted, Recipe
+from rakuten.recipes.base import Fitted, Recipe, with_curves
 from rakuten.recipes.job import DataSettings
+
+
+def over_picture_paths(model) -> bool:
+    """A scikit-learn model over `image_path` rows (descriptors then a head, or a network that reads the
+    pictures itself), not a Keras network (`model.network`)."""
+    return model.modality == "image" and not model.get("network")
 
 
 def split_pictures(data_settings: DataSettings, seed: int):
@@ -57,8 +63,9 @@ def picture_settings(cfg: DictConfig) -> PictureSettings:
     from rakuten.features.pretrained import require
     from rakuten.models import picture_pipeline_from_config
 
-    for module in getattr(get_class(cfg.model.descriptors._target_), "modules", ()):
-        require(module, f"model={cfg.model.name}")
+    for part in (cfg.model.get("descriptors"), cfg.model.estimator):
+        for module in getattr(get_class(part._target_), "modules", ()) if part else ():
+            require(module, f"model={cfg.model.name}")
     return PictureSettings(picture_pipeline_from_config(cfg), int(cfg.model.get("gradcam_images", 0)))
 
 
@@ -66,7 +73,8 @@ def picture_params(model: dict, config: dict, prefix: str = "model.") -> dict:
     """A picture model's params: its estimator's class and settings, its descriptors' settings, refit."""
     estimator = model["estimator"]
     return {f"{prefix}class": estimator["_target_"].rsplit(".", 1)[-1], **tracking.own_settings(estimator, prefix),
-            **tracking.own_settings(model["descriptors"], f"{prefix}descriptors."), "refit": config["refit"]}
+            **tracking.own_settings(model.get("descriptors") or {}, f"{prefix}descriptors."),
+            "refit": model.get("refit") or config["refit"]}
 
 
 class PicturesRecipe(OverPictures):
@@ -76,7 +84,7 @@ class PicturesRecipe(OverPictures):
         return picture_params(config["model"], config)
 
     def takes(self, model: DictConfig) -> bool:
-        return model.modality == "image" and bool(model.get("descriptors"))
+        return over_picture_paths(model)
 
     def settings(self, cfg: DictConfig) -> PictureSettings:
         return picture_settings(cfg)
@@ -89,7 +97,7 @@ class PicturesRecipe(OverPictures):
         print(f"pictures: describing and fitting {job.model} on {len(parts.X_train):,} pictures ...",
               end=" ", flush=True)
         started = time.perf_counter()
-        model = clone(job.settings.pipeline).fit(parts.X_train[["image_path"]], parts.y_train)
+        model = with_curves(clone(job.settings.pipeline)).fit(parts.X_train[["image_path"]], parts.y_train)
         fit_seconds = time.perf_counter() - started
         print(f"{fit_seconds:.1f}s", flush=True)
         return Fitted(model, {"fit_seconds": fit_seconds, "train_rows": len(parts.X_train),
@@ -112,13 +120,17 @@ class PicturesRecipe(OverPictures):
 
 def pipeline_grad_cam_samples(pipeline, paths: pd.Series, count: int, seed: int):
     """(index, picture as the network saw it, heatmap, predicted prdtypecode) for `count` of
-    `paths`, where the pipeline's descriptors can draw Grad-CAM (EfficientNet) and its estimator is
-    linear (the class score's gradient with respect to the descriptors is then its weights over the
-    scaler's scales); nothing otherwise."""
+    `paths`, where the model is a fine-tuned network, or its descriptors can draw Grad-CAM
+    (EfficientNet) and its estimator is linear (the class score's gradient with respect to the
+    descriptors is then its weights over the scaler's scales); nothing otherwise."""
     descriptors, scaler, estimator = pipeline.steps[0][1], pipeline.named_steps.get("scale"), pipeline.steps[-1][1]
-    if count <= 0 or not hasattr(descriptors, "grad_cams") or getattr(estimator, "coef_", None) is None:
+    chosen = paths.sample(min(max(count, 0), len(paths)), random_state=seed)
+    if hasattr(estimator, "grad_cams_of_choice"):  # a fine-tuned network draws its own
+        for index, (picture, heatmap, code) in zip(chosen.index, estimator.grad_cams_of_choice(chosen.tolist())):
+            yield index, picture, heatmap, code
         return
-    chosen = paths.sample(min(count, len(paths)), random_state=seed)
+    if not len(chosen) or not hasattr(descriptors, "grad_cams") or getattr(estimator, "coef_", None) is None:
+        return
     predicted = pipeline.predict(pd.DataFrame({"image_path": chosen}))
     weights = estimator.coef_ / (scaler.scale_ if scaler is not None else 1.0)
     if len(weights) == 1:  # two classes: one row of weights, for the second

@@ -12,7 +12,7 @@ from sklearn.base import clone
 
 from rakuten import data, model_logging, search, study, tracking
 from rakuten.models import TextSettings, assemble, features_from_config, head_from_config
-from rakuten.recipes.base import Fitted, Recipe
+from rakuten.recipes.base import Fitted, Recipe, with_curves
 from rakuten.recipes.job import DataSettings
 
 
@@ -85,10 +85,7 @@ class TextRecipe(Recipe):
         from rakuten.features.cache import cache_key, fit_features
 
         settings: TextSettings = job.settings
-        head = clone(settings.head)
-        for key in head.get_params(deep=True):  # a network's epochs are the run's steps (its curves)
-            if key.endswith("on_epoch"):
-                head.set_params(**{key: tracking.log_epoch})
+        head = with_curves(clone(settings.head))
         print(f"features: {job.features} on {len(parts.X_train):,} training rows ...", end=" ", flush=True)
         cached = fit_features(clone(settings.features), parts.X_train, parts.X_test,
                               cache_key(parts.fingerprint, settings.features_key), job.cache_dir)

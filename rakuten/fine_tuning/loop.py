@@ -1,0 +1,100 @@
+"""The epochs of a fine-tuning, whatever the network reads (texts, pictures): AdamW with a warm-up
+then a linear decay, an epoch of clipped steps, the validation F1 after it, the best weights kept,
+a checkpoint written, a line said and a step logged; early stopping after `patience` epochs
+without a better validation F1; `resume` goes on from the last checkpoint of the same training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from rakuten.fine_tuning.epochs import Checkpoint, Epoch, warmup_then_linear
+from rakuten.progress import Progress
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a fine-tuning runs its epochs: what it says ("e5 fine-tuning", "texts"), how long, and
+    who hears of each epoch (`on_epoch(metrics, step)`: the job logs it as an MLflow step)."""
+
+    name: str
+    what: str
+    epochs: int
+    patience: int
+    resume: bool
+    on_epoch: Callable | None = None
+
+
+def optimizer_and_schedule(groups: list[dict], weight_decay: float, warmup: float, total_steps: int):
+    """AdamW over parameter groups (each with its own `lr`), its rate up linearly over `warmup` of
+    the steps, then down to 0 at `total_steps`."""
+    import torch
+
+    optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_then_linear(max(1, int(warmup * total_steps)), total_steps))
+    return optimizer, schedule
+
+
+def run_epochs(training: Training, network, optimizing: tuple, checkpoint: Checkpoint, items: int,
+               one_epoch: Callable[[int, Progress], Epoch], validate: Callable[[], float | None]) -> list[dict]:
+    """Train `network` for `training.epochs` (or fewer: early stopping), each epoch `one_epoch(number,
+    progress)` then `validate()`; the best epoch's weights are loaded back. The epochs' metrics."""
+    optimizer, schedule = optimizing
+    state = {"epoch": 0, "history": [], "best_f1": -1.0, "best": None, "stale": 0}
+    saved = checkpoint.load() if training.resume else None
+    if saved is not None:
+        network.load_state_dict(saved["network"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        state = saved["state"]
+        print(f"{training.name}: resumed after epoch {state['epoch']} ({checkpoint.path})", flush=True)
+    epochs_left = training.epochs - state["epoch"]
+    with Progress(epochs_left * items, training.what, f"{training.name} ({epochs_left} epochs of {items:,})") \
+            as progress:
+        while state["epoch"] < training.epochs and state["stale"] < max(1, training.patience):
+            epoch = one_epoch(state["epoch"] + 1, progress)
+            epoch.val_f1_weighted = validate()
+            _keep_if_best(network, epoch, state, training.what)
+            checkpoint.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(), "state": state})  # first: a kill now loses nothing
+            print(epoch.line(training.epochs, training.what, state["stale"] == 0 and epoch.val_f1_weighted is not None),
+                  flush=True)
+            if training.on_epoch is not None:
+                training.on_epoch(epoch.metrics(training.what), epoch.number)
+    if state["best"] is not None:
+        network.load_state_dict(state["best"])
+    return state["history"]
+
+
+def _keep_if_best(network, epoch: Epoch, state: dict, what: str) -> None:
+    if epoch.val_f1_weighted is None or epoch.val_f1_weighted > state["best_f1"]:
+        state.update(best_f1=epoch.val_f1_weighted or 0.0, stale=0,
+                     best={k: v.detach().clone() for k, v in network.state_dict().items()})
+    else:
+        state["stale"] += 1
+    state["epoch"], state["history"] = epoch.number, [*state["history"], epoch.metrics(what)]
+
+
+def clipped_steps(network, batches: Iterable, batch_loss: Callable, optimizing: tuple, number: int,
+                  items: int, progress: Progress) -> Epoch:
+    """One epoch of steps: `batch_loss(batch)` (a scalar tensor) for each batch of row positions,
+    gradients clipped to norm 1. The epoch's mean loss, last learning rate and speed."""
+    import torch
+
+    optimizer, schedule = optimizing
+    network.train()
+    started, total = time.perf_counter(), 0.0
+    for batch in batches:
+        value = batch_loss(batch)
+        optimizer.zero_grad()
+        value.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in network.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        schedule.step()
+        total += value.item() * len(batch)
+        progress.update(len(batch))
+    seconds = time.perf_counter() - started
+    return Epoch(number, total / items, None, schedule.get_last_lr()[0], items / seconds, seconds)
