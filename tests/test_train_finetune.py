@@ -55,7 +55,7 @@ def test_a_killed_picture_fine_tuning_resumes_and_its_model_serves_the_pyfunc(st
     """`model=efficientnet_finetune` on the sample's pictures, its last block learning: killed once its first
     epoch is checkpointed, resumed, registered; its model answers top_k, its run has Grad-CAM pictures."""
     cache = tmp_path / "cache"
-    settings = ("model=efficientnet_finetune", "model.estimator.epochs=2", "model.estimator.trainable_blocks=1",
+    settings = ("model=efficientnet_finetune", "model.estimator.variant=lite0", "model.estimator.epochs=2", "model.estimator.trainable_blocks=1",
                 "model.estimator.validation_size=0", "model.gradcam_images=2", f"cache.dir={cache}")
     job = start_train(store, tmp_path / "first", *settings)
     deadline = time.monotonic() + 600
