@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from rakuten import data
 from tests.helpers.jobs import all_runs, start_train, train
-from tests.helpers.stores import SAMPLE_DIR, requires_extra
+from rakuten.train import run
+from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config, requires_extra
 
 pytestmark = pytest.mark.slow  # fine-tunes a 12-layer network twice: CI's tier
 
@@ -79,3 +80,20 @@ def test_a_killed_picture_fine_tuning_resumes_and_its_model_serves_the_pyfunc(st
     model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
     answered = model.predict(frame[["image_path"]].head(2), params={"return_proba": True, "top_k": 3})
     assert len(answered) == 2 and all(len(top) == 3 and top[0]["prdtypecode"] in set(labels) for top in answered["top_k"])
+
+
+def test_a_fusion_takes_the_fine_tuned_picture_model_as_its_image_part(store, tmp_path):
+    """`model@model.image=efficientnet_finetune`: the fusion fine-tunes its image part on the sample's
+    pictures and answers fused probabilities for products with a picture."""
+    f1 = run(config(SPLIT_ONLY, "model=fusion", "model@model.image=efficientnet_finetune", "model@model.text=sgd_hinge",
+                    "model.image.estimator.variant=lite0", "model.image.estimator.epochs=1",
+                    "model.image.estimator.trainable_blocks=1", f"cache.dir={tmp_path / 'cache'}"))
+    logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
+    assert logged.data.tags["modality"] == "fusion" and logged.data.metrics["test_f1_weighted"] == f1
+    assert logged.data.params["model.image"] == "efficientnet_finetune"
+    assert logged.data.params["model.image.class"] == "FineTunedEfficientNet"
+    products, _ = data.load_labelled(SAMPLE_DIR)
+    frame, _, _ = data.load_images(SAMPLE_DIR)
+    rows = products[["designation", "description"]].join(frame["image_path"], how="inner").head(3)
+    fused = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model").predict(rows, params={"return_proba": True})
+    assert len(fused) == 3 and (fused["probability"] > 0).all()
