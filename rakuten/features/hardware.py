@@ -1,10 +1,12 @@
 """Where the pretrained networks run and in what precision, as this machine allows: every core (or
-what joblib left a worker), a CUDA device when there is one, bf16 where it pays on this CPU, measured.
+what joblib left a worker), a CUDA device when there is one, and on the CPU the precision that runs
+the network fastest here, measured.
 
-Whether bf16 pays on a CPU is not a rule of its flags: AMX doubles e5's matrix products, AVX-512 BF16
-alone was slower than fp32 on one Xeon and faster for EfficientNet's convolutions. `bf16_pays(kind)`
-times one batch of the network itself in both precisions once per CPU model, torch version and
-thread count (a second or two), and keeps the answer in
+Which precision is fastest on a CPU is not a rule of its flags: AMX doubles e5's matrix products in
+bf16, AVX-512 BF16 alone was slower than fp32 on one Xeon and faster for EfficientNet's convolutions,
+MKL's fp32 kernels are not the same on an AMD CPU, fbgemm's int8 ones are. `fastest_precision(kind,
+probe, candidates)` times one batch of the network itself in each precision the CPU computes, once
+per CPU model, torch version and thread count (a few seconds), and keeps the answer in
 `~/.cache/rakuten/precision.json` (`$RAKUTEN_PRECISION_CACHE`).
 """
 
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 
 PRECISION_CACHE_ENV = "RAKUTEN_PRECISION_CACHE"
-PAYS = 1.1  # bf16 is chosen when the probe runs this many times faster than in fp32
+PAYS = 1.1  # another precision than fp32 is chosen when the probe runs this many times faster in it
 
 
 def cores() -> int:
@@ -30,17 +32,19 @@ def torch_threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS") or cores())
 
 
-def placement(device: str, precision: str, kind: str, probe) -> tuple[str, str]:
+def placement(device: str, precision: str, kind: str, probe, candidates=("fp32", "bf16")) -> tuple[str, str]:
     """`device` and `precision` with `auto` resolved: CUDA when there is one; bf16 on a GPU that
-    computes it, on the CPU where it pays for the network `kind` here (`bf16_pays`: `probe()` gives
-    the work of one batch of it, timed in both precisions)."""
+    computes it; on the CPU the fastest of `candidates` for the network `kind` here
+    (`fastest_precision`: `probe(precision)` gives the work of one batch of it in that precision)."""
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if precision == "auto":
-        native = torch.cuda.is_bf16_supported() if device == "cuda" else bf16_pays(kind, probe)
-        precision = "bf16" if native else "fp32"
+        if device == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        else:
+            precision = fastest_precision(kind, probe, candidates)
     return device, precision
 
 
@@ -49,6 +53,13 @@ def _cpu_flags() -> str:
         return Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
+
+
+def cpu_precisions(candidates) -> list[str]:
+    """Those of `candidates` this CPU computes natively: fp32; bf16 with AVX-512 BF16 or AMX; int8
+    with AVX2 (fbgemm's kernels; VNNI where there is one). Emulated ones are slower: not measured."""
+    native = {"fp32": True, "bf16": cpu_has_bf16(), "int8": "avx2" in _cpu_flags().split()}
+    return [precision for precision in candidates if native[precision]]
 
 
 def cpu_has_bf16() -> bool:
@@ -70,47 +81,58 @@ def cpu_features() -> str:
     return " ".join(f for f in ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2") if f in flags)
 
 
+def told_less() -> str:
+    """The libraries told to use less of the CPU than it has: oneDNN (`ONEDNN_MAX_CPU_ISA`, AMX off,
+    say), MKL (`MKL_ENABLE_INSTRUCTIONS=AVX2`: its kernels on an AMD CPU). Another machine, in effect."""
+    told = ((name, os.environ.get(name)) for name in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"))
+    return "".join(f" {name}={value}" for name, value in told if value)
+
+
 def machine_line() -> str:
-    """What a benchmark prints first: the CPU, its flags that matter, the cores it may use."""
-    return f"CPU: {cpu_name()} [{cpu_features() or 'no AVX-512, no AVX2'}], {cores()} cores"
+    """What a benchmark prints first: the CPU, its flags that matter, the cores it may use, and
+    the libraries told to use less of it."""
+    return f"CPU: {cpu_name()} [{cpu_features() or 'no AVX-512, no AVX2'}]{told_less()}, {cores()} cores"
 
 
-def bf16_pays(kind: str, probe) -> bool:
-    """Whether the network `kind` runs faster in bf16 than in fp32 on this CPU: `probe()` (one batch of
-    it) timed in both, once, and remembered per CPU model, flags, torch version and thread count."""
+def fastest_precision(kind: str, probe, candidates=("fp32", "bf16")) -> str:
+    """The precision of `candidates` in which the network `kind` runs fastest on this CPU (fp32
+    unless another is `PAYS` times faster): `probe(precision)` (one batch of it) timed in each,
+    once, and remembered per CPU model, flags, torch version, thread count and candidates."""
     import torch
 
-    if not cpu_has_bf16():
-        return False  # bf16 without AVX-512 BF16 or AMX is emulated: slower, nothing to measure
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")  # oneDNN told to use less of the CPU (AMX off, say)
-    key = (f"{cpu_name()} [{cpu_features()}]{f' ONEDNN_MAX_CPU_ISA={isa}' if isa else ''} torch {torch.__version__} "
-           f"threads {torch_threads()} {kind}")
+    native = cpu_precisions(candidates)
+    if native == ["fp32"]:
+        return "fp32"  # nothing else this CPU computes natively: nothing to measure
+    key = (f"{cpu_name()} [{cpu_features()}]{told_less()} torch {torch.__version__} threads {torch_threads()} {kind} "
+           f"{'/'.join(native)}")
     path = Path(os.environ.get(PRECISION_CACHE_ENV) or Path.home() / ".cache" / "rakuten" / "precision.json")
     known = _read_json(path)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    if digest not in known:
-        fp32, bf16 = _seconds(probe())
-        known[digest] = {"machine": key, "fp32_s": fp32, "bf16_s": bf16, "bf16_pays": fp32 / bf16 >= PAYS}
+    if "chosen" not in known.get(digest, {}):
+        seconds = _seconds({precision: probe(precision) for precision in native})
+        quickest = min(seconds, key=seconds.get)
+        chosen = quickest if seconds["fp32"] / seconds[quickest] >= PAYS else "fp32"
+        known[digest] = {"machine": key, "seconds": seconds, "chosen": chosen}
         _write_json(path, known)
-    return bool(known[digest]["bf16_pays"])
+    return known[digest]["chosen"]
 
 
-def _seconds(work) -> tuple[float, float]:
-    """Median seconds of `work()` in fp32 and under bf16 autocast, the two interleaved (a machine busy
-    for a moment slows both alike), after a call of each that chooses kernels."""
+def _seconds(works: dict) -> dict[str, float]:
+    """Median seconds of each precision's `work()` (bf16's under autocast), all interleaved (a
+    machine busy for a moment slows each alike), after a call of each that chooses kernels."""
     import torch
 
     torch.set_num_threads(torch_threads())
-    seconds: dict[bool, list[float]] = {False: [], True: []}
+    seconds: dict[str, list[float]] = {precision: [] for precision in works}
     with torch.inference_mode():
         for repeat in range(6):
-            for bf16 in (False, True):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            for precision, work in works.items():
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                     started = time.perf_counter()
                     work()
                     if repeat:
-                        seconds[bf16].append(time.perf_counter() - started)
-    return tuple(sorted(times)[len(times) // 2] for times in (seconds[False], seconds[True]))
+                        seconds[precision].append(time.perf_counter() - started)
+    return {precision: sorted(times)[len(times) // 2] for precision, times in seconds.items()}
 
 
 def _read_json(path: Path) -> dict:

