@@ -57,3 +57,11 @@ def test_onednn_told_to_leave_amx_out_is_another_machine(tmp_path):
 def test_a_benchmark_names_the_cpu_it_ran_on():
     line = hardware.machine_line()
     assert line.startswith("CPU: ") and hardware.cpu_name() in line and f"{hardware.cores()} cores" in line
+
+
+def test_a_benchmark_names_the_libraries_told_to_use_less_of_the_cpu(monkeypatch):
+    """A figure measured with MKL held to AVX2 (its kernels on an AMD CPU) is not this CPU's own."""
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert "MKL_ENABLE_INSTRUCTIONS=AVX2" in hardware.machine_line()
+    assert hardware.told_less() == " MKL_ENABLE_INSTRUCTIONS=AVX2"
