@@ -238,12 +238,13 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
 
     from rakuten.features import hardware, pretrained
     from rakuten.features.e5_torch import Tokenizer, read_weights
+    from rakuten.features.weights import weights_file
 
     cores = len(os.sched_getaffinity(0))
     products, _ = data.load_labelled(data_dir)
     rows = products[["designation", "description"]].sample(min(count, len(products)), random_state=7)
     texts = pretrained.SentenceEmbedding().texts(rows)
-    path = pretrained.weights_file("e5")
+    path = weights_file("e5")
     tokens = [len(ids) + 2 for ids in Tokenizer(read_weights(path)).content(texts)]
     gflop = sum(e5_gflop(t) for t in tokens) / len(texts)
     peak = PEAK_GFLOPS_PER_CORE * cores

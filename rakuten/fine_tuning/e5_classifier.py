@@ -96,7 +96,8 @@ class FineTunedE5(FineTunedClassifier):
 
         from rakuten.features.e5_torch import Tokenizer, encoder, read_weights
         from rakuten.features.hardware import placement, torch_threads
-        from rakuten.features.pretrained import e5_probe, weights_file
+        from rakuten.features.pretrained import e5_probe
+        from rakuten.features.weights import weights_file
 
         if not fresh and getattr(self, "_built", None) is not None:
             return self._built[0]

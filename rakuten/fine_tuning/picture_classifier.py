@@ -60,7 +60,8 @@ class FineTunedEfficientNet(FineTunedClassifier):
         import torch
 
         from rakuten.features.pictures import picture_paths
-        from rakuten.features.pretrained import IMAGE_SIZE, file_digest
+        from rakuten.features.pretrained import IMAGE_SIZE
+        from rakuten.features.weights import file_digest
 
         if self.variant not in IMAGE_SIZE or int(self.epochs) < 1 or int(self.batch_size) < 1 \
                 or not 0 < float(self.crop_scale) <= 1:

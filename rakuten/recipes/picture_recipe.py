@@ -60,7 +60,7 @@ def picture_settings(cfg: DictConfig) -> PictureSettings:
     """The picture model of a config (an image model's, or a fusion's image part with its model node)."""
     from hydra.utils import get_class
 
-    from rakuten.features.pretrained import require
+    from rakuten.features.weights import require
     from rakuten.models import picture_pipeline_from_config
 
     for part in (cfg.model.get("descriptors"), cfg.model.estimator):

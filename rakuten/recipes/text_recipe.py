@@ -18,7 +18,8 @@ from rakuten.recipes.job import DataSettings
 
 def text_settings(cfg: DictConfig) -> TextSettings:
     """The text part of a config (a text model's, or a fusion's text model with its model node)."""
-    from rakuten.features.pretrained import SentenceEmbedding, require
+    from rakuten.features.pretrained import SentenceEmbedding
+    from rakuten.features.weights import require
 
     embedding, space = cfg.features.get("embedding"), cfg.model.get("search_space")
     if embedding:  # the extra its embedding imports, named before anything is instantiated

