@@ -63,6 +63,23 @@ def test_the_fast_path_gives_the_same_features_within_tolerance(pictures):
         pretrained.EfficientNetFeatures(precision="fp16").fit(pictures)
 
 
+def test_folding_the_batch_norms_keeps_the_networks_features(pictures):
+    """The fp32 path runs the network with its batch norms folded into its convolutions: the same
+    features as the network as shipped (unfolded, contiguous), to float rounding."""
+    import torch
+
+    extractor = pretrained.EfficientNetFeatures(precision="fp32", device="cpu").fit(pictures)
+    paths = pictures["image_path"].tolist()
+    batch = pretrained._tensor(np.stack([extractor.picture(path) for path in paths]))
+    shipped = extractor._network()
+    with torch.inference_mode():
+        expected = shipped.extract_features(batch).mean((2, 3)).numpy()
+    folded = pretrained.batch_norms_folded(extractor._network())
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded.modules())
+    assert any(isinstance(module, torch.nn.BatchNorm2d) for module in shipped.modules())
+    assert np.allclose(extractor._compute(paths), expected, rtol=1e-3, atol=1e-4)
+
+
 def test_e5_embeddings_are_normalised_weighted_and_cached(cache):
     products, _ = data.load_labelled(SAMPLE_DIR, max_rows=40)
     rows = products[["designation", "description"]].head(5)
