@@ -97,7 +97,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
         import torch
 
         from rakuten.features.hardware import placement, torch_threads
-        from rakuten.features.pretrained import EfficientNetFeatures
+        from rakuten.features.pretrained import EfficientNetFeatures, batch_norms_folded
 
         if not fresh and getattr(self, "_built", None) is not None:
             return self._built[0]
@@ -105,8 +105,9 @@ class FineTunedEfficientNet(FineTunedClassifier):
         device, precision = placement(self.device, self.precision, f"efficientnet-{self.variant}", frozen._probe)
         torch.set_num_threads(torch_threads())
         network = _with_head(frozen._network(), len(self.classes_), int(self.trainable_blocks), float(self.dropout))
-        if not fresh:
+        if not fresh:  # trained: it only predicts, with its batch norms folded into its convolutions
             self._load_trained(network)
+            batch_norms_folded(network.eval().backbone)
         network.to(device, memory_format=torch.channels_last)
         self._built = (network, device, precision)
         return network

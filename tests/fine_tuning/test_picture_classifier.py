@@ -44,6 +44,7 @@ def test_it_learns_logs_each_epoch_and_predicts_the_same_after_pickling(pictures
     loaded = pickle.loads(pickle.dumps(model))
     assert loaded.on_epoch is None and not hasattr(loaded, "_built")
     np.testing.assert_allclose(loaded.predict_proba(rows.head(12)), proba, atol=2e-2)  # fp16 weights
+    assert not any(type(module).__name__ == "BatchNorm2d" for module in loaded._network().modules())  # folded
     drawn = model.grad_cams_of_choice(rows["image_path"].head(2).tolist())
     assert [(picture.shape, heatmap.shape) for picture, heatmap, _ in drawn] == [((224, 224, 3), (7, 7))] * 2
     assert all(0 <= heatmap.min() and heatmap.max() <= 1 and code in model.classes_ for _, heatmap, code in drawn)
