@@ -164,10 +164,11 @@ class FineTunedEfficientNet(FineTunedClassifier):
         network.eval()
         with torch.inference_mode():
             inputs = self._inputs(pictures)
-            proba = torch.softmax(self._logits(network, inputs), -1)
-            if self.mirror_at_prediction:
-                proba = (proba + torch.softmax(self._logits(network, inputs.flip(3)), -1)) / 2
-        return proba.cpu().numpy()
+            if not self.mirror_at_prediction:
+                return torch.softmax(self._logits(network, inputs), -1).cpu().numpy()
+            # the pictures and their mirrors in one batch: one pass of the network, not two
+            both = torch.softmax(self._logits(network, torch.cat([inputs, inputs.flip(3)])), -1)
+            return ((both[:len(inputs)] + both[len(inputs):]) / 2).cpu().numpy()
 
     # ---- training
     def _train(self, network, pictures, targets, val_pictures, val_labels, checkpoint: Checkpoint) -> list[dict]:

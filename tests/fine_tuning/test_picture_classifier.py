@@ -45,6 +45,13 @@ def test_it_learns_logs_each_epoch_and_predicts_the_same_after_pickling(pictures
     assert loaded.on_epoch is None and not hasattr(loaded, "_built")
     np.testing.assert_allclose(loaded.predict_proba(rows.head(12)), proba, atol=2e-2)  # fp16 weights
     assert not any(type(module).__name__ == "BatchNorm2d" for module in loaded._network().modules())  # folded
+    pictures, network = model._decoded(rows["image_path"].head(4).tolist()), model._network()
+    averaged = model._proba(network, pictures)  # the pictures and their mirrors in one batch
+    model.mirror_at_prediction = False
+    alone, mirrored = model._proba(network, pictures), model._proba(network, pictures.flip(3))
+    model.mirror_at_prediction = True
+    assert np.abs(averaged - (alone + mirrored) / 2).max() < 2e-3
+    assert np.abs(alone - mirrored).max() > 1e-2  # a mirror changes the answer: the average is neither
     drawn = model.grad_cams_of_choice(rows["image_path"].head(2).tolist())
     assert [(picture.shape, heatmap.shape) for picture, heatmap, _ in drawn] == [((224, 224, 3), (7, 7))] * 2
     assert all(0 <= heatmap.min() and heatmap.max() <= 1 and code in model.classes_ for _, heatmap, code in drawn)
