@@ -94,20 +94,27 @@ class FineTunedE5(FineTunedClassifier):
         import torch
         from torch import nn
 
-        from rakuten.features.e5_torch import Tokenizer, encoder, read_weights
+        from rakuten.features.e5_torch import Tokenizer, encoder, int8_network, read_weights
         from rakuten.features.hardware import placement, torch_threads
-        from rakuten.features.pretrained import e5_probe
+        from rakuten.features.pretrained import E5_PRECISIONS, e5_probe
         from rakuten.features.weights import weights_file
 
         if not fresh and getattr(self, "_built", None) is not None:
             return self._built[0]
         weights = read_weights(weights_file("e5"))
-        device, precision = placement(self.device, self.precision, "e5", e5_probe)
+        # a trained network only predicts: int8 is one more candidate there (training needs fp32 or bf16)
+        device, precision = placement(self.device, self.precision, "e5", e5_probe,
+                                      ("fp32", "bf16") if fresh else E5_PRECISIONS)
+        if precision == "int8" and (fresh or device != "cpu"):
+            raise ValueError("model.estimator.precision: int8 predicts on the CPU only and never trains: "
+                             "set auto, fp32 or bf16")
         torch.set_num_threads(torch_threads())
         network = nn.ModuleDict({"encoder": encoder(weights), "head": nn.Sequential(
             nn.Dropout(0.1), nn.Linear(weights.shape["hidden"], len(self.classes_)))})
         if not fresh:
             self._load_trained(network)
+            if precision == "int8":
+                network["encoder"] = int8_network(network["encoder"].eval())
         network.to(device)
         self._built = (network, weights, Tokenizer(weights), device, precision)
         return network

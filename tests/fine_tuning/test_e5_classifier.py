@@ -44,6 +44,13 @@ def test_it_learns_logs_each_epoch_and_predicts_the_same_after_pickling(rows, tm
     assert loaded.on_epoch is None and not hasattr(loaded, "_built")
     np.testing.assert_allclose(loaded.predict_proba(rows.X_test), proba, atol=2e-2)  # fp16 weights
     assert (loaded.predict(rows.X_test) == model.predict(rows.X_test)).mean() >= 0.95
+    in_int8 = pickle.loads(pickle.dumps(model))
+    in_int8.precision = "int8"  # what `auto` picks to predict where int8 measures fastest (AMX left out)
+    np.testing.assert_allclose(in_int8.predict_proba(rows.X_test), proba, atol=5e-2)
+    assert (in_int8.predict(rows.X_test) == model.predict(rows.X_test)).mean() >= 0.9
+    assert type(in_int8._network()["encoder"].layers[0].qkv).__module__.startswith("torch.ao.nn.quantized")
+    with pytest.raises(ValueError, match="int8 predicts on the CPU only and never trains"):
+        tiny(precision="int8").fit(rows.X_train, rows.y_train)
 
 
 def test_a_resumed_fit_goes_on_from_the_last_epoch_checkpoint(rows, tmp_path):
