@@ -164,11 +164,10 @@ class FineTunedEfficientNet(FineTunedClassifier):
         network.eval()
         with torch.inference_mode():
             inputs = self._inputs(pictures)
-            if not self.mirror_at_prediction:
-                return torch.softmax(self._logits(network, inputs), -1).cpu().numpy()
+            views = [inputs, inputs.flip(3)] if self.mirror_at_prediction else [inputs]
             # the pictures and their mirrors in one batch: one pass of the network, not two
-            both = torch.softmax(self._logits(network, torch.cat([inputs, inputs.flip(3)])), -1)
-            return ((both[:len(inputs)] + both[len(inputs):]) / 2).cpu().numpy()
+            proba = torch.softmax(self._logits(network, torch.cat(views)), -1)
+        return proba.reshape(len(views), len(inputs), -1).mean(0).cpu().numpy()
 
     # ---- training
     def _train(self, network, pictures, targets, val_pictures, val_labels, checkpoint: Checkpoint) -> list[dict]:
