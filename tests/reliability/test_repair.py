@@ -96,6 +96,16 @@ def _is_loky_worker(process) -> bool:
         return False
 
 
+def _alive(process) -> bool:
+    """Running and not a zombie; a process that ends while being read is not alive."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_repair_stops_the_worker_processes_of_a_job_killed_with_minus_nine(tmp_path, shared_dir):
     """Finding 13: two joblib workers (190 MB each) outlived a training killed with -9 by over 13 min."""
     import psutil
@@ -112,14 +122,14 @@ def test_repair_stops_the_worker_processes_of_a_job_killed_with_minus_nine(tmp_p
     job.kill()
     job.wait(timeout=30)
     time.sleep(1)
-    assert any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers), "nothing outlived the job"
+    assert any(_alive(w) for w in workers), "nothing outlived the job"
     done = subprocess.run([sys.executable, "-m", "rakuten.runs", "--repair"], cwd=PROJECT_ROOT,
                           env=job_env(uri, tmp_path), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     stopped = int(done.stdout.split("stopped ")[1].split()[0])
     assert stopped >= 1
     psutil.wait_procs(workers, timeout=10)
-    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    assert not any(_alive(w) for w in workers)
 
 
 def test_a_served_launch_lives_with_its_launcher(store, tmp_path):
