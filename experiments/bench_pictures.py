@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from rakuten import data  # noqa: E402
+from rakuten import data_pictures  # noqa: E402
 from rakuten.features.pretrained import EfficientNetFeatures, _tensor  # noqa: E402
 
 GFLOP = {"lite0": 0.78, "lite2": 1.7}  # per picture (2 x multiply-adds), the published figures
@@ -46,7 +46,7 @@ def main() -> None:
     from rakuten.features.hardware import machine_line
 
     print(machine_line(), flush=True)  # every figure below was measured on it
-    frame, _, _ = data.load_images(args.data_dir, max_rows=max(args.pictures, 27), seed=0)
+    frame, _, _ = data_pictures.load_images(args.data_dir, max_rows=max(args.pictures, 27), seed=0)
     paths = frame["image_path"].head(args.pictures).tolist()
     cores = len(os.sched_getaffinity(0))
     extractor = EfficientNetFeatures(args.variant).fit(None)

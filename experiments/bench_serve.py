@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from rakuten import PROJECT_ROOT, data
+from rakuten import PROJECT_ROOT, data, data_pictures
 
 
 def request_rows(data_dir: Path, columns: list[str], count: int) -> list[dict]:
     """`count` products of the shared data that have a picture, as the records a client sends: the
     model's input `columns` among designation, description and image_b64."""
-    pictures, _, _ = data.load_images(data_dir)
+    pictures, _, _ = data_pictures.load_images(data_dir)
     products, _ = data.load_labelled(data_dir)
     frame = products[["designation", "description"]].join(pictures["image_path"], how="inner")
     records = []

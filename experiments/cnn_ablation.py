@@ -66,9 +66,9 @@ def variants() -> dict[str, dict]:
 @functools.lru_cache(maxsize=1)
 def study_rows(data_dir: str, seed: int = 42, test_size: float = 0.2) -> tuple[pd.DataFrame, pd.Series]:
     """The rows `experiment=image_models` cross-validates, in its order."""
-    from rakuten import data
+    from rakuten import data_pictures
 
-    parts, _ = data.image_split(data_dir, None, False, None, test_size, seed)
+    parts, _ = data_pictures.image_split(data_dir, None, False, None, test_size, seed)
     return pd.concat([parts.X_train, parts.X_test]), pd.concat([parts.y_train, parts.y_test])
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from rakuten.data import (IDS_FILE, IMAGES_DIR, LABEL, X_FILE, Y_FILE, find_file, load_images, read_labels,
-                          read_products)
+from rakuten.data import IDS_FILE, LABEL, X_FILE, Y_FILE, find_file, read_labels, read_products
+from rakuten.data_pictures import IMAGES_DIR, load_images
 
 
 def pictures_drawn(source: Path, sample_index: pd.Index, count: int, seed: int) -> pd.DataFrame:

@@ -101,7 +101,7 @@ def find_file(data_dir: str | Path, name: str) -> Path:
     raise DataError(f"{data_dir} has no {name} (nor {name}.gz); it holds: {present or 'nothing'}")
 
 
-def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+def read_csv(path: Path, **kwargs) -> pd.DataFrame:
     """The CSV at `path` (plain or .gz, BOM and CRLF tolerated), its first column as the index.
 
     Undecodable bytes are kept as lone surrogates, then reported with their row; duplicated
@@ -148,7 +148,7 @@ def read_products(path: str | Path) -> pd.DataFrame:
     `designation` is required; a missing `description` column or value becomes an empty string.
     """
     path = Path(path)
-    products = _read_csv(path, dtype={"designation": object, "description": object})
+    products = read_csv(path, dtype={"designation": object, "description": object})
     if "designation" not in products.columns:
         raise DataError(
             f"{path} has no 'designation' column (columns: {list(products.columns)}); "
@@ -168,7 +168,7 @@ def read_products(path: str | Path) -> pd.DataFrame:
 def read_labels(path: str | Path) -> pd.Series:
     """Labels in the Y format: `,prdtypecode`, as integers indexed like X."""
     path = Path(path)
-    labels = _read_csv(path, dtype={LABEL: object})
+    labels = read_csv(path, dtype={LABEL: object})
     if LABEL not in labels.columns:
         raise DataError(f"{path} has no '{LABEL}' column (columns: {list(labels.columns)})")
     codes = pd.to_numeric(labels[LABEL], errors="coerce")
@@ -188,7 +188,7 @@ def load_labelled(data_dir: str | Path, max_rows: int | None = None, seed: int =
     """
     products = read_products(find_file(data_dir, X_FILE))
     labels = labels_of(products, data_dir, "products")
-    return _subsample(products, labels, max_rows, seed)
+    return subsample(products, labels, max_rows, seed)
 
 
 def labels_of(rows: pd.DataFrame, data_dir: str | Path, what: str) -> pd.Series:
@@ -203,7 +203,7 @@ def labels_of(rows: pd.DataFrame, data_dir: str | Path, what: str) -> pd.Series:
     return labels.loc[rows.index]
 
 
-def _subsample(rows: pd.DataFrame, labels: pd.Series, max_rows: int | None, seed: int):
+def subsample(rows: pd.DataFrame, labels: pd.Series, max_rows: int | None, seed: int):
     """A stratified subsample of `max_rows` rows (all of them when None), in index order."""
     if max_rows is None or max_rows >= len(rows):
         return rows, labels
@@ -254,102 +254,14 @@ def _stratified_split(index: pd.Index, labels: pd.Series, test_rows: int, seed: 
     return train.append(alone), test
 
 
-# --- images --------------------------------------------------------------------------------------
-IMAGES_DIR = Path("images") / "image_train"  # the challenge's layout, under data.dir
-_JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG"
-
-
-def image_file_name(imageid: int, productid: int) -> str:
-    """The challenge's name of a product's picture."""
-    return f"image_{imageid}_product_{productid}.jpg"
-
-
-def read_product_ids(data_dir: str | Path) -> pd.DataFrame:
-    """`productid` and `imageid` of every product: from X_train_ids.csv when the folder has it
-    (the shared data: ids of all rows, text of a few), else from the X file."""
-    path = ids_file(data_dir)
-    ids = _read_csv(path)
-    missing = [c for c in ("productid", "imageid") if c not in ids.columns]
-    if missing:
-        raise DataError(f"{path} has no {missing} column (columns: {list(ids.columns)})")
-    return ids[["productid", "imageid"]].astype("int64")
-
-
-def ids_file(data_dir: str | Path) -> Path:
-    try:
-        return find_file(data_dir, IDS_FILE)
-    except DataError:
-        return find_file(data_dir, X_FILE)
-
-
-@dataclass(frozen=True)
-class ImageCounts:
-    """Pictures of the products a folder lists (`listed`, in `listed_in`): readable, missing, unreadable."""
-
-    found: int
-    missing: int
-    unreadable: int
-    listed: int = 0
-    listed_in: str = ""
-
-    def sentence(self) -> str:
-        return (f"pictures: {self.found:,} readable for the {self.listed:,} labelled products listed in "
-                f"{self.listed_in} ({self.missing:,} have no picture here, {self.unreadable:,} unreadable)")
-
-
-def load_images(
-    data_dir: str | Path, images_dir: str | Path | None = None, strict: bool = False,
-    max_rows: int | None = None, seed: int = 42,
-) -> tuple[pd.DataFrame, pd.Series, ImageCounts]:
-    """Products that have a readable picture: `image_path` per row index, and their labels.
-
-    Pictures are matched to rows by imageid and productid (their file names); labels are joined by
-    index. Rows without a picture, and pictures that are empty or not JPEG/PNG, are counted, or are
-    an error with `strict`.
-    """
-    folder = Path(images_dir) if images_dir else Path(data_dir) / IMAGES_DIR
-    if not folder.is_dir():
-        raise DataError(f"image folder not found: {folder}")
-    ids, listed_in = read_product_ids(data_dir), ids_file(data_dir).name
-    on_disk = {p.name for p in folder.iterdir()}
-    names = [image_file_name(i, p) for i, p in zip(ids["imageid"], ids["productid"])]
-    present = pd.Series([n in on_disk for n in names], index=ids.index)
-    paths = pd.Series([str(folder / n) for n in names], index=ids.index)[present]
-    readable = paths.map(_looks_like_image)
-    counts = ImageCounts(int(readable.sum()), int((~present).sum()), int((~readable).sum()), len(ids), listed_in)
-    if strict and (counts.missing or counts.unreadable):
-        first = paths[~readable].head(3).tolist() or [names[i] for i in range(len(names)) if not present.iloc[i]][:3]
-        raise DataError(f"{counts.missing} products have no picture and {counts.unreadable} pictures are "
-                        f"unreadable in {folder} (e.g. {first}); data.images.strict=false to skip them")
-    if not counts.found:
-        raise DataError(f"no picture of a product of {data_dir} in {folder}")
-    frame = ids.loc[paths[readable].index].assign(image_path=paths[readable])
-    frame, labels = _subsample(frame, labels_of(frame, data_dir, "pictured products"), max_rows, seed)
-    return frame, labels, counts
-
-
-def _looks_like_image(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        return False
-    return head.startswith(_JPEG) or head.startswith(_PNG)
-
-
-# --- the split of each modality, shared by training and by tools that rebuild a run's test part ---
+# --- the text split, shared by training and by tools that rebuild a run's test part ---
 def text_split(data_dir, max_rows, test_size, seed) -> Split:
     products, labels = load_labelled(data_dir, None, seed)
-    return _drawn_split(products, labels, max_rows, test_size, seed)
+    return drawn_split(products, labels, max_rows, test_size, seed)
 
 
-def image_split(data_dir, images_dir, strict, max_rows, test_size, seed) -> tuple[Split, ImageCounts]:
-    frame, labels, counts = load_images(data_dir, images_dir, strict, None, seed)
-    return _drawn_split(frame, labels, max_rows, test_size, seed), counts
-
-
-def _drawn_split(rows: pd.DataFrame, labels: pd.Series, max_rows, test_size, seed) -> Split:
+def drawn_split(rows: pd.DataFrame, labels: pd.Series, max_rows, test_size, seed) -> Split:
     """The split of `max_rows` rows drawn from `rows` (all when None), knowing what it was drawn from."""
     population = rows.index
-    rows, labels = _subsample(rows, labels, max_rows, seed)
+    rows, labels = subsample(rows, labels, max_rows, seed)
     return replace(split(rows, labels, test_size, seed), population=population)

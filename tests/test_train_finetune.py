@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import data
+from rakuten import data, data_pictures
 from tests.helpers.jobs import all_runs, start_train, train
 from rakuten.train import run
 from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config, requires_extra
@@ -77,7 +77,7 @@ def test_a_killed_picture_fine_tuning_resumes_and_its_model_serves_the_pyfunc(st
     artifacts = {a.path for a in MlflowClient().list_artifacts(finished[0].info.run_id, "gradcam")}
     assert len(artifacts) == 2
 
-    frame, labels, _ = data.load_images(SAMPLE_DIR)
+    frame, labels, _ = data_pictures.load_images(SAMPLE_DIR)
     model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
     answered = model.predict(frame[["image_path"]].head(2), params={"return_proba": True, "top_k": 3})
     assert len(answered) == 2 and all(len(top) == 3 and top[0]["prdtypecode"] in set(labels) for top in answered["top_k"])
@@ -94,7 +94,7 @@ def test_a_fusion_takes_the_fine_tuned_picture_model_as_its_image_part(store, tm
     assert logged.data.params["model.image"] == "efficientnet_finetune"
     assert logged.data.params["model.image.class"] == "FineTunedEfficientNet"
     products, _ = data.load_labelled(SAMPLE_DIR)
-    frame, _, _ = data.load_images(SAMPLE_DIR)
+    frame, _, _ = data_pictures.load_images(SAMPLE_DIR)
     rows = products[["designation", "description"]].join(frame["image_path"], how="inner").head(3)
     fused = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model").predict(rows, params={"return_proba": True})
     assert len(fused) == 3 and (fused["probability"] > 0).all()

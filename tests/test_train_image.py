@@ -11,7 +11,7 @@ from tests.helpers.stores import SPLIT_ONLY, config, requires_extra
 requires_extra("tensorflow", "images")
 import keras  # noqa: E402 - after the check
 
-from rakuten import data, logged_runs, recipes  # noqa: E402
+from rakuten import data, data_pictures, logged_runs, recipes  # noqa: E402
 from rakuten.features.network_input import dataset  # noqa: E402
 from rakuten.train import run  # noqa: E402
 
@@ -41,7 +41,7 @@ def test_sequential_trains_logs_and_predicts_prdtypecodes(store, shared_dir):
     champion = MlflowClient().get_model_version_by_alias("rakuten-image", "champion")
     assert champion.run_id == logged.info.run_id
     model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
-    frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
+    frame, labels, _ = data_pictures.load_images(shared_dir, max_rows=135, seed=42)
     predicted = model.predict(frame[["image_path"]].head(10))["prdtypecode"]
     assert predicted.dtype == np.int64 and set(predicted) <= set(labels.unique())
     by_ids = model.predict(frame[["imageid", "productid"]].head(10),
@@ -60,7 +60,7 @@ def test_logged_model_scores_what_keras_scores_on_the_same_pictures(store, share
                "model.validation_size=27", "model.epochs=30", "model.patience=null", "model.learning_rate=0.002",
                "model.network.dropout=0.0", "model.network.dense_dropout=0.0", *SMALL))
     model = mlflow.pyfunc.load_model(f"runs:/{last_run().info.run_id}/model")
-    frame, labels, _ = data.load_images(shared_dir, max_rows=81, seed=42)
+    frame, labels, _ = data_pictures.load_images(shared_dir, max_rows=81, seed=42)
     train = data.split(frame, labels, 27, 42)
     fitted = data.split(train.X_train, train.y_train, 27, 42)  # the part the network was fitted on
     predicted = model.predict(fitted.X_train[["image_path"]])["prdtypecode"].to_numpy()
@@ -85,7 +85,7 @@ def test_resnet50_without_weights_trains_and_registers(store, shared_dir):
     assert logged.info.status == "FINISHED" and logged.data.params["model.weights"] == "None"
     assert len(MlflowClient().list_artifacts(logged.info.run_id, "gradcam")) == 1
     model = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
-    frame, _, _ = data.load_images(shared_dir, max_rows=60, seed=42)
+    frame, _, _ = data_pictures.load_images(shared_dir, max_rows=60, seed=42)
     assert len(model.predict(frame[["image_path"]].head(3))) == 3
 
 
@@ -101,7 +101,7 @@ def test_fusion_logs_both_parts_beside_it_and_falls_back_to_text(store, shared_d
     assert champion.run_id == logged.info.run_id
     model = mlflow.pyfunc.load_model("models:/rakuten-fusion@champion")
     products, _ = data.load_labelled(shared_dir, max_rows=300)
-    frame, _, _ = data.load_images(shared_dir)
+    frame, _, _ = data_pictures.load_images(shared_dir)
     rows = products[["designation", "description"]].join(frame["image_path"])
     assert rows["image_path"].isna().any() and rows["image_path"].notna().any()
     fused = model.predict(rows)["prdtypecode"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from rakuten import data
+from rakuten import data, data_pictures
 from rakuten.features.pictures import PictureDescriptors
 from rakuten.train import run
 from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses:
 
 
 def test_descriptors_have_one_fixed_width_row_per_picture(shared_dir):
-    frame, _, _ = data.load_images(shared_dir, max_rows=27, seed=1)
+    frame, _, _ = data_pictures.load_images(shared_dir, max_rows=27, seed=1)
     frame = frame.head(6)
     described = PictureDescriptors().fit_transform(frame[["image_path"]])
     baseline = PictureDescriptors(hog_cell=0, lbp_radii=()).fit_transform(frame["image_path"])
@@ -33,7 +33,7 @@ def test_colorhist_trains_on_the_bundled_samples_pictures(store):
     logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
     assert logged.info.status == "FINISHED" and logged.data.params["data.dir"] == str(SAMPLE_DIR)
     assert logged.data.metrics["images_found"] == len(pictures) >= 300 and logged.data.metrics["images_missing"] > 0
-    frame, labels, _ = data.load_images(SAMPLE_DIR)
+    frame, labels, _ = data_pictures.load_images(SAMPLE_DIR)
     predicted = mlflow.pyfunc.load_model("models:/rakuten-image@champion").predict(frame[["image_path"]].head(4))
     assert set(predicted["prdtypecode"]) <= set(labels.unique())
 
@@ -47,7 +47,7 @@ def test_imagefeatures_trains_registers_and_predicts_with_probabilities(store, s
     champion = MlflowClient().get_model_version_by_alias("rakuten-image", "champion")
     assert champion.run_id == logged.info.run_id
     model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
-    frame, labels, _ = data.load_images(shared_dir, max_rows=270, seed=42)
+    frame, labels, _ = data_pictures.load_images(shared_dir, max_rows=270, seed=42)
     by_path = model.predict(frame[["image_path"]].head(8), params={"return_proba": True, "top_k": 27})
     assert by_path["prdtypecode"].dtype == np.int64 and set(by_path["prdtypecode"]) <= set(labels.unique())
     assert [sum(t["probability"] for t in top) for top in by_path["top_k"]] == pytest.approx([1.0] * 8)
@@ -70,7 +70,7 @@ def test_fusion_takes_the_picture_model_and_reports_its_gain_over_folds(store, s
     assert logged.data.params["model.image"] == "imagefeatures" and logged.data.params["model.text"] == "sgd_hinge"
     model = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
     products, _ = data.load_labelled(shared_dir, max_rows=300)
-    frame, _, _ = data.load_images(shared_dir)
+    frame, _, _ = data_pictures.load_images(shared_dir)
     rows = products[["designation", "description"]].join(frame["image_path"])
     fused = model.predict(rows, params={"return_proba": True})
     assert fused["prdtypecode"].dtype == np.int64 and (fused["probability"] > 0).all()

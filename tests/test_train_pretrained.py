@@ -10,7 +10,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from rakuten import data, registry
+from rakuten import data_pictures, registry
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config
 from tests.helpers.services import serve
@@ -29,7 +29,7 @@ def test_efficientnet_trains_registers_predicts_and_serves_pictures_sent_as_byte
     drawn = [f.path for f in MlflowClient().list_artifacts(logged.info.run_id, "gradcam")]
     assert len(drawn) == 8 and all(path.endswith(".png") for path in drawn), drawn  # model.gradcam_images
     model = mlflow.pyfunc.load_model("models:/rakuten-image@champion")
-    frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
+    frame, labels, _ = data_pictures.load_images(shared_dir, max_rows=135, seed=42)
     rows = frame[["image_path"]].head(3)
     in_process = model.predict(rows, params={"return_proba": True})
     assert in_process["prdtypecode"].dtype == np.int64 and set(in_process["prdtypecode"]) <= set(labels.unique())

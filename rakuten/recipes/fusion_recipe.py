@@ -12,7 +12,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 
-from rakuten import data, fusion, model_logging, tracking
+from rakuten import data, data_pictures, fusion, model_logging, tracking
 from rakuten.predictors import fusion_parts
 from rakuten.recipes.base import Fitted, Recipe
 from rakuten.recipes.job import DataSettings
@@ -31,13 +31,13 @@ class FusionData:
     pictures: pd.DataFrame
     picture_labels: pd.Series
     parts: data.Split
-    counts: data.ImageCounts
+    counts: data_pictures.ImageCounts
 
 
 def fusion_split(data_dir, images_dir, strict, test_size, seed, min_products: int = 50) -> FusionData:
     """The fusion recipe's context: both sets of products, and the split of those with text and picture."""
     products, labels = data.load_labelled(data_dir, None, seed)
-    pictures, picture_labels, counts = data.load_images(data_dir, images_dir, strict)
+    pictures, picture_labels, counts = data_pictures.load_images(data_dir, images_dir, strict)
     both = products.index.intersection(pictures.index)
     if len(both) < min_products:
         raise data.DataError(f"only {len(both)} products have both text and a picture in {data_dir}")

@@ -12,7 +12,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from sklearn.base import clone
 
-from rakuten import data, evaluate, model_logging, study, tracking
+from rakuten import data, data_pictures, evaluate, model_logging, study, tracking
 from rakuten.recipes.base import Fitted, Recipe, with_curves
 from rakuten.recipes.job import DataSettings
 
@@ -25,11 +25,11 @@ def over_picture_paths(model) -> bool:
 
 def split_pictures(data_settings: DataSettings, seed: int):
     """(the split of the products that have a readable picture, the counts of pictures)."""
-    return data.image_split(data_settings.dir, data_settings.images_dir, data_settings.images_strict,
+    return data_pictures.image_split(data_settings.dir, data_settings.images_dir, data_settings.images_strict,
                             data_settings.max_rows, data_settings.test_size, seed)
 
 
-def log_counts(counts: data.ImageCounts) -> None:
+def log_counts(counts: data_pictures.ImageCounts) -> None:
     tracking.log_metrics({"images_found": counts.found, "images_missing": counts.missing,
                           "images_unreadable": counts.unreadable, "products_listed": counts.listed})
     print(counts.sentence(), flush=True)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rakuten import data
+from rakuten import data_pictures
 from tests.helpers.stores import requires_extra
 
 requires_extra("tensorflow", "images")
@@ -10,7 +10,7 @@ from rakuten.features.network_input import augmentation, dataset, decode  # noqa
 
 @pytest.fixture(scope="module")
 def pictures(shared_dir):
-    frame, labels, _ = data.load_images(shared_dir, max_rows=54, seed=0)
+    frame, labels, _ = data_pictures.load_images(shared_dir, max_rows=54, seed=0)
     return frame, labels
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rakuten import PROJECT_ROOT, data
+from rakuten import PROJECT_ROOT, data, data_pictures
 from rakuten.features import hardware, item_cache, pretrained
 from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR
 
@@ -29,7 +29,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def pictures(shared_dir):
-    frame, _, _ = data.load_images(shared_dir, max_rows=27, seed=5)
+    frame, _, _ = data_pictures.load_images(shared_dir, max_rows=27, seed=5)
     return frame[["image_path"]].head(6)
 
 
@@ -137,7 +137,7 @@ def test_grad_cam_heats_the_product_not_the_blank_around_it(shared_dir, tmp_path
 
     monkeypatch.delenv(item_cache.CACHE_ENV, raising=False)
     item_cache.use_cache(TEST_CACHE_DIR)  # the pictures of the end-to-end test: extracted once
-    frame, labels, _ = data.load_images(shared_dir, max_rows=135, seed=42)
+    frame, labels, _ = data_pictures.load_images(shared_dir, max_rows=135, seed=42)
     pipeline = Pipeline([("pictures", pretrained.EfficientNetFeatures()), ("scale", StandardScaler()),
                          ("estimator", LogisticRegression(C=0.003, max_iter=3000))])
     pipeline.fit(frame[["image_path"]], labels.loc[frame.index])

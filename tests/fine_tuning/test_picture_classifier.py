@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # trains a convolutional network: CI's tier
 
 requires_extra("efficientnet_lite_pytorch", "pretrained")
 
-from rakuten import data  # noqa: E402
+from rakuten import data_pictures  # noqa: E402
 from rakuten.fine_tuning import FineTunedEfficientNet  # noqa: E402
 from rakuten.fine_tuning.picture_classifier import _random_crop  # noqa: E402
 
@@ -20,7 +20,7 @@ from rakuten.fine_tuning.picture_classifier import _random_crop  # noqa: E402
 @pytest.fixture(scope="module")
 def pictures():
     """(rows, labels) of the sample's pictures of its four most common classes."""
-    frame, labels, _ = data.load_images(SAMPLE_DIR)
+    frame, labels, _ = data_pictures.load_images(SAMPLE_DIR)
     kept = labels.isin(labels.value_counts().index[:4])
     return frame.loc[kept, ["image_path"]], labels[kept]
 

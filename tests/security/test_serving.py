@@ -21,7 +21,7 @@ import time
 import pytest
 import requests
 
-from rakuten import data
+from rakuten import data_pictures
 from rakuten.picture_input import REFUSED
 from rakuten.train import run
 from tests.helpers.stores import SPLIT_ONLY, config, make_store
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses:
 def pictures(shared_dir, tmp_path_factory):
     """A root the operator chose (3 real pictures, a FIFO, a link out, a 21 MB file) and a private
     picture outside it."""
-    frame, _, _ = data.load_images(shared_dir, max_rows=27, seed=3)
+    frame, _, _ = data_pictures.load_images(shared_dir, max_rows=27, seed=3)
     root = tmp_path_factory.mktemp("root")
     for path in frame["image_path"].head(3):
         shutil.copy(path, root)
