@@ -97,7 +97,9 @@ def machine_line() -> str:
 def fastest_precision(kind: str, probe, candidates=("fp32", "bf16")) -> str:
     """The precision of `candidates` in which the network `kind` runs fastest on this CPU (fp32
     unless another is `PAYS` times faster): `probe(precision)` (one batch of it) timed in each,
-    once, and remembered per CPU model, flags, torch version, thread count and candidates."""
+    once, and remembered per CPU model, flags, torch version, thread count and candidates. The
+    probe leaves torch's random numbers as they were: a training seeded before it draws the same
+    head and dropout masks whether the probe ran now or was remembered."""
     import torch
 
     native = cpu_precisions(candidates)
@@ -109,7 +111,8 @@ def fastest_precision(kind: str, probe, candidates=("fp32", "bf16")) -> str:
     known = _read_json(path)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     if "chosen" not in known.get(digest, {}):
-        seconds = _seconds({precision: probe(precision) for precision in native})
+        with torch.random.fork_rng(devices=[]):  # building and running the probe draws numbers: not the job's
+            seconds = _seconds({precision: probe(precision) for precision in native})
         quickest = min(seconds, key=seconds.get)
         chosen = quickest if seconds["fp32"] / seconds[quickest] >= PAYS else "fp32"
         known[digest] = {"machine": key, "seconds": seconds, "chosen": chosen}

@@ -40,6 +40,23 @@ def test_the_choice_is_measured_once_per_machine_and_kept(tmp_path, monkeypatch)
     assert len(json.loads(cache.read_text())) == 1 + 2 * measured_bf16  # one entry a network and candidates
 
 
+def test_measuring_leaves_the_jobs_random_numbers_as_they_were(tmp_path, monkeypatch):
+    """A training seeds torch, then asks for its precision: the same seed gave another head (and
+    another model, 0.7428 against 0.7579 on the split) when the probe ran in that process than when
+    its answer was remembered."""
+    import torch
+
+    if hardware.cpu_precisions(pretrained.E5_PRECISIONS) == ["fp32"]:
+        pytest.skip("only fp32 is native on this CPU: nothing is measured")
+    monkeypatch.setenv(hardware.PRECISION_CACHE_ENV, str(tmp_path / "precision.json"))
+    torch.manual_seed(7)
+    hardware.fastest_precision("e5", pretrained.e5_probe, pretrained.E5_PRECISIONS)  # measured now
+    after_measuring = torch.rand(4)
+    torch.manual_seed(7)
+    hardware.fastest_precision("e5", pretrained.e5_probe, pretrained.E5_PRECISIONS)  # remembered
+    assert torch.equal(after_measuring, torch.rand(4))
+
+
 def test_onednn_told_to_leave_amx_out_is_another_machine(tmp_path):
     """A CPU with AVX-512 BF16 and no AMX (most cloud CPUs), as this one is when oneDNN may not use
     AMX: its own measurement, its own entry."""
