@@ -78,7 +78,7 @@ def load_images(
     if strict and (counts.missing or counts.unreadable):
         first = paths[~readable].head(3).tolist() or [names[i] for i in range(len(names)) if not present.iloc[i]][:3]
         raise data.DataError(f"{counts.missing} products have no picture and {counts.unreadable} pictures are "
-                        f"unreadable in {folder} (e.g. {first}); data.images.strict=false to skip them")
+                             f"unreadable in {folder} (e.g. {first}); data.images.strict=false to skip them")
     if not counts.found:
         raise data.DataError(f"no picture of a product of {data_dir} in {folder}")
     frame = ids.loc[paths[readable].index].assign(image_path=paths[readable])

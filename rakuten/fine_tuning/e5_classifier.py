@@ -13,6 +13,8 @@ fitted model keeps its trained weights in fp16 (66 MB) and rebuilds the network 
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 from sklearn.metrics import f1_score
 
@@ -25,6 +27,17 @@ TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size"
                    "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state",
                    "word_embeddings")
 WORD_EMBEDDINGS = ("frozen", "trained")
+
+
+class Built(NamedTuple):
+    """The network rebuilt from the weights file (and `trained_`), with what running it needs."""
+
+    network: Any
+    weights: Any
+    tokenizer: Any
+    device: str
+    precision: str
+    slots: np.ndarray | None = None  # token id -> its trained word row (-1: the file's); None: all frozen
 
 
 class FineTunedE5(FineTunedClassifier):
@@ -111,7 +124,7 @@ class FineTunedE5(FineTunedClassifier):
         from rakuten.features.weights import weights_file
 
         if not fresh and getattr(self, "_built", None) is not None:
-            return self._built[0]
+            return self._built.network
         weights = read_weights(weights_file("e5"))
         # a trained network only predicts: int8 is one more candidate there (training needs fp32 or bf16)
         device, precision = placement(self.device, self.precision, "e5", e5_probe,
@@ -122,7 +135,7 @@ class FineTunedE5(FineTunedClassifier):
         torch.set_num_threads(torch_threads())
         network = nn.ModuleDict({"encoder": encoder(weights), "head": nn.Sequential(
             nn.Dropout(0.1), nn.Linear(weights.shape["hidden"], len(self.classes_)))})
-        self._built = (network, weights, Tokenizer(weights), device, precision, None)
+        self._built = Built(network, weights, Tokenizer(weights), device, precision)
         if not fresh:
             self._add_trained_words(network)
             self._load_trained(network)
@@ -141,15 +154,15 @@ class FineTunedE5(FineTunedClassifier):
         chosen = getattr(self, "trained_words_", None)
         if chosen is None:
             return
-        weights, device = self._built[1], self._built[3]
+        weights, device = self._built.weights, self._built.device
         rows = dequantize(weights.words[chosen]).reshape(len(chosen), weights.shape["hidden"])
         network["words"] = nn.Embedding.from_pretrained(torch.from_numpy(rows), freeze=False).to(device)
         slots = np.full(len(weights.words), -1, np.int64)
         slots[chosen] = np.arange(len(chosen))
-        self._built = (*self._built[:5], slots)
+        self._built = self._built._replace(slots=slots)
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
-        weights, tokenizer = self._built[1], self._built[2]
+        weights, tokenizer = self._built.weights, self._built.tokenizer
         shape = weights.shape
         return [[shape["bos"], *content[:int(self.max_tokens) - 2], shape["eos"]]
                 for content in tokenizer.content(texts)]
@@ -190,7 +203,7 @@ class FineTunedE5(FineTunedClassifier):
 
         def batch_loss(batch):
             return loss(self._logits(network, [ids[i] for i in batch]), torch.from_numpy(targets[batch]).to(
-                self._built[3]))
+                self._built.device))
 
         def one_epoch(number, progress):
             batches = _length_batches(ids, int(self.batch_size), np.random.default_rng([int(self.random_state), number]))

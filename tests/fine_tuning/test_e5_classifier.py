@@ -59,7 +59,7 @@ def test_trained_word_embeddings_learn_the_training_tokens_rows_only(rows):
     from rakuten.features.e5_torch import dequantize
 
     model = tiny(word_embeddings="trained", validation_size=0.0).fit(rows.X_train, rows.y_train)
-    network, weights = model._network(), model._built[1]
+    network, weights = model._network(), model._built.weights
     trained_ids = model.trained_words_
     train_ids = {token for row in model._ids(model._texts(rows.X_train)) for token in row}
     assert set(trained_ids.tolist()) == train_ids
@@ -67,7 +67,7 @@ def test_trained_word_embeddings_learn_the_training_tokens_rows_only(rows):
     moved = np.abs(network["words"].weight.detach().numpy() - shipped).max(1)
     assert (moved > 1e-4).mean() > 0.5  # most trained rows changed
     frozen_ids = [token for row in model._ids(model._texts(rows.X_test)) for token in row if token not in train_ids]
-    assert frozen_ids and (model._built[5][frozen_ids] == -1).all()  # the test part's new tokens: frozen rows
+    assert frozen_ids and (model._built.slots[frozen_ids] == -1).all()  # the test part's new tokens: frozen rows
     loaded = pickle.loads(pickle.dumps(model))
     np.testing.assert_allclose(loaded.predict_proba(rows.X_test), model.predict_proba(rows.X_test), atol=2e-2)
     with pytest.raises(ValueError, match="word_embeddings: one of frozen, trained"):
