@@ -4,9 +4,9 @@ On a terminal, tqdm's bar. Elsewhere (a log file, CI, `mlflow run` piping its ou
 least every `every` seconds (`$RAKUTEN_PROGRESS_SECONDS`, 30): items done, rate, time left. In both
 cases, once the items after the first update have been timed for `settle` seconds (5: the first
 batches pay for warm-up, oneDNN building its kernels for each new shape; timing one or two of them
-promised 18-21 min for a training of 11-14), a stage that will take longer than `announce_over`
-seconds (twice `every`) says so first ("e5 on 4,972 texts: about 3 min here"), so nobody waits in
-silence for an hour.
+promised 18-21 min for a training of 13-14 on 2 cores of an Intel Xeon), a stage that will take
+longer than `announce_over` seconds (twice `every`) says so first ("e5 on 4,972 texts: about 3 min
+here"), so nobody waits in silence for an hour.
 """
 
 from __future__ import annotations
