@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from rakuten import data, data_pictures
+from rakuten.features import hardware, pretrained
 from tests.helpers.jobs import all_runs, start_train, train
 from rakuten.train import run
 from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config, requires_extra
@@ -51,6 +52,9 @@ def test_a_killed_fine_tuning_resumes_from_its_last_epoch_and_logs_its_curves(st
     assert sorted(point.step for point in curve) == [2]
     assert {"epoch_learning_rate", "epoch_texts_per_s"} <= set(finished[0].data.metrics)
     assert finished[0].data.params["model.class"] == "FineTunedE5" and finished[0].data.params["refit"] == "none"
+    # what precision=auto became here, beside the `auto` of its config
+    trained_in = hardware.fastest_precision("e5", pretrained.e5_probe)
+    assert finished[0].data.params["placement.e5"] == f"cpu {trained_in}"
 
     model = mlflow.pyfunc.load_model(f"runs:/{finished[0].info.run_id}/model")
     rows = data.load_labelled(SAMPLE_DIR, None, 42)[0][["designation", "description"]].head(2)

@@ -9,7 +9,6 @@ from mlflow import MlflowClient
 from tests.helpers.stores import SPLIT_ONLY, config, requires_extra
 
 requires_extra("tensorflow", "images")
-import keras  # noqa: E402 - after the check
 
 from rakuten import data, data_pictures, logged_runs, recipes  # noqa: E402
 from rakuten.features.network_input import dataset  # noqa: E402

@@ -17,10 +17,13 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PRECISION_CACHE_ENV = "RAKUTEN_PRECISION_CACHE"
 PAYS = 1.1  # another precision than fp32 is chosen when the probe runs this many times faster in it
+_recording: list[dict[str, str]] = []  # the open `recorded_placements`' findings, innermost last
 
 
 def cores() -> int:
@@ -45,7 +48,21 @@ def placement(device: str, precision: str, kind: str, probe, candidates=("fp32",
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         else:
             precision = fastest_precision(kind, probe, candidates)
+    for found in _recording:
+        found[kind] = f"{device} {precision}"
     return device, precision
+
+
+@contextmanager
+def recorded_placements() -> Iterator[dict[str, str]]:
+    """Where each network `placement` placed inside the block ran, by network ("e5": "cpu bf16"):
+    what `auto` became on this machine, which a run logs beside its `auto` (this process only)."""
+    found: dict[str, str] = {}
+    _recording.append(found)
+    try:
+        yield found
+    finally:
+        _recording.remove(found)
 
 
 def _cpu_flags() -> str:

@@ -8,7 +8,12 @@ exactly what it sees at prediction time.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 PREPROCESS = ("rescale", "resnet50")
 

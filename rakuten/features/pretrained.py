@@ -17,7 +17,6 @@ import hashlib
 import io
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin

@@ -19,6 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from rakuten import data, evaluate, study, tracking
+from rakuten.features.hardware import recorded_placements
 from rakuten.multirun import SWEEP_TAG
 from rakuten.recipes import registration
 from rakuten.recipes.job import DataSettings, Job
@@ -121,16 +122,18 @@ def train(job: Job, successor_of=None) -> Trained:
         dataset = tracking.log_datasets(parts, job.data.dir, job.modality)
         tracking.set_runs_view(active.info.experiment_id, dataset)
         recipe.before_fit(job, parts, context)
-        if job.cv_folds:
-            tracking.log_metrics(recipe.cross_validate(job, parts, context, classes))
-        fitted = recipe.fit_train_part(job, parts, context, classes)
-        predicted, metrics, figures = recipe.score_test_part(job, fitted, parts, classes)
-        scores = evaluate_and_log(job, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
-                                  {**fitted.figures, **figures})
-        tracking.log_test_predictions(parts.X_test.index, predicted)
-        model, refit = fitted.model, recipe.refit_allowed and job.refit == "all"
-        if refit:
-            model = recipe.refit_all_rows(job, model, parts)
+        with recorded_placements() as placements:
+            if job.cv_folds:
+                tracking.log_metrics(recipe.cross_validate(job, parts, context, classes))
+            fitted = recipe.fit_train_part(job, parts, context, classes)
+            predicted, metrics, figures = recipe.score_test_part(job, fitted, parts, classes)
+            scores = evaluate_and_log(job, parts.y_test, predicted, classes, {**fitted.metrics, **metrics},
+                                      {**fitted.figures, **figures})
+            tracking.log_test_predictions(parts.X_test.index, predicted)
+            model, refit = fitted.model, recipe.refit_allowed and job.refit == "all"
+            if refit:
+                model = recipe.refit_all_rows(job, model, parts)
+        tracking.log_placements(placements)
         model_info = recipe.log_model(job, model, fitted, parts, context)
         if successor_of is not None:
             decision = registration.install_successor(job, model_info.model_uri, scores, parts, learned_from,

@@ -18,7 +18,7 @@ from rakuten.tracking.http import is_outage, quick_http, retry_http_for
 from rakuten.tracking.log import (find_runs, log_candidate, log_epoch, log_evaluation, log_files_to_run,
                                   log_metrics, log_search_result, log_summary_run, readable, set_tags)
 from rakuten.tracking.params import (POPULATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT, comparable_params, dataset_name,
-                                     log_config, log_datasets, log_test_predictions, logged_test_predictions, own_settings)
+                                     log_config, log_datasets, log_placements, log_test_predictions, logged_test_predictions, own_settings)
 from rakuten.tracking.run_lifecycle import (ENDED_BY_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, STALE_LAUNCH_MINUTES,
                                    alive_or_finished, end_open_runs, end_orphaned_runs, experiment_name, git_commit, mark_launch, process_tags,
                                    run, run_info)
@@ -31,7 +31,7 @@ __all__ = [
     "muted", "one_line", "redact", "set_console", "is_outage", "quick_http", "retry_http_for", "find_runs",
     "log_candidate", "log_epoch", "log_evaluation", "log_files_to_run", "log_metrics", "log_search_result",
     "log_summary_run", "readable", "set_tags", "POPULATION_ARTIFACT", "TEST_PREDICTIONS_ARTIFACT",
-    "log_test_predictions", "logged_test_predictions", "comparable_params", "dataset_name", "log_config", "log_datasets", "own_settings",
+    "log_test_predictions", "logged_test_predictions", "comparable_params", "dataset_name", "log_config", "log_datasets", "log_placements", "own_settings",
     "alive_or_finished", "ENDED_BY_TAG", "HOST_TAG", "PID_STARTED_TAG", "PID_TAG", "STALE_LAUNCH_MINUTES", "end_open_runs",
     "end_orphaned_runs", "experiment_name", "git_commit", "mark_launch", "process_tags", "run", "run_info", "TrackingError",
     "check_writable", "connect", "describe", "ensure_experiment", "registry_lock", "resolve_tracking_uri", "sqlite_path",

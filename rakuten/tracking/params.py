@@ -21,6 +21,13 @@ def log_config(config: DictConfig | dict, params: dict[str, str]) -> None:
     mlflow.log_text(redact(OmegaConf.to_yaml(config, resolve=True)), "config.yaml")
 
 
+def log_placements(found: dict[str, str]) -> None:
+    """Where each network of the run computed (`placement.e5`: "cpu bf16"): what its config's `auto`
+    became on this machine (`rakuten.features.hardware.recorded_placements`)."""
+    if found:
+        mlflow.log_params({f"placement.{network}": where for network, where in found.items()})
+
+
 POPULATION_ARTIFACT = "data/population.npy"  # the row ids the run's data offered: what the registry compares
 TEST_PREDICTIONS_ARTIFACT = "data/test_predictions.npz"  # ids and predictions of the test rows: the gain's interval
 

@@ -57,6 +57,19 @@ def test_measuring_leaves_the_jobs_random_numbers_as_they_were(tmp_path, monkeyp
     assert torch.equal(after_measuring, torch.rand(4))
 
 
+def test_a_run_hears_what_auto_became_for_each_network_it_placed(tmp_path, monkeypatch):
+    monkeypatch.setenv(hardware.PRECISION_CACHE_ENV, str(tmp_path / "precision.json"))
+    hardware.placement("cpu", "fp32", "e5", pretrained.e5_probe)  # before the run: not its
+    with hardware.recorded_placements() as outer:
+        chosen = hardware.fastest_precision("efficientnet-lite0", EFFICIENTNET._probe)
+        assert hardware.placement("auto", "auto", "efficientnet-lite0", EFFICIENTNET._probe) == ("cpu", chosen)
+        with hardware.recorded_placements() as inner:
+            hardware.placement("cpu", "fp32", "e5", pretrained.e5_probe)
+    hardware.placement("cpu", "bf16", "e5", pretrained.e5_probe)  # after it
+    assert inner == {"e5": "cpu fp32"}
+    assert outer == {"efficientnet-lite0": f"cpu {chosen}", "e5": "cpu fp32"}
+
+
 def test_onednn_told_to_leave_amx_out_is_another_machine(tmp_path):
     """A CPU with AVX-512 BF16 and no AMX (most cloud CPUs), as this one is when oneDNN may not use
     AMX: its own measurement, its own entry."""
