@@ -4,7 +4,8 @@
 - everything it prints, MLflow's and Python's own messages and tracebacks included, passes through
   a console that masks the password of every URL (`user:***@host`);
 - a user error (bad data, a bad argument, a store that is down or refuses) is one line `error: ...`
-  and exit 2; Ctrl-C is exit 130; anything else is a bug and keeps its (masked) traceback, exit 1.
+  and exit 2 (`HYDRA_FULL_ERROR=1`, Hydra's own switch: its traceback too, to find the failing call);
+  Ctrl-C is exit 130; anything else is a bug and keeps its (masked) traceback, exit 1.
 `open_store` is the check every command makes before it uses the store: it fails within about 20 s
 with one line, and a wait longer than a few seconds says what it waits for (`announce`).
 """
@@ -16,6 +17,7 @@ import contextlib
 import enum
 import functools
 import io
+import os
 import sys
 import threading
 import traceback
@@ -112,6 +114,8 @@ def error_path(more_user_errors: tuple[type[BaseException], ...] = (), interrupt
             print(interrupted, file=sys.stderr)
             outcome.code = ExitStatus.INTERRUPTED
         except (*user_errors(), *more_user_errors) as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exc()
             print(f"error: {describe(error)}", file=sys.stderr)
             outcome.code = ExitStatus.USER_ERROR
         except Exception:  # a bug: its traceback, secrets masked by the console

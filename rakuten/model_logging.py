@@ -15,6 +15,7 @@ import joblib
 import mlflow
 
 from rakuten.predictors import FUSION_ARTIFACT, PICTURE_PART, TEXT_PART
+from rakuten.tracking.http import called_again_on_broken_reply
 from rakuten.pyfunc import FUSION_SIGNATURE, IMAGE_SIGNATURE, TEXT_SIGNATURE
 
 log = logging.getLogger("rakuten.model_logging")
@@ -47,6 +48,7 @@ def log_text_model(pipeline, input_example):
                        ADAPTER_REQUIREMENTS + requirements_of(pipeline))
 
 
+@called_again_on_broken_reply
 def _log_pyfunc(predictor: str, joblib_artifacts: dict, file_artifacts: dict, signature, input_example, packages):
     """Log `rakuten/pyfunc.py` (models-from-code) as the run's model `model`, with the rakuten
     package as its code and these artifacts: objects saved with joblib, and files written by

@@ -1,12 +1,18 @@
 """How long MLflow's HTTP calls wait and retry: long for a job's run (a server may restart), short
-where a failure must be reported quickly; what counts as an outage."""
+where a failure must be reported quickly; what counts as an outage; a reply cut off midway called again."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
+import time
 
 import requests
+
+log = logging.getLogger("rakuten.tracking")
+BROKEN_REPLY_CALLS = 3  # a logging call whose reply a dying server cut off is made this many times at most
 
 
 def retry_http_for(seconds: float, timeout: int = 30) -> None:
@@ -40,3 +46,30 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, requests.ConnectionError) or any(
         marker in text for marker in ("Max retries exceeded", "Connection refused", "Read timed out",
                                       "Connection broken", "Connection aborted", "RemoteDisconnected"))
+
+
+def broken_reply(error: BaseException) -> bool:
+    """The server died after it began its reply (`IncompleteRead`): requests reads a reply's body
+    after urllib3 hands it over, so MLflow's retries (urllib3's) never see it."""
+    text = str(error)
+    return ("IncompleteRead" in text or "Connection broken" in text) and "Max retries exceeded" not in text
+
+
+def called_again_on_broken_reply(function):
+    """`function` (a logging call that may be made twice: the same params, tags, artifacts and
+    metrics again) called again when the server's reply broke off, up to `BROKEN_REPLY_CALLS` times;
+    the call again waits out the outage with MLflow's retries."""
+
+    @functools.wraps(function)
+    def called(*args, **kwargs):
+        for attempt in range(1, BROKEN_REPLY_CALLS + 1):
+            try:
+                return function(*args, **kwargs)
+            except Exception as error:
+                if attempt == BROKEN_REPLY_CALLS or not broken_reply(error):
+                    raise
+                log.warning("the tracking store's reply broke off (%s): %s again", type(error).__name__,
+                            function.__name__)
+                time.sleep(1)
+
+    return called

@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 
 from rakuten.tracking.run_lifecycle import process_tags
+from rakuten.tracking.http import called_again_on_broken_reply
 
 
 def readable(metrics: dict[str, float]) -> dict[str, float]:
@@ -17,6 +18,7 @@ def readable(metrics: dict[str, float]) -> dict[str, float]:
     return {key: round(float(value), 2 if "seconds" in key else 4) for key, value in metrics.items()}
 
 
+@called_again_on_broken_reply
 def log_evaluation(metrics: dict[str, float], report_dict: dict, report_text: str, figures: dict) -> None:
     """Metrics (`readable`), `classification_report.json` / `.txt`, and each figure as `<name>.png`."""
     mlflow.log_metrics(readable(metrics))
@@ -34,10 +36,12 @@ def log_figures(figures: dict) -> None:
         pyplot.close(figure)
 
 
+@called_again_on_broken_reply
 def set_tags(tags: dict[str, str]) -> None:
     mlflow.set_tags(tags)
 
 
+@called_again_on_broken_reply
 def log_files_to_run(run_id: str, paths, artifact_path: str) -> None:
     """Add files to a run after the fact (explanations of a finished run's model)."""
     client = mlflow.MlflowClient()
@@ -56,6 +60,7 @@ def log_candidate(candidate, search: str) -> None:
           f"± {candidate.cv_std:.4f}  {candidate.params}", flush=True)
 
 
+@called_again_on_broken_reply
 def log_search_result(result) -> None:
     """The best params and CV score, logged and said; for a shared Optuna study, those of the whole study so far
     (other workers' trials included), its size and name."""
@@ -72,6 +77,7 @@ def log_search_result(result) -> None:
               f"{result.study['failed_trials']} failed (a worker died or stopped beating)", flush=True)
 
 
+@called_again_on_broken_reply
 def log_epoch(metrics: dict[str, float], step: int) -> None:
     mlflow.log_metrics(readable({f"epoch_{key}": value for key, value in metrics.items()}), step=step)
 
@@ -98,5 +104,6 @@ def find_runs(experiment: str, filter_string: str = ""):
     return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
 
 
+@called_again_on_broken_reply
 def log_metrics(metrics: dict[str, float]) -> None:
     mlflow.log_metrics(readable(metrics))

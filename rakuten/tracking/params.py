@@ -12,8 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from rakuten import PROJECT_ROOT
 from rakuten.tracking.console import muted, redact
+from rakuten.tracking.http import called_again_on_broken_reply
 
 
+@called_again_on_broken_reply
 def log_config(config: DictConfig | dict, params: dict[str, str]) -> None:
     """The params a person compares (`comparable_params`) and the whole resolved config (a
     DictConfig or its resolved dict) as the artifact `config.yaml`."""
@@ -21,6 +23,7 @@ def log_config(config: DictConfig | dict, params: dict[str, str]) -> None:
     mlflow.log_text(redact(OmegaConf.to_yaml(config, resolve=True)), "config.yaml")
 
 
+@called_again_on_broken_reply
 def log_placements(found: dict[str, str]) -> None:
     """Where each network of the run computed (`placement.e5`: "cpu bf16"): what its config's `auto`
     became on this machine (`rakuten.features.hardware.recorded_placements`)."""
@@ -32,6 +35,7 @@ POPULATION_ARTIFACT = "data/population.npy"  # the row ids the run's data offere
 TEST_PREDICTIONS_ARTIFACT = "data/test_predictions.npz"  # ids and predictions of the test rows: the gain's interval
 
 
+@called_again_on_broken_reply
 def log_test_predictions(ids, predicted) -> None:
     """The run's predictions of its test rows (`TEST_PREDICTIONS_ARTIFACT`): what a later candidate on the
     same split holds its own against, row by row (`rakuten.registry.gain`)."""
@@ -77,6 +81,7 @@ def dataset_name(data_dir: str, modality: str = "text") -> str:
     return name if modality == "text" else f"{name}-{'images' if modality == 'image' else modality}"
 
 
+@called_again_on_broken_reply
 def log_datasets(parts, data_dir: str, modality: str = "text") -> str:
     """The run's training and test rows as MLflow datasets (the runs table's Dataset column and
     filter): named by `dataset_name`, digest the split's `data_fingerprint`, source the folder; and

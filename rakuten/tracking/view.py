@@ -12,6 +12,8 @@ import re
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from rakuten.tracking.http import called_again_on_broken_reply
+
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 RUNS_VIEW_KEY = "rakuten-runs"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
@@ -38,6 +40,7 @@ def dataset_view(dataset: str) -> dict:
     return {**RUNS_VIEW, "selectedColumns": columns, "columnOrder": columns, "searchFilter": f"tags.dataset = '{dataset}'"}
 
 
+@called_again_on_broken_reply
 def set_runs_view(experiment_id: str, dataset: str | None = None) -> None:
     """Tag the experiment with the runs-table view (`dataset`: the view of that dataset's runs),
     unless it has it. Jobs that start together on a server race to insert the same tag (PostgreSQL

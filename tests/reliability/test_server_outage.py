@@ -1,8 +1,9 @@
-"""Fault: the tracking server dies in the middle of two runs and comes back later.
+"""Fault: the tracking server dies in the middle of two runs and comes back later; replies cut off midway.
 
 Expected: a job that may retry long enough (mlflow.retry_seconds=120) finishes as if nothing
 happened; a job whose retries run out first exits 2 with one line; once the server is back,
-`python -m rakuten.runs --repair` ends its run FAILED with a tag saying why. Nothing RUNNING."""
+`python -m rakuten.runs --repair` ends its run FAILED with a tag saying why. Nothing RUNNING.
+A reply the server began and never finished (what a kill in the middle of it leaves) is asked again."""
 
 import pytest
 import signal
@@ -12,9 +13,11 @@ import time
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 
 from rakuten import PROJECT_ROOT
-from tests.helpers.jobs import assert_no_run_running, job_env, start_train
+from tests.helpers.http import reply_cutting_proxy
+from tests.helpers.jobs import FAST, assert_no_run_running, job_env, start_train, train
 from tests.helpers.services import free_port, start_mlflow_server, stop
 
 pytestmark = pytest.mark.service  # starts PostgreSQL, an mlflow server, Spark or Chromium
@@ -81,4 +84,34 @@ def test_outage_mid_run(tmp_path, shared_dir):
         for job in (patient, hasty):
             if job is not None and job.poll() is None:
                 job.kill()
+        stop(server)
+
+
+def test_replies_cut_off_midway_are_asked_again(tmp_path):
+    """A kill timed on a reply (CI, 2026-12-05: the `runs/get` behind a run's first upload) failed
+    a patient job at once: requests reads a reply's body after urllib3's retries are over."""
+    port = free_port()
+    artifacts = tmp_path / "artifacts"
+    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", artifacts, port, tmp_path / "server.log")
+    # the first read of the run (behind its config.yaml's upload) and one in the middle of logging its model
+    cuts = {r"^GET /api/2.0/mlflow/runs/get": 1, r"^GET /api/2.0/mlflow/metrics/get-history": 1}
+    try:
+        with reply_cutting_proxy(port, cuts) as (proxy_port, forwarded, cut_off):
+            uri = f"http://127.0.0.1:{proxy_port}"
+            job = train(uri, tmp_path / "job", "model=linearsvc", *FAST, timeout=300)
+            assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-3000:]
+            assert len(cut_off) == len(cuts)  # each reply was cut once, and the job went on
+            assert (job.stdout + job.stderr).count("the tracking store's reply broke off") == len(cuts)
+
+            mlflow.set_tracking_uri(uri)
+            (finished,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+            assert finished.info.status == "FINISHED" and finished.data.metrics["test_f1_weighted"] > 0.3
+            run_folder = artifacts / finished.info.experiment_id / finished.info.run_id / "artifacts"
+            assert {"config.yaml", "classification_report.json"} <= {p.name for p in run_folder.iterdir()}
+            logged = MlflowClient(uri).search_logged_models([finished.info.experiment_id])
+            assert [m.status for m in logged] == [LoggedModelStatus.READY]  # the cut-off one removed
+            champion = MlflowClient(uri).get_model_version_by_alias("rakuten-text", "champion")
+            assert champion.run_id == finished.info.run_id
+            assert_no_run_running(uri)
+    finally:
         stop(server)

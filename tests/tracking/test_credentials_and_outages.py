@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 
 from rakuten import PROJECT_ROOT, recipes, tracking
 from rakuten.train import run
@@ -71,3 +72,32 @@ def test_a_reply_cut_by_a_dying_server_is_an_outage_and_an_answered_error_is_not
                           "IncompleteRead(0 bytes read, 3570 more expected))")
     answered = MlflowException("BAD_REQUEST: duplicate key value violates unique constraint")
     assert tracking.is_outage(cut) and not tracking.is_outage(answered)
+
+
+def test_a_logging_call_whose_reply_was_cut_is_made_again_and_other_errors_are_not():
+    from mlflow.exceptions import MlflowException
+
+    from rakuten.tracking.http import BROKEN_REPLY_CALLS, called_again_on_broken_reply
+
+    cut = MlflowException("API request to http://127.0.0.1:58013/api/2.0/mlflow/runs/get failed with exception "
+                          "('Connection broken: IncompleteRead(0 bytes read, 3570 more expected)', ...)")
+    retries_spent = MlflowException("API request to http://127.0.0.1:1/api/2.0/mlflow/runs/get failed with exception "
+                                    "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded with url: "
+                                    "(Caused by ProtocolError('Connection broken: IncompleteRead'))")
+    calls = []
+
+    @called_again_on_broken_reply
+    def log(failures):
+        calls.append(1)
+        if len(calls) <= len(failures):
+            raise failures[len(calls) - 1]
+        return "logged"
+
+    assert log([cut]) == "logged" and len(calls) == 2
+    for failures, made in (([cut] * BROKEN_REPLY_CALLS, BROKEN_REPLY_CALLS),  # not forever
+                           ([retries_spent], 1),  # MLflow's retries already waited: no second wait
+                           ([MlflowException("BAD_REQUEST: no such run")], 1)):  # answered
+        calls.clear()
+        with pytest.raises(MlflowException):
+            log(failures)
+        assert len(calls) == made
