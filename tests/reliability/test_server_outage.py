@@ -49,8 +49,8 @@ def test_outage_mid_run(tmp_path, shared_dir):
                     tmp_path / name / "job.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the two runs did not start within 120 s"
             time.sleep(0.3)
-        # the outage comes while they fit: killed in the middle of a run's first upload (its
-        # config.yaml), the patient job once failed at once (CI, 2026-12-05; noted on the issue)
+        # the outage comes while they fit (a reply cut off midway, what a kill timed on the first
+        # upload did to the patient job in CI on 2026-12-05, is the next test's)
         while not all((artifacts / r.info.experiment_id / r.info.run_id / "artifacts" / "config.yaml").exists()
                       for r in running_runs(uri)):
             assert time.monotonic() < deadline, "the two runs logged no config.yaml within 120 s"
