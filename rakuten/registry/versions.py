@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from rakuten.data_of import DataOf
 from rakuten.registry.rule import CHAMPION, FAST, Version
 from rakuten.tracking import alive_or_finished, muted, redact
+from rakuten.tracking.http import called_again_on_broken_reply
 
 CHALLENGER = "challenger"
 LATENCY_TAG = "latency_ms"  # one row alone, median
@@ -36,16 +37,23 @@ def as_version(found) -> Version:
                    DataOf.of_tags(tags), float(cost) if cost is not None else None, usable)
 
 
+@called_again_on_broken_reply
 def versions_of(name: str) -> list[Version]:
     return [as_version(found) for found in MlflowClient().search_model_versions(f"name='{name}'")]
 
 
+@called_again_on_broken_reply
 def alias(name: str, alias_name: str):
-    """The MLflow version holding `alias_name`, or None."""
+    """The MLflow version holding `alias_name`, or None when the registry answers that no version
+    (or no model `name`) holds it. A read that fails otherwise raises: a champion not read is not
+    "no champion" (the worse candidate would take its place)."""
     try:
         return MlflowClient().get_model_version_by_alias(name, alias_name)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+                error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(error)):
+            return None
+        raise
 
 
 def current_champion(name: str):

@@ -46,9 +46,9 @@ def serving(handler):
 
 
 @contextlib.contextmanager
-def reply_cutting_proxy(upstream_port: int, cut: dict[str, int]):
+def reply_cutting_proxy(upstream_port: int, cut: dict[str, int | set[int]]):
     """A proxy on 127.0.0.1 to a real server at `upstream_port` that cuts off, for each pattern of
-    `cut` (a regex over "METHOD path"), its n-th matching reply with a body after the headers and a
+    `cut` (a regex over "METHOD path"), its n-th (or each of a set of n) matching reply with a body after the headers and a
     third of the body (the request reached the server: what a server killed in the middle of its
     reply does; a reply without a body cannot be cut midway, and is not counted). Yields
     (its port, the "METHOD path" of every request it forwarded, those whose reply it cut)."""
@@ -78,7 +78,8 @@ def reply_cutting_proxy(upstream_port: int, cut: dict[str, int]):
                 for pattern in cut:
                     if content and re.search(pattern, request):
                         seen[pattern] += 1
-                        breaking = breaking or seen[pattern] == cut[pattern]
+                        nth = cut[pattern]
+                        breaking = breaking or seen[pattern] in (nth if isinstance(nth, set) else {nth})
                 if breaking:
                     cut_off.append(request)
             self.send_response(reply.status)

@@ -115,3 +115,35 @@ def test_replies_cut_off_midway_are_asked_again(tmp_path):
             assert_no_run_running(uri)
     finally:
         stop(server)
+
+
+def test_a_champion_that_could_not_be_read_is_not_taken_for_no_champion(tmp_path):
+    """A worse candidate's job whose every read of `champion` is cut off: it used to read "no
+    champion" (any error did) and take the alias. Now a cut read is asked again, and when it stays
+    cut the job ends with one line and the champion stays; one cut read costs nothing."""
+    port = free_port()
+    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", port,
+                                 tmp_path / "server.log")
+    same_rows = (*FAST, "seed=7")
+    try:
+        champion = train(f"http://127.0.0.1:{port}", tmp_path / "better", "model=linearsvc", *same_rows)
+        assert champion.returncode == 0, champion.stderr[-3000:]
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
+
+        alias_read = r"^GET /api/2.0/mlflow/registered-models/alias\?name=rakuten-text&alias=champion"
+        with reply_cutting_proxy(port, {alias_read: set(range(1, 100))}) as (proxy_port, forwarded, cut_off):
+            worse = train(f"http://127.0.0.1:{proxy_port}", tmp_path / "worse", "model=decisiontree", *same_rows)
+        assert worse.returncode == 2 and cut_off, worse.stdout[-2000:] + worse.stderr[-2000:]
+        assert worse.stderr.strip().splitlines()[-1].startswith("error: the tracking store")
+        assert "Traceback" not in worse.stderr
+        assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
+
+        with reply_cutting_proxy(port, {alias_read: 1}) as (proxy_port, forwarded, cut_off):
+            worse = train(f"http://127.0.0.1:{proxy_port}", tmp_path / "worse_once", "model=decisiontree", *same_rows)
+        assert worse.returncode == 0 and len(cut_off) == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
+        assert "not registered (0." in worse.stdout and "does not beat champion v1" in worse.stdout
+        assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
+        assert_no_run_running(f"http://127.0.0.1:{port}")
+    finally:
+        stop(server)
