@@ -10,6 +10,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from rakuten import data
+from rakuten.model_check import read_model
 
 
 def run_config(run_id: str) -> DictConfig:
@@ -35,7 +36,7 @@ def predict_test_part(model_uri: str, parts: data.Split, retrain: bool = False):
     from sklearn.base import clone
 
     inputs = parts.X_test[[c for c in ("designation", "description", "image_path") if c in parts.X_test.columns]]
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = read_model(model_uri)
     if retrain:
         pipeline = getattr(model.unwrap_python_model(), "pipeline", None)
         if pipeline is None:

@@ -20,7 +20,7 @@ from rakuten.model_check import load_problem
 from rakuten.registry import versions
 from rakuten.registry.gain import paired_bootstrap
 from rakuten.registry.rule import Candidate, Contest, fast_rivals
-from rakuten.tracking import one_line
+from rakuten.tracking import is_outage, one_line
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def champion_side(holder, fingerprint: str, rows: TestRows, relation: str) -> tu
     try:
         predictions = np.asarray(rows.predict(f"models:/{holder.name}/{holder.version}", retrain))
     except Exception as error:  # noqa: BLE001 - a champion that cannot be scored here is kept (or, on new data, loses)
+        if is_outage(error):  # the store did not answer: no verdict on the champion
+            raise
         if relation != OTHER:
             return None, None, one_line(error)
         return float("-inf"), None, f"its recipe cannot be trained here: {one_line(error, 200)}"

@@ -147,3 +147,30 @@ def test_a_champion_that_could_not_be_read_is_not_taken_for_no_champion(tmp_path
         assert_no_run_running(f"http://127.0.0.1:{port}")
     finally:
         stop(server)
+
+
+def test_a_champion_whose_files_could_not_be_read_keeps_its_alias(tmp_path):
+    """`rakuten.promote` checks that the champion still loads; when every read of its model files is
+    cut off it used to find that it "does not load" and take its alias away. A store that does not
+    answer is no verdict on a model: one line, exit 2, the champion stays; one cut read costs nothing."""
+    port = free_port()
+    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", port,
+                                 tmp_path / "server.log")
+    try:
+        champion = train(f"http://127.0.0.1:{port}", tmp_path / "champion", "model=linearsvc", *FAST)
+        assert champion.returncode == 0, champion.stderr[-3000:]
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        model_id = client.get_model_version("rakuten-text", "1").source.split("/")[-1]
+        model_file = rf"^GET /api/2.0/mlflow-artifacts/artifacts/.*/models/{model_id}/artifacts/MLmodel$"
+
+        for cuts, exit_code in (({model_file: set(range(1, 100))}, 2), ({model_file: 1}, 0)):
+            with reply_cutting_proxy(port, cuts) as (proxy_port, forwarded, cut_off):
+                promoted = subprocess.run(
+                    [sys.executable, "-m", "rakuten.promote", "--tracking-uri", f"http://127.0.0.1:{proxy_port}"],
+                    cwd=PROJECT_ROOT, env=job_env(f"http://127.0.0.1:{proxy_port}", tmp_path), capture_output=True,
+                    text=True, timeout=300)
+            assert promoted.returncode == exit_code and cut_off, promoted.stdout[-2000:] + promoted.stderr[-2000:]
+            assert "does not load" not in promoted.stdout + promoted.stderr
+            assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
+    finally:
+        stop(server)
