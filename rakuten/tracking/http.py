@@ -12,7 +12,7 @@ import time
 import requests
 
 log = logging.getLogger("rakuten.tracking")
-BROKEN_REPLY_CALLS = 3  # a logging call whose reply a dying server cut off is made this many times at most
+BROKEN_REPLY_CALLS = 3  # a call whose reply a dying server cut off is made this many times at most
 
 
 def retry_http_for(seconds: float, timeout: int = 30) -> None:
@@ -56,9 +56,9 @@ def broken_reply(error: BaseException) -> bool:
 
 
 def called_again_on_broken_reply(function):
-    """`function` (a logging call that may be made twice: the same params, tags, artifacts and
-    metrics again) called again when the server's reply broke off, up to `BROKEN_REPLY_CALLS` times;
-    the call again waits out the outage with MLflow's retries."""
+    """`function` (a read, or a logging call that may be made twice: the same params, tags,
+    artifacts and metrics again) called again when the server's reply broke off, up to
+    `BROKEN_REPLY_CALLS` times; the call again waits out the outage with MLflow's retries."""
 
     @functools.wraps(function)
     def called(*args, **kwargs):
