@@ -87,84 +87,47 @@ def test_outage_mid_run(tmp_path, shared_dir):
         stop(server)
 
 
-def test_replies_cut_off_midway_are_asked_again(tmp_path):
-    """A kill timed on a reply (CI, 2026-12-05: the `runs/get` behind a run's first upload) failed
-    a patient job at once: requests reads a reply's body after urllib3's retries are over."""
+def test_replies_cut_off_midway_are_asked_again_and_never_rewrite_the_champion(tmp_path):
+    """Replies the server began and never finished (what a kill in the middle of one leaves), through
+    a proxy to a real server. A kill timed on the `runs/get` behind a run's first upload failed a
+    patient job at once (CI, 2026-12-05): requests reads a reply's body after urllib3's retries are
+    over. A failed read of `champion` was taken for "no champion" (a worse candidate took it), and a
+    champion whose files could not be read "did not load" and lost the alias. One server, in turn."""
     port = free_port()
     artifacts = tmp_path / "artifacts"
     server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", artifacts, port, tmp_path / "server.log")
-    # the first read of the run (behind its config.yaml's upload) and one in the middle of logging its model
-    cuts = {r"^GET /api/2.0/mlflow/runs/get": 1, r"^GET /api/2.0/mlflow/metrics/get-history": 1}
+    client = MlflowClient(f"http://127.0.0.1:{port}")
     try:
+        # the first read of the run (behind its config.yaml's upload), one in the middle of logging its model
+        cuts = {r"^GET /api/2.0/mlflow/runs/get": 1, r"^GET /api/2.0/mlflow/metrics/get-history": 1}
         with reply_cutting_proxy(port, cuts) as (proxy_port, forwarded, cut_off):
-            uri = f"http://127.0.0.1:{proxy_port}"
-            job = train(uri, tmp_path / "job", "model=linearsvc", *FAST, timeout=300)
-            assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-3000:]
-            assert len(cut_off) == len(cuts)  # each reply was cut once, and the job went on
-            assert (job.stdout + job.stderr).count("the tracking store's reply broke off") == len(cuts)
+            job = train(f"http://127.0.0.1:{proxy_port}", tmp_path / "job", "model=linearsvc", *FAST, timeout=300)
+        assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-3000:]
+        assert len(cut_off) == len(cuts)  # each reply was cut once, and the job went on
+        assert (job.stdout + job.stderr).count("the tracking store's reply broke off") == len(cuts)
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
+        (finished,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+        assert finished.info.status == "FINISHED" and finished.data.metrics["test_f1_weighted"] > 0.3
+        run_folder = artifacts / finished.info.experiment_id / finished.info.run_id / "artifacts"
+        assert {"config.yaml", "classification_report.json"} <= {p.name for p in run_folder.iterdir()}
+        logged = client.search_logged_models([finished.info.experiment_id])
+        assert [m.status for m in logged] == [LoggedModelStatus.READY]  # the cut-off one removed
+        assert client.get_model_version_by_alias("rakuten-text", "champion").run_id == finished.info.run_id
 
-            mlflow.set_tracking_uri(uri)
-            (finished,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
-            assert finished.info.status == "FINISHED" and finished.data.metrics["test_f1_weighted"] > 0.3
-            run_folder = artifacts / finished.info.experiment_id / finished.info.run_id / "artifacts"
-            assert {"config.yaml", "classification_report.json"} <= {p.name for p in run_folder.iterdir()}
-            logged = MlflowClient(uri).search_logged_models([finished.info.experiment_id])
-            assert [m.status for m in logged] == [LoggedModelStatus.READY]  # the cut-off one removed
-            champion = MlflowClient(uri).get_model_version_by_alias("rakuten-text", "champion")
-            assert champion.run_id == finished.info.run_id
-            assert_no_run_running(uri)
-    finally:
-        stop(server)
-
-
-def test_a_champion_that_could_not_be_read_is_not_taken_for_no_champion(tmp_path):
-    """A worse candidate's job whose every read of `champion` is cut off: it used to read "no
-    champion" (any error did) and take the alias. Now a cut read is asked again, and when it stays
-    cut the job ends with one line and the champion stays; one cut read costs nothing."""
-    port = free_port()
-    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", port,
-                                 tmp_path / "server.log")
-    same_rows = (*FAST, "seed=7")
-    try:
-        champion = train(f"http://127.0.0.1:{port}", tmp_path / "better", "model=linearsvc", *same_rows)
-        assert champion.returncode == 0, champion.stderr[-3000:]
-        client = MlflowClient(f"http://127.0.0.1:{port}")
-        assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
-
+        # a worse candidate whose every read of `champion` is cut: one line, exit 2, v1 stays
         alias_read = r"^GET /api/2.0/mlflow/registered-models/alias\?name=rakuten-text&alias=champion"
         with reply_cutting_proxy(port, {alias_read: set(range(1, 100))}) as (proxy_port, forwarded, cut_off):
-            worse = train(f"http://127.0.0.1:{proxy_port}", tmp_path / "worse", "model=decisiontree", *same_rows)
+            worse = train(f"http://127.0.0.1:{proxy_port}", tmp_path / "worse", "model=decisiontree", *FAST)
         assert worse.returncode == 2 and cut_off, worse.stdout[-2000:] + worse.stderr[-2000:]
         assert worse.stderr.strip().splitlines()[-1].startswith("error: the tracking store")
         assert "Traceback" not in worse.stderr
         assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
 
-        with reply_cutting_proxy(port, {alias_read: 1}) as (proxy_port, forwarded, cut_off):
-            worse = train(f"http://127.0.0.1:{proxy_port}", tmp_path / "worse_once", "model=decisiontree", *same_rows)
-        assert worse.returncode == 0 and len(cut_off) == 1, worse.stdout[-2000:] + worse.stderr[-2000:]
-        assert "not registered (0." in worse.stdout and "does not beat champion v1" in worse.stdout
-        assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
-        assert_no_run_running(f"http://127.0.0.1:{port}")
-    finally:
-        stop(server)
-
-
-def test_a_champion_whose_files_could_not_be_read_keeps_its_alias(tmp_path):
-    """`rakuten.promote` checks that the champion still loads; when every read of its model files is
-    cut off it used to find that it "does not load" and take its alias away. A store that does not
-    answer is no verdict on a model: one line, exit 2, the champion stays; one cut read costs nothing."""
-    port = free_port()
-    server = start_mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", port,
-                                 tmp_path / "server.log")
-    try:
-        champion = train(f"http://127.0.0.1:{port}", tmp_path / "champion", "model=linearsvc", *FAST)
-        assert champion.returncode == 0, champion.stderr[-3000:]
-        client = MlflowClient(f"http://127.0.0.1:{port}")
+        # `rakuten.promote` checks that the champion still loads: its files not read are no verdict
         model_id = client.get_model_version("rakuten-text", "1").source.split("/")[-1]
         model_file = rf"^GET /api/2.0/mlflow-artifacts/artifacts/.*/models/{model_id}/artifacts/MLmodel$"
-
-        for cuts, exit_code in (({model_file: set(range(1, 100))}, 2), ({model_file: 1}, 0)):
-            with reply_cutting_proxy(port, cuts) as (proxy_port, forwarded, cut_off):
+        for cut, exit_code in ((set(range(1, 100)), 2), (1, 0)):
+            with reply_cutting_proxy(port, {model_file: cut}) as (proxy_port, forwarded, cut_off):
                 promoted = subprocess.run(
                     [sys.executable, "-m", "rakuten.promote", "--tracking-uri", f"http://127.0.0.1:{proxy_port}"],
                     cwd=PROJECT_ROOT, env=job_env(f"http://127.0.0.1:{proxy_port}", tmp_path), capture_output=True,
@@ -172,5 +135,6 @@ def test_a_champion_whose_files_could_not_be_read_keeps_its_alias(tmp_path):
             assert promoted.returncode == exit_code and cut_off, promoted.stdout[-2000:] + promoted.stderr[-2000:]
             assert "does not load" not in promoted.stdout + promoted.stderr
             assert client.get_model_version_by_alias("rakuten-text", "champion").version == "1"
+        assert_no_run_running(f"http://127.0.0.1:{port}")
     finally:
         stop(server)
