@@ -11,6 +11,8 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
     os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0))
                                             // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)))
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
 
 from tests.helpers.stores import SHARED_DIR, SPLIT_ONLY, config, make_store, required_service_missing  # noqa: E402
@@ -81,3 +83,12 @@ def pytest_collection_modifyitems(config, items):
         params = getattr(getattr(item, "callspec", None), "params", {})
         if {"postgres", "team_server"} & set(item.fixturenames) or params.get("engine") == "spark":
             item.add_marker(pytest.mark.service)
+
+
+def pytest_runtest_logreport(report):
+    """A failure is printed when it happens, not only in the closing summary: a run that is stopped later
+    (CI's time limit) still says what failed. Printed once, by the process that reports (xdist's controller)."""
+    if report.failed and not os.environ.get("PYTEST_XDIST_WORKER"):
+        crash = getattr(report.longrepr, "reprcrash", None)
+        reason = crash.message.splitlines()[0][:300] if crash and crash.message else ""
+        sys.stderr.write(f"\nFAILED {report.nodeid}{'' if report.when == 'call' else f' ({report.when})'}: {reason}\n")

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock
+
 PRECISION_CACHE_ENV = "RAKUTEN_PRECISION_CACHE"
 PAYS = 1.1  # another precision than fp32 is chosen when the probe runs this many times faster in it
 _recording: list[dict[str, str]] = []  # the open `recorded_placements`' findings, innermost last
@@ -125,15 +127,22 @@ def fastest_precision(kind: str, probe, candidates=("fp32", "bf16")) -> str:
     key = (f"{cpu_name()} [{cpu_features()}]{told_less()} torch {torch.__version__} threads {torch_threads()} {kind} "
            f"{'/'.join(native)}")
     path = Path(os.environ.get(PRECISION_CACHE_ENV) or Path.home() / ".cache" / "rakuten" / "precision.json")
-    known = _read_json(path)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    if "chosen" not in known.get(digest, {}):
-        with torch.random.fork_rng(devices=[]):  # building and running the probe draws numbers: not the job's
-            seconds = _seconds({precision: probe(precision) for precision in native})
-        quickest = min(seconds, key=seconds.get)
-        chosen = quickest if seconds["fp32"] / seconds[quickest] >= PAYS else "fp32"
-        known[digest] = {"machine": key, "seconds": seconds, "chosen": chosen}
-        _write_json(path, known)
+    known = _read_json(path)
+    if "chosen" in known.get(digest, {}):
+        return known[digest]["chosen"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one process of this machine measures at a time: two at once would time each other's load, and
+    # the second to write would drop what the first found
+    with FileLock(path.with_name(f".{path.name}.lock")):
+        known = _read_json(path)
+        if "chosen" not in known.get(digest, {}):
+            with torch.random.fork_rng(devices=[]):  # building and running the probe draws numbers: not the job's
+                seconds = _seconds({precision: probe(precision) for precision in native})
+            quickest = min(seconds, key=seconds.get)
+            chosen = quickest if seconds["fp32"] / seconds[quickest] >= PAYS else "fp32"
+            known[digest] = {"machine": key, "seconds": seconds, "chosen": chosen}
+            _write_json(path, known)
     return known[digest]["chosen"]
 
 
@@ -163,8 +172,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    """Whole or not at all: two processes measuring at once each write a complete file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Whole or not at all: a process reading while another writes reads a complete file."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(value, indent=1, sort_keys=True))
     os.replace(temporary, path)

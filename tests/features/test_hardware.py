@@ -84,6 +84,21 @@ def test_onednn_told_to_leave_amx_out_is_another_machine(tmp_path):
     assert len(machines) == 2 and any("ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16" in m for m in machines)
 
 
+def test_two_processes_measuring_at_once_keep_both_findings(tmp_path):
+    """Two jobs starting together on a fresh machine (two test workers, two sweep workers): each
+    network's finding stays, measured one at a time (before: the second writer dropped the first's).
+    The probe is a batch that takes 0.1 s, as a network's does: the two measurements overlap unless one waits."""
+    if not hardware.cpu_has_bf16():
+        pytest.skip("this CPU has neither AMX nor AVX-512 BF16: nothing is measured")
+    env = {**os.environ, hardware.PRECISION_CACHE_ENV: str(tmp_path / "precision.json")}
+    program = ("import sys, time; from rakuten.features import hardware; "
+               "print(hardware.fastest_precision(sys.argv[1], lambda precision: lambda: time.sleep(0.1)))")
+    jobs = [subprocess.Popen([sys.executable, "-c", program, kind], env=env) for kind in ("first", "second")]
+    assert [job.wait(timeout=120) for job in jobs] == [0, 0]
+    kinds = [entry["machine"].split()[-2] for entry in json.loads((tmp_path / "precision.json").read_text()).values()]
+    assert sorted(kinds) == ["first", "second"]
+
+
 def test_a_benchmark_names_the_cpu_it_ran_on():
     line = hardware.machine_line()
     assert line.startswith("CPU: ") and hardware.cpu_name() in line and f"{hardware.cores()} cores" in line
