@@ -106,7 +106,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         (autocast gives the precision)."""
         import torch
 
-        network = batch_norms_folded(self._network()).to(memory_format=torch.channels_last)
+        network = self._folded_network("cpu")  # the one `_compute` then runs: built once
         size = self.side()
         batch = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0)).contiguous(
             memory_format=torch.channels_last)
@@ -136,27 +136,23 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         return network.eval()
 
     def _folded_network(self, device: str):
-        """The network with its batch norms folded, on `device`: built once, then kept (not pickled): a
-        served model reads its weights file once, not at every request."""
+        """The network, its batch norms folded, on `device`: built once and kept, never pickled (a served
+        model read its weights file at every request)."""
         import torch
 
-        built = getattr(self, "_built", None)
-        if built is None or built[0] != device:
-            self._built = built = (device, batch_norms_folded(self._network()).to(device, memory_format=torch.channels_last))
-        return built[1]
+        if getattr(self, "_built", (None,))[0] != device:
+            self._built = (device, batch_norms_folded(self._network()).to(device, memory_format=torch.channels_last))
+        return self._built[1]
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_built", None)
-        return state
+        return {key: value for key, value in super().__getstate__().items() if key != "_built"}
 
     def picture(self, path: str) -> np.ndarray:
-        """The picture as the network sees it: RGB, square, the variant's size (uint8)."""
+        """The picture as the network sees it: RGB, square, `side()` pixels a side (uint8)."""
         from PIL import Image
 
-        size = self.side()
         with Image.open(path) as opened:
-            return np.asarray(opened.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+            return np.asarray(opened.convert("RGB").resize((self.side(),) * 2, Image.Resampling.BILINEAR))
 
     def _pooled(self, maps):
         import torch
