@@ -86,7 +86,13 @@ def test_a_run_folder_outside_the_outputs_needs_asking(store, tmp_path):
     import shutil
     import uuid
 
-    outside = Path.home() / f".rakuten-outside-{uuid.uuid4().hex[:8]}"  # neither the project nor a temp folder
+    import tempfile
+
+    # neither the project nor a temporary folder: home, or /var/tmp where home lies in /tmp (a CI's own HOME)
+    inside = [PROJECT_ROOT.resolve(), Path(tempfile.gettempdir()).resolve(), Path("/tmp").resolve()]
+    base = next(base for base in (Path.home(), Path("/var/tmp"))
+                if not any(base.resolve().is_relative_to(folder) for folder in inside))
+    outside = base / f".rakuten-outside-{uuid.uuid4().hex[:8]}"
     try:
         done = subprocess.run([sys.executable, "-m", "rakuten.train", "data.max_rows=300", f"hydra.run.dir={outside}"],
                               cwd=PROJECT_ROOT, env=job_env(store, tmp_path), capture_output=True, text=True, timeout=300)
