@@ -110,7 +110,8 @@ def start(args) -> int:
     os.execve(mlflow_cli, [mlflow_cli, "server", "--app-name", "rakuten-team",
                            "--backend-store-uri", args.backend_store_uri,
                            "--artifacts-destination", args.artifacts_destination,
-                           "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)], env)
+                           "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)],
+              defaults.server_environment(env))
     return 0  # not reached: the server replaces this process
 
 

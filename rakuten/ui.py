@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     server_log = tempfile.NamedTemporaryFile("w+", prefix="rakuten-ui-", suffix=".log")  # its INFO lines, warnings
     server = subprocess.Popen([mlflow_cli, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                                "--port", str(args.port)], start_new_session=True, stdout=server_log,
-                              stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              stderr=subprocess.STDOUT,
+                              env=defaults.server_environment({**os.environ, "PYTHONWARNINGS": "ignore"}))
     try:
         base = ui_base(uri, args.port)
         for _ in range(240):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from rakuten import PROJECT_ROOT
+from rakuten import PROJECT_ROOT, defaults
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path)
             [mlflow_cli, "server", "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+            env=defaults.server_environment({**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}),
         )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", process, log)

@@ -207,6 +207,28 @@ def test_what_the_server_writes_only_its_user_reads(locked_server, members, tmp_
     assert not loose  # the client wrote through the server's proxy: the server's umask decides
 
 
+def test_the_team_server_runs_no_job_runner_unless_asked(locked_server):
+    """MLflow's job runner (its GenAI jobs; the zoo has none) started eight more processes with every server:
+    1.1 GB and 17 s of CPU. Left off unless `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true` asks for it."""
+    import contextlib
+
+    import psutil
+
+    from rakuten import defaults
+
+    port = int(locked_server[0].rsplit(":", 1)[1])
+    listening = next(c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.status == "LISTEN")
+    group = os.getpgid(listening)
+    server = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(process.pid) == group:
+                server.append(" ".join(process.info["cmdline"] or []))
+    assert server and not [command for command in server if "huey" in command or "_job_runner" in command]
+    asked = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    assert defaults.server_environment(asked) == asked
+
+
 def test_a_key_file_others_can_read_is_refused(tmp_path):
     """Finding 5: an existing world-readable flask.key was used as it is."""
     config = tmp_path / "config"
