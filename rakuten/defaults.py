@@ -1,4 +1,5 @@
-"""Defaults the commands share with the training config, read from `conf/config.yaml`: one home each."""
+"""Defaults the commands share with the training config, read from `conf/config.yaml`: one home each;
+and the environment of the MLflow servers the commands start."""
 
 from __future__ import annotations
 
