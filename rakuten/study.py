@@ -3,9 +3,11 @@
 A job with `cv.folds=K` is scored, beside its usual split, by K-fold stratified cross-validation
 over every labelled row: each fold fits the whole recipe (features included) on the other folds
 and scores its own, so the mean and spread say how a config does, not how one split fell. It logs
-`cv_f1_weighted_mean`, `cv_f1_weighted_std`, `cv_fit_seconds` (per fold) and
-`cv_predict_rows_per_s`. A multirun with `study.name` set ends with a summary run, in the jobs'
-experiment, holding their table (`study.md`, `study.csv`), best CV mean first.
+`cv_f1_weighted_mean`, `cv_f1_weighted_std`, each fold's score (`cv_f1_weighted_fold_1`...),
+`cv_fit_seconds` (per fold) and `cv_predict_rows_per_s`. A multirun with `study.name` set ends with
+a summary run, in the jobs' experiment, holding their table (`study.md`, `study.csv`), best CV mean
+first; `vs_best` is each config's gain over the best, fold by fold (the folds are the same for a
+seed), as mean ± std: two configs' spreads overlap far more than their paired difference does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pandas as pd
 
 STUDY_TAG = "rakuten.study"
 OVERRIDES_TAG = "rakuten.overrides"
+FOLD_METRIC = "cv_f1_weighted_fold_"  # + the fold's number, from 1
+FOLDS_DRAWN_FROM = ("seed", "data.dir", "data.max_rows")  # params that decide a job's folds
 
 
 def folds(count: int, seed: int):
@@ -28,6 +32,7 @@ def folds(count: int, seed: int):
 def cv_metrics(scores, fit_seconds, predict_seconds, test_rows) -> dict[str, float]:
     scores = np.asarray(scores, dtype=float)
     return {"cv_f1_weighted_mean": float(scores.mean()), "cv_f1_weighted_std": float(scores.std()),
+            **{f"{FOLD_METRIC}{number}": float(score) for number, score in enumerate(scores, start=1)},
             "cv_fit_seconds": float(np.mean(fit_seconds)),
             "cv_predict_rows_per_s": float(np.sum(test_rows) / np.sum(predict_seconds)),
             "cv_folds": float(len(scores))}
@@ -95,6 +100,8 @@ def table(found: list) -> pd.DataFrame:
             "predict_rows_per_s": round(metrics["cv_predict_rows_per_s"]) if "cv_predict_rows_per_s" in metrics else "",
             "split_test_f1_weighted": round(metrics.get("test_f1_weighted", float("nan")), 4),
             "run_id": run.info.run_id,
+            "folds": [metrics.get(f"{FOLD_METRIC}{n}") for n in range(1, int(metrics.get("cv_folds", 0)) + 1)],
+            "fold_rows": tuple(run.data.params.get(key) for key in FOLDS_DRAWN_FROM),
         })
     frame = pd.DataFrame(rows)
     if not rows:
@@ -102,7 +109,20 @@ def table(found: list) -> pd.DataFrame:
     shared = set.intersection(*(set(config.split()) for config in frame["config"]))  # the study's own settings
     frame["config"] = [" ".join(t for t in config.split() if t not in shared) or "(defaults)"
                        for config in frame["config"]]
-    return frame.sort_values("cv_f1_weighted_mean", ascending=False, ignore_index=True)
+    frame = frame.sort_values("cv_f1_weighted_mean", ascending=False, ignore_index=True)
+    best = frame.iloc[0]
+    frame["vs_best"] = [""] + [_paired_gain(row, best) for _, row in frame.iloc[1:].iterrows()]
+    return frame.drop(columns=["folds", "fold_rows"])
+
+
+def _paired_gain(row: pd.Series, best: pd.Series) -> str:
+    """`row`'s fold-by-fold difference to the best config as "mean ± std" ("" where either logged no
+    fold scores, or their folds differ: another count, seed or rows)."""
+    folds = row["folds"]
+    if not folds or len(folds) != len(best["folds"]) or None in folds + best["folds"] or row["fold_rows"] != best["fold_rows"]:
+        return ""
+    difference = np.asarray(folds) - np.asarray(best["folds"])
+    return f"{difference.mean():+.4f} ± {difference.std():.4f}"
 
 
 def log_summary(name: str, experiment: str, found: list) -> pd.DataFrame:
