@@ -2,9 +2,11 @@
 
 On a terminal, tqdm's bar. Elsewhere (a log file, CI, `mlflow run` piping its output) a line at
 least every `every` seconds (`$RAKUTEN_PROGRESS_SECONDS`, 30): items done, rate, time left. In both
-cases, once the items after the first update have been timed for `settle` seconds (5: the first
-batches pay for warm-up, oneDNN building its kernels for each new shape; timing one or two of them
-promised 18-21 min for a training of 13-14 on 2 cores of an Intel Xeon), a stage that will take
+cases, once the items after the first update have been timed for `settle` seconds (5) and over
+`settle_updates` updates (4) (the first batches pay for warm-up, oneDNN building its kernels for each
+new shape, and batches of long texts take twice the mean: timing one or two of them promised 18-21
+min for a training of 13-14 on 2 cores of an Intel Xeon, and 83 min for a fine-tuning of about 50
+on 2 cores of an AMD EPYC), a stage that will take
 longer than `announce_over` seconds (twice `every`) says so first ("e5 on 4,972 texts: about 3 min
 here"), so nobody waits in silence for an hour.
 """
@@ -29,11 +31,12 @@ def duration(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total: int, what: str, label: str, every: float | None = None,
-                 announce_over: float | None = None, stream=None, settle: float = 5.0):
+                 announce_over: float | None = None, stream=None, settle: float = 5.0, settle_updates: int = 4):
         self.total, self.what, self.label = total, what, label
         self.every = every if every is not None else float(os.environ.get(EVERY_ENV) or 30)
         self.announce_over = announce_over if announce_over is not None else 2 * self.every
-        self.settle = settle
+        self.settle, self.settle_updates = settle, settle_updates
+        self.updates = 0
         self.stream = stream or sys.stdout
         self.done = 0
         self.first: tuple[int, float] | None = None  # (items, time) at the first update: the warm-up
@@ -54,13 +57,15 @@ class Progress:
 
     def update(self, count: int) -> None:
         self.done += count
+        self.updates += 1
         now = time.monotonic()
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         if self.first is None:
             self.first = (self.done, now)
-        elif not self.announced and self.done < self.total and now - self.first[1] >= self.settle:
+        elif (not self.announced and self.done < self.total and now - self.first[1] >= self.settle
+              and self.updates > self.settle_updates):
             self.announced = True
             steady = (self.done - self.first[0]) / max(now - self.first[1], 1e-9)
             estimate = elapsed + (self.total - self.done) / steady
