@@ -2,11 +2,11 @@
 
 On a terminal, tqdm's bar. Elsewhere (a log file, CI, `mlflow run` piping its output) a line at
 least every `every` seconds (`$RAKUTEN_PROGRESS_SECONDS`, 30): items done, rate, time left. In both
-cases, once the items after the first update have been timed for `settle` seconds (5) and over
-`settle_updates` updates (4) (the first batches pay for warm-up, oneDNN building its kernels for each
-new shape, and batches of long texts take twice the mean: timing one or two of them promised 18-21
-min for a training of 13-14 on 2 cores of an Intel Xeon, and 83 min for a fine-tuning of about 50
-on 2 cores of an AMD EPYC), a stage that will take
+cases, once the items after the first update have been timed for `settle` seconds (5: the first
+batches pay for warm-up, oneDNN building its kernels for each new shape; timing one or two of them
+promised 18-21 min for a training of 13-14 on 2 cores of an Intel Xeon) and over `settle_updates`
+updates (1; a training's batches of long texts take twice the mean: one of them promised 83 min for
+a fine-tuning of about 50 on 2 cores of an AMD EPYC, so its loop asks for 8), a stage that will take
 longer than `announce_over` seconds (twice `every`) says so first ("e5 on 4,972 texts: about 3 min
 here"), so nobody waits in silence for an hour.
 """
@@ -31,7 +31,7 @@ def duration(seconds: float) -> str:
 
 class Progress:
     def __init__(self, total: int, what: str, label: str, every: float | None = None,
-                 announce_over: float | None = None, stream=None, settle: float = 5.0, settle_updates: int = 4):
+                 announce_over: float | None = None, stream=None, settle: float = 5.0, settle_updates: int = 1):
         self.total, self.what, self.label = total, what, label
         self.every = every if every is not None else float(os.environ.get(EVERY_ENV) or 30)
         self.announce_over = announce_over if announce_over is not None else 2 * self.every

@@ -16,6 +16,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from rakuten.fine_tuning.epochs import Checkpoint, Epoch, warmup_then_linear
 from rakuten.progress import Progress
 
+SETTLE_BATCHES = 8  # batches timed before the estimate: their texts' lengths, so their times, differ
+
 
 class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     """What every fine-tuned network's scikit-learn face shares: `predict` from `predict_proba`, the
@@ -81,8 +83,8 @@ def run_epochs(training: Training, network, optimizing: tuple, checkpoint: Check
         state = saved["state"]
         print(f"{training.name}: resumed after epoch {state['epoch']} ({checkpoint.path})", flush=True)
     epochs_left = training.epochs - state["epoch"]
-    with Progress(epochs_left * items, training.what, f"{training.name} ({epochs_left} epochs of {items:,})") \
-            as progress:
+    with Progress(epochs_left * items, training.what, f"{training.name} ({epochs_left} epochs of {items:,})",
+                  settle_updates=SETTLE_BATCHES) as progress:
         while state["epoch"] < training.epochs and state["stale"] < max(1, training.patience):
             epoch = one_epoch(state["epoch"] + 1, progress)
             epoch.val_f1_weighted = validate()
