@@ -1,0 +1,115 @@
+"""Chosen folds of a config's K-fold CV, each fold's score appended to a JSON-lines file as it ends.
+
+`cv.folds=K` runs all K folds in one job; a CV of fine-tunings takes 40-55 min a fold on 2 cores
+(two side by side), more than one sitting. This runs the folds named (the same folds `cv.folds=K`
+draws: same seed, rows and recipe), side by side, and appends a line per fold as soon as it ends; a
+fold already in the file for the same config is skipped. Once the file holds all K folds of the
+config, it prints the mean ± std that `cv.folds=K` would have logged. Text and picture models whose
+CV is a scikit-learn pipeline's (not the Keras networks or the fusion).
+
+    python experiments/cv_folds.py --folds 1,2 --out e5_blend8.jsonl model=e5_blend data=full \\
+        model.estimator.encoder.epochs=8 model.estimator.encoder.patience=2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def unfitted_pipeline(job):
+    """What `cv.folds` cross-validates for this config: the recipe's scikit-learn pipeline."""
+    from sklearn.base import clone
+
+    from rakuten.recipes.picture_recipe import PicturesRecipe
+    from rakuten.recipes.text_recipe import TextRecipe
+
+    if isinstance(job.recipe, TextRecipe):
+        return job.settings.pipeline()
+    if isinstance(job.recipe, PicturesRecipe):
+        return clone(job.settings.pipeline)
+    raise SystemExit(f"error: model={job.model}: only text and picture pipelines are cross-validated fold by fold here")
+
+
+def fit_and_score(number: int, pipeline, rows, labels, train, test) -> tuple[int, dict]:
+    """Fold `number`: the pipeline fitted on its other folds, its weighted F1 on it."""
+    from sklearn.base import clone
+    from sklearn.metrics import f1_score
+
+    started = time.perf_counter()
+    fitted = clone(pipeline).fit(rows.iloc[train], labels.iloc[train])
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = fitted.predict(rows.iloc[test])
+    return number, {"f1_weighted": float(f1_score(labels.iloc[test], predicted, average="weighted")),
+                    "fit_seconds": fit_seconds, "predict_seconds": time.perf_counter() - started, "test_rows": len(test)}
+
+
+def done_folds(out: Path, key: dict) -> dict[int, dict]:
+    """The folds of `key` (overrides, K, seed) already in `out`, by number."""
+    if not out.exists():
+        return {}
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {line["fold"]: line for line in lines if all(line.get(name) == value for name, value in key.items())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", required=True, help="fold numbers from 1, comma-separated: 1,2")
+    parser.add_argument("--k", type=int, default=5, help="K of the K-fold CV (5)")
+    parser.add_argument("--out", type=Path, required=True, help="the JSON-lines file the folds' scores go to")
+    parser.add_argument("--jobs", type=int, default=2, help="folds side by side (2)")
+    parser.add_argument("overrides", nargs="*", help="the config, as `python -m rakuten.train` takes it")
+    args = parser.parse_args(argv)
+    wanted = sorted({int(number) for number in args.folds.split(",")})
+    if not all(1 <= number <= args.k for number in wanted):
+        parser.error(f"--folds {args.folds}: fold numbers run from 1 to --k {args.k}")
+
+    from joblib import Parallel, delayed
+
+    from rakuten import study
+    from rakuten.features import item_cache
+    from rakuten.features.pretrained import fill_item_caches
+    from rakuten.recipes import recipe_for
+    from rakuten.recipes.job import Job
+    from rakuten.train import compose_config
+
+    cfg = compose_config(*args.overrides)
+    job = Job(cfg, recipe_for(cfg.model))
+    key = {"overrides": sorted(args.overrides), "k": args.k, "seed": job.seed}
+    done = done_folds(args.out, key)
+    for number in wanted:
+        if number in done:
+            print(f"fold {number}: already in {args.out} ({done[number]['f1_weighted']:.4f})")
+    todo = [number for number in wanted if number not in done]
+    if todo:
+        item_cache.use_cache(job.cache_dir)
+        parts, _ = job.recipe.split(job.data, job.seed)
+        rows, labels = parts.all_rows()
+        splits = dict(enumerate(study.folds(args.k, job.seed).split(rows, labels), start=1))
+        pipeline = unfitted_pipeline(job)
+        fill_item_caches(pipeline, rows)  # each text's embedding once, before the folds fan out
+        print(f"folds {todo} of {args.k} over {len(rows):,} rows, {min(args.jobs, len(todo))} side by side ...", flush=True)
+        results = Parallel(n_jobs=min(args.jobs, len(todo)), return_as="generator_unordered")(
+            delayed(fit_and_score)(number, pipeline, rows, labels, *splits[number]) for number in todo)
+        for number, result in results:
+            line = {**key, "fold": number, **result}
+            with open(args.out, "a", encoding="utf-8") as out:
+                out.write(json.dumps(line) + "\n")
+            done[number] = line
+            print(f"fold {number}: f1_weighted {result['f1_weighted']:.4f}, fit {result['fit_seconds'] / 60:.1f} min",
+                  flush=True)
+    if len(done) == args.k:
+        ordered = [done[number] for number in range(1, args.k + 1)]
+        metrics = study.cv_metrics(*([fold[name] for fold in ordered]
+                                     for name in ("f1_weighted", "fit_seconds", "predict_seconds", "test_rows")))
+        print(f"cv_f1_weighted={metrics['cv_f1_weighted_mean']:.4f} ± {metrics['cv_f1_weighted_std']:.4f} "
+              f"({args.k} folds; fit {metrics['cv_fit_seconds'] / 60:.1f} min a fold)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
