@@ -89,9 +89,13 @@ class PicturesRecipe(OverPictures):
     def settings(self, cfg: DictConfig) -> PictureSettings:
         return picture_settings(cfg)
 
+    def cv_pipeline(self, job):
+        """The unfitted pipeline each CV fold fits (experiments/cv_folds.py runs chosen folds of it)."""
+        return clone(job.settings.pipeline)
+
     def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
         return study.cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
-            clone(job.settings.pipeline), rows, labels, job.cv_folds, job.seed))
+            self.cv_pipeline(job), rows, labels, job.cv_folds, job.seed))
 
     def fit_train_part(self, job, parts: data.Split, context, classes) -> Fitted:
         print(f"pictures: describing and fitting {job.model} on {len(parts.X_train):,} pictures ...",

@@ -78,9 +78,13 @@ class TextRecipe(Recipe):
     def split(self, data_settings: DataSettings, seed: int):
         return data.text_split(data_settings.dir, data_settings.max_rows, data_settings.test_size, seed), None
 
+    def cv_pipeline(self, job):
+        """The unfitted pipeline each CV fold fits (experiments/cv_folds.py runs chosen folds of it)."""
+        return job.settings.pipeline()
+
     def cross_validate(self, job, parts: data.Split, context, classes) -> dict[str, float]:
         return study.cross_validated(job.cv_folds, parts, lambda rows, labels: study.cross_validate_pipeline(
-            job.settings.pipeline(), rows, labels, job.cv_folds, job.seed))
+            self.cv_pipeline(job), rows, labels, job.cv_folds, job.seed))
 
     def fit_train_part(self, job, parts: data.Split, context, classes) -> Fitted:
         from rakuten.features.cache import cache_key, fit_features

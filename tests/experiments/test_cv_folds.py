@@ -39,3 +39,11 @@ def test_a_fold_out_of_range_is_refused(tmp_path, capsys):
         cv_folds.main(["--folds", "6", "--out", str(tmp_path / "f.jsonl"), *CONFIG])
     assert "--folds 6: fold numbers run from 1 to --k 5" in capsys.readouterr().err
     assert not (tmp_path / "f.jsonl").exists()
+
+
+def test_a_network_is_refused_before_any_data_is_read(tmp_path):
+    with pytest.raises(SystemExit) as refused:
+        cv_folds.main(["--folds", "1", "--out", str(tmp_path / "f.jsonl"), f"cache.dir={TEST_CACHE_DIR}", "model=smallcnn"])
+    assert str(refused.value.code) == ("error: model=smallcnn: only text and picture pipelines are cross-validated "
+                                       "fold by fold here")
+    assert not (tmp_path / "f.jsonl").exists()
