@@ -1,7 +1,7 @@
 """Chosen folds of a config's K-fold CV, each fold's score appended to a JSON-lines file as it ends.
 
-`cv.folds=K` runs all K folds in one job; a CV of fine-tunings takes 40-55 min a fold on 2 cores
-(two side by side), more than one sitting. This runs the folds named (the same folds `cv.folds=K`
+`cv.folds=K` runs all K folds in one job; a CV of fine-tunings takes 41-53 min a fold on 2 cores
+of an AMD EPYC without AMX (two side by side), more than one sitting. This runs the folds named (the same folds `cv.folds=K`
 draws: same seed, rows and recipe), side by side, and appends a line per fold as soon as it ends; a
 fold already in the file for the same config is skipped. Once the file holds all K folds of the
 config, it prints the mean ± std that `cv.folds=K` would have logged. Text and picture models whose
