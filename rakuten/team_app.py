@@ -33,6 +33,7 @@ TEAM_DIR_ENV = "RAKUTEN_TEAM_DIR"  # the server's folder: the throttle's file li
 # a user is locked after 5 failed logins within 10 min; an address (many users behind one) after 20
 MAX_FAILURES = {"user": 5, "addr": 20}
 WINDOW_S, MAX_LOCK_S = 600.0, 900.0
+FIRST_LOCK_S = 5.0  # the first lock; long enough that a slow client's next try still meets it
 log = logging.getLogger("rakuten.team_app")
 
 # the API's paths, after `/api/2.0/mlflow/` (or ajax-api, 3.0): what only an admin may do
@@ -89,7 +90,7 @@ class Throttle:
                 row = db.execute("SELECT count, first FROM failures WHERE key = ?", (key,)).fetchone()
                 count, first = (row if row and now - row[1] < WINDOW_S else (0, now))
                 count, allowed = count + 1, MAX_FAILURES[key.split(":", 1)[0]]
-                delay = min(2.0 ** (count - allowed), MAX_LOCK_S) if count >= allowed else 0.0
+                delay = min(FIRST_LOCK_S * 2.0 ** (count - allowed), MAX_LOCK_S) if count >= allowed else 0.0
                 db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)", (key, count, first, now + delay))
                 if delay:
                     locked.append((key, count, delay))
