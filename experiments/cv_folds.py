@@ -18,14 +18,30 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def fit_and_score(number: int, pipeline, rows, labels, split) -> tuple[int, dict]:
     """Fold `number` as `cv.folds` scores it (scikit-learn's `cross_validate` on that one split)."""
     from sklearn.model_selection import cross_validate
 
-    result = cross_validate(pipeline, rows, labels, cv=[split], scoring="f1_weighted", error_score="raise")
-    return number, {"f1_weighted": float(result["test_score"][0]), "fit_seconds": float(result["fit_time"][0]),
-                    "predict_seconds": float(result["score_time"][0]), "test_rows": len(split[1])}
+    result = cross_validate(pipeline, rows, labels, cv=[split], scoring="f1_weighted", error_score="raise",
+                            return_estimator=True)
+    scored = {"f1_weighted": float(result["test_score"][0]), "fit_seconds": float(result["fit_time"][0]),
+              "predict_seconds": float(result["score_time"][0]), "test_rows": len(split[1])}
+    return number, {**scored, **blend_choice(result["estimator"][0], rows.iloc[split[1]], np.asarray(labels)[split[1]])}
+
+
+def blend_choice(fitted, test_rows, test_labels) -> dict:
+    """For a blend (rakuten.fine_tuning.Blend): the weight it took, what validation rows said of each
+    weight, and what the fold's test part says of each, so that a rule for the weight can be judged
+    on folds already fitted. Nothing for other models."""
+    blend = fitted[-1]
+    if not hasattr(blend, "f1_by_weight"):
+        return {}
+    return {"weight": blend.weight_, "validation_f1_by_weight": blend.validation_f1_,
+            "validation_log_loss_by_weight": blend.validation_log_loss_,
+            "test_f1_by_weight": blend.f1_by_weight(fitted[:-1].transform(test_rows), test_labels)}
 
 
 def done_folds(out: Path, key: dict) -> dict[int, dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, log_loss
 
 from rakuten.fine_tuning.epochs import validation_rows
 
@@ -19,11 +19,13 @@ WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)  # the linear model's share, tr
 
 
 class Blend(ClassifierMixin, BaseEstimator):
-    def __init__(self, linear, encoder, validation_size: float = 0.1, random_state: int = 0):
+    def __init__(self, linear, encoder, validation_size: float = 0.1, random_state: int = 0,
+                 weight: float | None = None):
         self.linear = linear  # a pipeline over product rows with predict_proba
         self.encoder = encoder  # a FineTunedE5
         self.validation_size = validation_size
         self.random_state = random_state
+        self.weight = weight  # the linear model's share; None: the one of WEIGHTS best on validation rows
 
     @property
     def requirements(self) -> tuple[str, ...]:
@@ -38,12 +40,15 @@ class Blend(ClassifierMixin, BaseEstimator):
             rows, labels[train], validation=(val_rows, labels[held]))
         linear = clone(self.linear).fit(rows, labels[train])
         by_linear, by_encoder = _aligned(linear, val_rows, self.classes_), _aligned(self.encoder_, val_rows, self.classes_)
-        scores = [f1_score(labels[held], self.classes_[(w * by_linear + (1 - w) * by_encoder).argmax(1)],
-                           average="weighted") for w in WEIGHTS]
-        self.weight_ = float(WEIGHTS[int(np.argmax(scores))])
-        self.validation_f1_ = {f"{w:.1f}": float(s) for w, s in zip(WEIGHTS, scores)}
-        print(f"blend: the linear model's weight {self.weight_:.1f} (validation weighted F1 "
-              f"{max(scores):.4f}; linear alone {scores[-1]:.4f}, encoder alone {scores[0]:.4f})", flush=True)
+        scores = _f1_by_weight(by_linear, by_encoder, labels[held], self.classes_)
+        self.validation_f1_ = {f"{w:.1f}": score for w, score in zip(WEIGHTS, scores)}
+        self.validation_log_loss_ = {f"{w:.1f}": float(log_loss(labels[held], _rows_summing_to_one(
+            w * by_linear + (1 - w) * by_encoder), labels=self.classes_)) for w in WEIGHTS}
+        chosen = self.weight is None
+        self.weight_ = float(WEIGHTS[int(np.argmax(scores))]) if chosen else float(self.weight)
+        print(f"blend: the linear model's weight {self.weight_:.1f} ({'chosen on' if chosen else 'set; '} validation "
+              f"weighted F1 {max(scores):.4f} at {WEIGHTS[int(np.argmax(scores))]:.1f}; linear alone {scores[-1]:.4f}, "
+              f"encoder alone {scores[0]:.4f})", flush=True)
         self.linear_ = clone(self.linear).fit(X, labels)
         return self
 
@@ -53,6 +58,23 @@ class Blend(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def f1_by_weight(self, X, y) -> dict[str, float]:
+        """Weighted F1 on (X, y) of each weight of WEIGHTS: how a fold's test part judges the choice."""
+        scores = _f1_by_weight(_aligned(self.linear_, X, self.classes_), _aligned(self.encoder_, X, self.classes_),
+                               np.asarray(y), self.classes_)
+        return {f"{w:.1f}": score for w, score in zip(WEIGHTS, scores)}
+
+
+def _f1_by_weight(by_linear: np.ndarray, by_encoder: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> list[float]:
+    return [float(f1_score(labels, classes[(w * by_linear + (1 - w) * by_encoder).argmax(1)], average="weighted"))
+            for w in WEIGHTS]
+
+
+def _rows_summing_to_one(proba: np.ndarray) -> np.ndarray:
+    """float32 probabilities summed in float64 (scikit-learn's log_loss refuses rows off 1 by 1e-7)."""
+    proba = proba.astype(np.float64)
+    return proba / proba.sum(1, keepdims=True)
 
 
 def _aligned(model, X, classes: np.ndarray) -> np.ndarray:

@@ -21,12 +21,17 @@ TINY = {"epochs": 1, "max_tokens": 16, "batch_size": 16, "learning_rate": 3e-4, 
 
 def test_the_weight_is_chosen_on_validation_rows_and_the_probabilities_are_one_distribution():
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
 
     parts = data.text_split(SAMPLE_DIR, 240, 0.25, 42)
     linear = build_pipeline(build_text_features({"words": {"column": "text"}}), None, LogisticRegression(max_iter=500))
     model = Blend(linear, FineTunedE5(**TINY), validation_size=0.2).fit(parts.X_train, parts.y_train)
     assert model.weight_ in WEIGHTS and len(model.validation_f1_) == len(WEIGHTS)
     assert max(model.validation_f1_.values()) == model.validation_f1_[f"{model.weight_:.1f}"]
+    assert list(model.validation_log_loss_) == list(model.validation_f1_) and min(model.validation_log_loss_.values()) > 0
+    by_weight = model.f1_by_weight(parts.X_test, parts.y_test)  # what the test part says of each weight
+    assert by_weight[f"{model.weight_:.1f}"] == pytest.approx(f1_score(parts.y_test, model.predict(parts.X_test),
+                                                                       average="weighted"))
     proba = model.predict_proba(parts.X_test)
     assert proba.shape == (len(parts.X_test), len(model.classes_)) and np.allclose(proba.sum(1), 1, atol=1e-4)
     assert set(model.predict(parts.X_test)) <= set(model.classes_)
@@ -48,3 +53,21 @@ def test_model_e5_blend_trains_logs_its_parts_settings_and_answers_top_k(store):
     rows = data.load_labelled(SAMPLE_DIR, None, 42)[0][["designation", "description"]].head(2)
     answered = model.predict(rows, params={"return_proba": True, "top_k": 2})
     assert len(answered) == 2 and all(len(top) == 2 for top in answered["top_k"])
+
+
+def test_a_cv_fold_of_the_blend_says_what_each_weight_scores_and_a_set_weight_is_kept(tmp_path):
+    """experiments/cv_folds.py on model=e5_blend: the line a rule for the weight is judged by."""
+    import json
+
+    from experiments import cv_folds
+    from tests.helpers.stores import TEST_CACHE_DIR
+
+    out = tmp_path / "blend.jsonl"
+    assert cv_folds.main(["--folds", "1", "--k", "3", "--jobs", "1", "--out", str(out), f"cache.dir={TEST_CACHE_DIR}",
+                          "model=e5_blend", "data.max_rows=400", "model.estimator.weight=0.3",
+                          "model.estimator.encoder.epochs=1", "model.estimator.encoder.max_tokens=16",
+                          "model.estimator.linear.features.embedding=null"]) == 0
+    line = json.loads(out.read_text())
+    assert line["weight"] == 0.3  # set, not chosen
+    assert set(line["test_f1_by_weight"]) == set(line["validation_f1_by_weight"]) == set(line["validation_log_loss_by_weight"])
+    assert line["test_f1_by_weight"]["0.3"] == pytest.approx(line["f1_weighted"])  # the fold's score is the set weight's
