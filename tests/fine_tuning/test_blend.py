@@ -19,7 +19,7 @@ from rakuten.features.text import build_text_features  # noqa: E402
 TINY = {"epochs": 1, "max_tokens": 16, "batch_size": 16, "learning_rate": 3e-4, "head_learning_rate": 5e-3}
 
 
-def test_the_weight_is_chosen_on_validation_rows_and_the_probabilities_are_one_distribution():
+def test_the_weight_has_the_lowest_validation_log_loss_and_the_probabilities_are_one_distribution():
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
@@ -27,8 +27,8 @@ def test_the_weight_is_chosen_on_validation_rows_and_the_probabilities_are_one_d
     linear = build_pipeline(build_text_features({"words": {"column": "text"}}), None, LogisticRegression(max_iter=500))
     model = Blend(linear, FineTunedE5(**TINY), validation_size=0.2).fit(parts.X_train, parts.y_train)
     assert model.weight_ in WEIGHTS and len(model.validation_f1_) == len(WEIGHTS)
-    assert max(model.validation_f1_.values()) == model.validation_f1_[f"{model.weight_:.1f}"]
-    assert list(model.validation_log_loss_) == list(model.validation_f1_) and min(model.validation_log_loss_.values()) > 0
+    assert list(model.validation_log_loss_) == list(model.validation_f1_) == [f"{w:.1f}" for w in WEIGHTS]
+    assert min(model.validation_log_loss_.values()) == model.validation_log_loss_[f"{model.weight_:.1f}"] > 0
     by_weight = model.f1_by_weight(parts.X_test, parts.y_test)  # what the test part says of each weight
     assert by_weight[f"{model.weight_:.1f}"] == pytest.approx(f1_score(parts.y_test, model.predict(parts.X_test),
                                                                        average="weighted"))
