@@ -37,6 +37,8 @@ class Blend(ClassifierMixin, BaseEstimator):
         return tuple(getattr(self.encoder, "requirements", ()))
 
     def fit(self, X, y):
+        if self.weight is not None and not 0.0 <= float(self.weight) <= 1.0:
+            raise ValueError(f"model.estimator.weight={self.weight}: the linear model's share runs from 0 to 1 (null: chosen)")
         labels = np.asarray(y)
         self.classes_ = np.unique(labels)
         train, held = validation_rows(labels, float(self.validation_size), int(self.random_state))
@@ -45,17 +47,18 @@ class Blend(ClassifierMixin, BaseEstimator):
             rows, labels[train], validation=(val_rows, labels[held]))
         linear = clone(self.linear).fit(rows, labels[train])
         by_linear, by_encoder = _aligned(linear, val_rows, self.classes_), _aligned(self.encoder_, val_rows, self.classes_)
-        scores = _f1_by_weight(by_linear, by_encoder, labels[held], self.classes_)
-        losses = [float(log_loss(labels[held], _rows_summing_to_one(w * by_linear + (1 - w) * by_encoder),
-                                 labels=self.classes_)) for w in WEIGHTS]
+        mixes = _mixes(by_linear, by_encoder)
+        scores = _f1s(mixes, labels[held], self.classes_)
+        losses = [_log_loss(mix, labels[held], self.classes_) for mix in mixes]
         self.validation_f1_ = {f"{w:.1f}": score for w, score in zip(WEIGHTS, scores)}
         self.validation_log_loss_ = {f"{w:.1f}": loss for w, loss in zip(WEIGHTS, losses)}
         chosen = self.weight is None
         self.weight_ = float(WEIGHTS[int(np.argmin(losses))]) if chosen else float(self.weight)
-        at = f"{self.weight_:.1f}"
-        print(f"blend: the linear model's weight {at} ({'chosen' if chosen else 'set'}; on the validation rows "
-              f"log-loss {self.validation_log_loss_[at]:.4f}, weighted F1 {self.validation_f1_[at]:.4f}; "
-              f"linear alone {scores[-1]:.4f}, encoder alone {scores[0]:.4f})", flush=True)
+        mix = self.weight_ * by_linear + (1 - self.weight_) * by_encoder
+        print(f"blend: the linear model's weight {self.weight_:g} ({'chosen' if chosen else 'set'}; on the validation "
+              f"rows log-loss {_log_loss(mix, labels[held], self.classes_):.4f}, weighted "
+              f"F1 {_f1s([mix], labels[held], self.classes_)[0]:.4f}; linear alone {scores[-1]:.4f}, encoder alone "
+              f"{scores[0]:.4f})", flush=True)
         self.linear_ = clone(self.linear).fit(X, labels)
         return self
 
@@ -68,20 +71,23 @@ class Blend(ClassifierMixin, BaseEstimator):
 
     def f1_by_weight(self, X, y) -> dict[str, float]:
         """Weighted F1 on (X, y) of each weight of WEIGHTS: how a fold's test part judges the choice."""
-        scores = _f1_by_weight(_aligned(self.linear_, X, self.classes_), _aligned(self.encoder_, X, self.classes_),
-                               np.asarray(y), self.classes_)
-        return {f"{w:.1f}": score for w, score in zip(WEIGHTS, scores)}
+        mixes = _mixes(_aligned(self.linear_, X, self.classes_), _aligned(self.encoder_, X, self.classes_))
+        return {f"{w:.1f}": score for w, score in zip(WEIGHTS, _f1s(mixes, np.asarray(y), self.classes_))}
 
 
-def _f1_by_weight(by_linear: np.ndarray, by_encoder: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> list[float]:
-    return [float(f1_score(labels, classes[(w * by_linear + (1 - w) * by_encoder).argmax(1)], average="weighted"))
-            for w in WEIGHTS]
+def _mixes(by_linear: np.ndarray, by_encoder: np.ndarray) -> list[np.ndarray]:
+    """The averaged probabilities at each weight of WEIGHTS."""
+    return [w * by_linear + (1 - w) * by_encoder for w in WEIGHTS]
 
 
-def _rows_summing_to_one(proba: np.ndarray) -> np.ndarray:
-    """float32 probabilities summed in float64 (scikit-learn's log_loss refuses rows off 1 by 1e-7)."""
-    proba = proba.astype(np.float64)
-    return proba / proba.sum(1, keepdims=True)
+def _f1s(mixes: list[np.ndarray], labels: np.ndarray, classes: np.ndarray) -> list[float]:
+    return [float(f1_score(labels, classes[mix.argmax(1)], average="weighted")) for mix in mixes]
+
+
+def _log_loss(mix: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
+    """Its rows summed to 1 in float64 first: scikit-learn's log_loss refuses float32 rows off 1 by 1e-7."""
+    mix = mix.astype(np.float64)
+    return float(log_loss(labels, mix / mix.sum(1, keepdims=True), labels=classes))
 
 
 def _aligned(model, X, classes: np.ndarray) -> np.ndarray:

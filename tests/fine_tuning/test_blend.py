@@ -71,3 +71,12 @@ def test_a_cv_fold_of_the_blend_says_what_each_weight_scores_and_a_set_weight_is
     assert line["weight"] == 0.3  # set, not chosen
     assert set(line["test_f1_by_weight"]) == set(line["validation_f1_by_weight"]) == set(line["validation_log_loss_by_weight"])
     assert line["test_f1_by_weight"]["0.3"] == pytest.approx(line["f1_weighted"])  # the fold's score is the set weight's
+
+
+def test_a_weight_outside_0_to_1_is_refused_before_any_training():
+    from sklearn.linear_model import LogisticRegression
+
+    parts = data.text_split(SAMPLE_DIR, 240, 0.25, 42)
+    linear = build_pipeline(build_text_features({"words": {"column": "text"}}), None, LogisticRegression(max_iter=500))
+    with pytest.raises(ValueError, match=r"model.estimator.weight=1.5: the linear model's share runs from 0 to 1"):
+        Blend(linear, FineTunedE5(**TINY), weight=1.5).fit(parts.X_train, parts.y_train)
