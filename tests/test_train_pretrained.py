@@ -65,17 +65,29 @@ def test_tfidf_e5_trains_serves_and_a_fast_model_stays_served(store, tmp_path):
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2, answer.text
 
 
-def test_preset_best_is_the_best_text_recipe_in_one_command(store, tmp_path):
-    """`preset=best`: the pretrained study's best text row (TF-IDF + e5 weight 2, 400 characters,
-    LinearSVC C=0.5, calibrated), end to end on the bundled sample; its champion answers the README's
-    `return_proba` with `top_k` (issue 34: it answered 400, LinearSVC gives no probabilities)."""
+def test_preset_best_is_the_fine_tuned_e5_blended_with_the_frozen_recipe():
+    """`preset=best`: model=e5_blend, its encoder trained 8 epochs (patience 2), its linear part the
+    frozen recipe (preset=best_frozen's TF-IDF + e5 columns, calibrated LinearSVC C=0.5). The blend
+    itself trains end to end in tests/fine_tuning/test_blend.py."""
+    best, frozen = config("preset=best"), config("preset=best_frozen")
+    encoder, linear = best.model.estimator.encoder, best.model.estimator.linear
+    assert (best.model.name, best.features.name, encoder.epochs, encoder.patience) == ("e5_blend", "rows", 8, 2)
+    assert best.model.estimator.weight is None  # chosen on validation rows
+    assert (linear.estimator.estimator.C, linear.features.name, dict(linear.features.embedding)) == (
+        frozen.model.estimator.C, frozen.features.name, dict(frozen.features.embedding))
+
+
+def test_preset_best_frozen_is_the_best_frozen_text_recipe_in_one_command(store, tmp_path):
+    """`preset=best_frozen`: the pretrained study's best frozen text row (TF-IDF + e5 weight 2, 400
+    characters, LinearSVC C=0.5, calibrated), end to end on the bundled sample; its champion answers
+    the README's `return_proba` with `top_k` (issue 34: it answered 400, LinearSVC gives no probabilities)."""
     import subprocess
     import sys
 
     from rakuten import PROJECT_ROOT
     from tests.helpers.stores import TEST_CACHE_DIR
 
-    done = subprocess.run([sys.executable, "-m", "rakuten.train", "preset=best", "data.max_rows=300",
+    done = subprocess.run([sys.executable, "-m", "rakuten.train", "preset=best_frozen", "data.max_rows=300",
                            f"cache.dir={TEST_CACHE_DIR}", f"hydra.run.dir={tmp_path}"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -214,7 +214,7 @@ class FineTunedE5(FineTunedClassifier):
                 if val_ids else None
 
         training = Training("e5 fine-tuning", "texts", int(self.epochs), int(self.patience), bool(self.resume),
-                            self.on_epoch)
+                            self.on_epoch, settle_batches=32)
         return run_epochs(training, network, optimizing, checkpoint, len(ids), one_epoch, validate)
 
     def _predict_ids(self, network, ids) -> np.ndarray:
