@@ -8,8 +8,8 @@ promised 18-21 min for a training of 13-14 on 2 cores of an Intel Xeon) and over
 updates (1; a training's batches differ, their texts' lengths and so their shapes: one of them
 promised 83 min for fits of 41-53 on 2 cores of an AMD EPYC without AMX; 8 of them promised 16 min
 for 26 there, 32 (about a minute, what e5's loop asks for) 19 for 27: its first minute runs a third
-faster than the rest, why is not known; nothing foresees the machine's load changing later), a
-stage that will take
+faster than the rest, partly the machine (plain fp32 matrix products there: 195 GFLOP/s the first 30
+s, 156-188 after); nothing foresees the machine's load changing later), a stage that will take
 longer than `announce_over` seconds (twice `every`) says so first ("e5 on 4,972 texts: about 3 min
 here"), so nobody waits in silence for an hour.
 """
