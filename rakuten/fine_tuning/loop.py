@@ -48,7 +48,8 @@ class Training:
     """How a fine-tuning runs its epochs: what it says ("e5 fine-tuning", "texts"), how long, who
     hears of each epoch (`on_epoch(metrics, step)`: the job logs it as an MLflow step), and how many
     batches are timed before the estimate (`settle_batches`: texts batched by length take unequal
-    times: 8 of them promised 16 min for 26, 32 promised 19 for 27; pictures' batches are alike)."""
+    times: on 2 cores of an AMD EPYC without AMX 8 of them promised 16 min for 26, 32 promised 19 for
+    27; pictures' batches are alike)."""
 
     name: str
     what: str
