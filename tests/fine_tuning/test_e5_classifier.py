@@ -74,6 +74,22 @@ def test_trained_word_embeddings_learn_the_training_tokens_rows_only(rows):
         tiny(word_embeddings="learned").fit(rows.X_train, rows.y_train)
 
 
+def test_trained_layers_trains_the_top_layers_only(rows):
+    """trained_layers=2: the top two layers move; the ten below and the embedding norm stay the file's."""
+    from rakuten.features.e5_torch import encoder, read_weights
+    from rakuten.features.weights import weights_file
+
+    model = tiny(trained_layers=2, validation_size=0.0).fit(rows.X_train, rows.y_train)
+    trained, shipped = model._network()["encoder"], encoder(read_weights(weights_file("e5")))
+    moved = [max(float((a - b).abs().max()) for a, b in zip(layer.parameters(), twin.parameters()))
+             for layer, twin in zip(trained.layers, shipped.layers)]
+    assert moved[:10] == [0.0] * 10 and min(moved[10:]) > 1e-4
+    assert torch.equal(trained.embedding_norm.weight, shipped.embedding_norm.weight)
+    for wrong in (0, 13):
+        with pytest.raises(ValueError, match="model.estimator.trained_layers"):
+            tiny(trained_layers=wrong).fit(rows.X_train, rows.y_train)
+
+
 def test_a_resumed_fit_goes_on_from_the_last_epoch_checkpoint(rows, tmp_path):
     """The state a killed fit leaves after its first epoch: a resumed fit trains the second only."""
     one_epoch = tiny(epochs=2, validation_size=0.0, checkpoint_dir=str(tmp_path), resume=True)
