@@ -47,7 +47,8 @@ class FineTunedE5(FineTunedClassifier):
     def __init__(self, epochs: int = 4, learning_rate: float = 1e-4, head_learning_rate: float = 2e-3,
                  batch_size: int = 32, max_tokens: int = 128, chars: int = 1000, label_smoothing: float = 0.1,
                  warmup: float = 0.06, weight_decay: float = 0.01, validation_size: float = 0.1, patience: int = 1,
-                 word_embeddings: str = "frozen", trained_layers: int | None = None, device: str = "auto", precision: str = "auto", random_state: int = 0,
+                 word_embeddings: str = "frozen", trained_layers: int | None = None, device: str = "auto",
+                 precision: str = "auto", random_state: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
         self.epochs = epochs
         self.learning_rate = learning_rate
