@@ -176,14 +176,29 @@ def refit_on_all_rows(scored, parts: data.Split):
     from sklearn.base import clone
 
     rows, labels = parts.all_rows()
-    print(f"refit: {len(rows):,} rows (train and test parts) ...", end=" ", flush=True)
+    in_part = hasattr(scored[-1], "refitted")
+    print(f"refit: {len(rows):,} rows (train and test parts){', ' + _PART_REFIT if in_part else ''} ...",
+          end=" ", flush=True)
     started = time.perf_counter()
-    model = clone(scored).fit(rows, labels)
+    model = refitted_in_part(scored, rows, labels) if in_part else clone(scored).fit(rows, labels)
     seconds = time.perf_counter() - started
     print(f"{seconds:.1f}s", flush=True)
     tracking.set_tags({"refit": "all", "refit_rows": str(len(rows))})
     tracking.log_metrics({"refit_seconds": seconds, "refit_rows": len(rows)})
     return model
+
+
+_PART_REFIT = "the blend's linear model (its fine-tuned encoder and weight kept)"
+
+
+def refitted_in_part(scored, rows, labels):
+    """`scored` (a pipeline) whose last step refits only what is quick to refit (`refitted`: a blend's
+    linear model), the steps before it fitted again on the rows (resamplers do not resample here)."""
+    from sklearn.base import clone
+
+    front = clone(scored[:-1]).fit(rows, labels)
+    last_name, last = scored.steps[-1]
+    return type(scored)([*front.steps, (last_name, last.refitted(front.transform(rows), labels))])
 
 
 def report(active, metrics: dict, decision: str) -> float:

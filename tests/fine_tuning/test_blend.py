@@ -4,7 +4,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from tests.helpers.stores import SAMPLE_DIR, SPLIT_ONLY, config, requires_extra
+from tests.helpers.stores import SAMPLE_DIR, config, requires_extra
 
 pytestmark = pytest.mark.slow  # fine-tunes a 12-layer network: CI's tier
 
@@ -36,17 +36,26 @@ def test_the_weight_has_the_lowest_validation_log_loss_and_the_probabilities_are
     assert proba.shape == (len(parts.X_test), len(model.classes_)) and np.allclose(proba.sum(1), 1, atol=1e-4)
     assert set(model.predict(parts.X_test)) <= set(model.classes_)
     assert len(model.encoder_.history_) == 1  # trained on 4/5 of the rows, early-stopped on the rest
+    rows, labels = parts.all_rows()
+    every_row = model.refitted(rows, labels)  # refit=all: the linear model on every row, the encoder kept
+    assert every_row.encoder_ is model.encoder_ and every_row.weight_ == model.weight_
+    width = lambda blend: blend.linear_[:-1].transform(rows.head(1)).shape[1]  # noqa: E731 - its features
+    assert width(every_row) > width(model)  # its vocabulary has the test part's words too; the scored one kept
+    assert np.allclose(every_row.predict_proba(parts.X_test).sum(1), 1, atol=1e-4)
 
 
 def test_model_e5_blend_trains_logs_its_parts_settings_and_answers_top_k(store):
     from rakuten.train import run
 
-    run(config("model=e5_blend", SPLIT_ONLY, "data.max_rows=600", "model.estimator.encoder.epochs=1",
+    run(config("model=e5_blend", "data.max_rows=600", "model.estimator.encoder.epochs=1",
                "model.estimator.encoder.max_tokens=16", "register=false",
                "model.estimator.linear.features.embedding=null"))  # its frozen e5 columns: tested with tfidf_e5
     logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
     params = logged.data.params
     assert logged.info.status == "FINISHED" and params["model.class"] == "Blend"
+    # refit=all (the default) refits the linear model on every row in seconds, not the encoder
+    assert logged.data.tags["refit"] == "all" and logged.data.metrics["refit_rows"] == 600
+    assert logged.data.metrics["refit_seconds"] < logged.data.metrics["fit_seconds"]
     assert params["model.linear.features.name"] == "tfidf_e5" and params["model.encoder.max_tokens"] == "16"
     assert params["features.name"] == "rows"
     model = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
