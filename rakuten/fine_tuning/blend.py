@@ -28,6 +28,8 @@ WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)  # the linear model's share, tr
 
 
 class Blend(ClassifierMixin, BaseEstimator):
+    refitted_part = "the blend's linear model (its fine-tuned encoder and weight kept)"  # what `refitted` refits
+
     def __init__(self, linear, encoder, validation_size: float = 0.1, random_state: int = 0,
                  weight: float | None = None):
         self.linear = linear  # a pipeline over product rows with predict_proba

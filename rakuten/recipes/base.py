@@ -177,7 +177,7 @@ def refit_on_all_rows(scored, parts: data.Split):
 
     rows, labels = parts.all_rows()
     in_part = hasattr(scored[-1], "refitted")
-    print(f"refit: {len(rows):,} rows (train and test parts){', ' + _PART_REFIT if in_part else ''} ...",
+    print(f"refit: {len(rows):,} rows (train and test parts){', ' + scored[-1].refitted_part if in_part else ''} ...",
           end=" ", flush=True)
     started = time.perf_counter()
     model = refitted_in_part(scored, rows, labels) if in_part else clone(scored).fit(rows, labels)
@@ -188,12 +188,10 @@ def refit_on_all_rows(scored, parts: data.Split):
     return model
 
 
-_PART_REFIT = "the blend's linear model (its fine-tuned encoder and weight kept)"
-
-
 def refitted_in_part(scored, rows, labels):
-    """`scored` (a pipeline) whose last step refits only what is quick to refit (`refitted`: a blend's
-    linear model), the steps before it fitted again on the rows (resamplers do not resample here)."""
+    """`scored` (a pipeline) whose last step refits only what is quick to refit (`refitted`, and
+    `refitted_part` says what), the steps before it fitted again on the rows (resamplers do not
+    resample here)."""
     from sklearn.base import clone
 
     front = clone(scored[:-1]).fit(rows, labels)
