@@ -17,7 +17,7 @@ from rakuten.fine_tuning.epochs import Checkpoint, training_key, validation_rows
 from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_steps, optimizer_and_schedule,
                                      run_epochs)
 
-TRAINING_PARAMS = ("variant", "trainable_blocks", "epochs", "learning_rate", "head_learning_rate", "batch_size",
+TRAINING_PARAMS = ("variant", "image_size", "trainable_blocks", "epochs", "learning_rate", "head_learning_rate", "batch_size",
                    "crop_scale", "colour", "label_smoothing", "warmup", "weight_decay", "dropout", "validation_size",
                    "patience", "random_state")
 
@@ -32,8 +32,10 @@ class FineTunedEfficientNet(FineTunedClassifier):
                  crop_scale: float = 0.5, colour: float = 0.2, label_smoothing: float = 0.1, warmup: float = 0.1,
                  weight_decay: float = 0.01, dropout: float = 0.3, validation_size: float = 0.15, patience: int = 2,
                  mirror_at_prediction: bool = True, device: str = "auto", precision: str = "auto",
-                 random_state: int = 0, checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
+                 random_state: int = 0, checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None,
+                 image_size: int | None = None):
         self.variant = variant
+        self.image_size = image_size  # None: the variant's own (Lite0 224, Lite2 260)
         self.trainable_blocks = trainable_blocks
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -64,10 +66,10 @@ class FineTunedEfficientNet(FineTunedClassifier):
         from rakuten.features.weights import file_digest
 
         if self.variant not in IMAGE_SIZE or int(self.epochs) < 1 or int(self.batch_size) < 1 \
-                or not 0 < float(self.crop_scale) <= 1:
+                or not 0 < float(self.crop_scale) <= 1 or not 64 <= self._size() <= 1024:
             raise ValueError(f"model.estimator: variant one of {list(IMAGE_SIZE)}, epochs >= 1, batch_size >= 1, "
-                             f"0 < crop_scale <= 1; got {self.variant!r}, {self.epochs}, {self.batch_size}, "
-                             f"{self.crop_scale}")
+                             f"0 < crop_scale <= 1, image_size null or 64-1024; got {self.variant!r}, {self.epochs}, "
+                             f"{self.batch_size}, {self.crop_scale}, {self.image_size!r}")
         paths, labels = picture_paths(X), np.asarray(y)
         self.classes_ = np.unique(labels)
         train, held = validation_rows(labels, float(self.validation_size), int(self.random_state)) \
@@ -119,9 +121,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
         import torch
         from PIL import Image
 
-        from rakuten.features.pretrained import IMAGE_SIZE
-
-        side = IMAGE_SIZE[self.variant] * 8 // 7
+        side = self._size() * 8 // 7
 
         def decode(path):
             with Image.open(path) as opened:
@@ -138,9 +138,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
         import torch
         import torch.nn.functional as F
 
-        from rakuten.features.pretrained import IMAGE_SIZE
-
-        size = IMAGE_SIZE[self.variant]
+        size = self._size()
         x = pictures.float()
         if generator is None:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -150,6 +148,13 @@ class FineTunedEfficientNet(FineTunedClassifier):
             x[mirrored] = x[mirrored].flip(3)
             x = _colour_jitter(x, float(self.colour), generator)
         return ((x - 127.0) / 128.0).to(self._built[1]).contiguous(memory_format=torch.channels_last)
+
+    def _size(self) -> int:
+        """The side the network reads, in pixels; a model pickled before `image_size` reads its variant's own."""
+        from rakuten.features.pretrained import IMAGE_SIZE
+
+        chosen = getattr(self, "image_size", None)
+        return int(chosen) if chosen else IMAGE_SIZE[self.variant]
 
     def _logits(self, network, inputs):
         import torch

@@ -115,3 +115,18 @@ def test_bad_settings_are_one_line_naming_them(pictures):
         tiny(crop_scale=0).fit(rows, labels)
     with pytest.raises(ValueError, match="variant"):
         tiny(variant="lite9").fit(rows, labels)
+    with pytest.raises(ValueError, match="image_size"):
+        tiny(image_size=32).fit(rows, labels)
+
+
+def test_image_size_is_the_side_it_trains_predicts_and_explains_at(pictures):
+    rows, labels = pictures
+    model = tiny(epochs=1, validation_size=0.0, image_size=160).fit(rows, labels)
+    assert model._decoded(rows["image_path"].head(1).tolist()).shape == (1, 3, 182, 182)  # 8/7: room for crops
+    (picture, heatmap, _), = model.grad_cams_of_choice(rows["image_path"].head(1).tolist())
+    assert picture.shape == (160, 160, 3) and heatmap.shape == (5, 5)  # Lite0's last map: a 32nd of the side
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    del state["image_size"]  # a model pickled before image_size existed
+    older = FineTunedEfficientNet.__new__(FineTunedEfficientNet)
+    older.__dict__.update(state)
+    assert older._size() == 224 and older.predict_proba(rows.head(2)).shape == (2, 4)
