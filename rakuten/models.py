@@ -107,13 +107,19 @@ def picture_pipeline_from_config(cfg: DictConfig) -> Pipeline:
     """A scikit-learn image model: picture descriptors from `image_path` (`model.descriptors`),
     standardised, then the estimator (`model.estimator`, calibrated with `model.calibrate`); or,
     without descriptors, an estimator that reads the pictures itself (a fine-tuned network)."""
-    from sklearn.preprocessing import StandardScaler
-
     head = head_from_config(cfg)
     if not cfg.model.get("descriptors"):
         return head
-    return Pipeline([("pictures", instantiate(cfg.model.descriptors, _convert_="all")), ("scale", StandardScaler()),
-                     *head.steps])
+    return picture_pipeline(instantiate(cfg.model.descriptors, _convert_="all"), head)
+
+
+def picture_pipeline(descriptors, estimator) -> Pipeline:
+    """Picture descriptors of `image_path` rows, standardised, then `estimator` (a head's steps, or one
+    estimator: a blend's frozen part)."""
+    from sklearn.preprocessing import StandardScaler
+
+    steps = estimator.steps if isinstance(estimator, SklearnPipeline) else [("model", estimator)]
+    return Pipeline([("pictures", descriptors), ("scale", StandardScaler()), *steps])
 
 
 def pipeline_from_config(cfg: DictConfig) -> Pipeline:

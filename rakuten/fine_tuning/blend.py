@@ -1,6 +1,8 @@
 """What the data teaches directly and what a fine-tuned encoder learned, together: the probabilities
-of a linear model on TF-IDF (and frozen e5 columns) and of a fine-tuned e5, averaged with the
-weight whose average has the lowest log-loss on validation rows of the training part.
+of a linear model on TF-IDF (and frozen e5 columns) and of a fine-tuned e5 (`model=e5_blend`), or of
+a logistic regression on frozen EfficientNet-Lite features and of the fine-tuned network
+(`model=efficientnet_blend`), averaged with the weight whose average has the lowest log-loss on
+validation rows of the training part.
 
 The log-loss, not the weighted F1: on a few hundred rows F1 is a step function of the weight, flat
 within its noise (0.7646-0.7717 over the 11 weights in a fold of 5-fold CV on the shared data, whose
@@ -19,6 +21,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import f1_score, log_loss
 
@@ -33,7 +36,7 @@ class Blend(ClassifierMixin, BaseEstimator):
     def __init__(self, linear, encoder, validation_size: float = 0.1, random_state: int = 0,
                  weight: float | None = None):
         self.linear = linear  # a pipeline over product rows with predict_proba
-        self.encoder = encoder  # a FineTunedE5
+        self.encoder = encoder  # a fine-tuned network whose fit takes validation=(rows, labels)
         self.validation_size = validation_size
         self.random_state = random_state
         self.weight = weight  # the linear model's share; None: the one of WEIGHTS with the lowest validation log-loss
@@ -83,6 +86,13 @@ class Blend(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def grad_cams_of_choice(self, paths: list[str]) -> list[tuple[np.ndarray, np.ndarray, object]]:
+        """The fine-tuned network's Grad-CAM of the class the blend chose, for a network over
+        pictures (a text encoder has none: AttributeError, as for any model without it)."""
+        drawing = self.encoder_.grad_cams_of_choice  # first: a text blend fails here, before predicting
+        chosen = self.predict(pd.DataFrame({"image_path": list(paths)}))
+        return [(picture, heatmap, code) for (picture, heatmap, _), code in zip(drawing(paths, codes=chosen), chosen)]
 
     def f1_by_weight(self, X, y) -> dict[str, float]:
         """Weighted F1 on (X, y) of each weight of WEIGHTS: how a fold's test part judges the choice."""

@@ -58,7 +58,9 @@ class FineTunedEfficientNet(FineTunedClassifier):
         self.on_epoch = on_epoch  # on_epoch(metrics, step): the job logs each epoch as an MLflow step
 
     # ---- scikit-learn's API
-    def fit(self, X, y):
+    def fit(self, X, y, validation=None):
+        """Train on (X, y); early stopping on `validation` (rows, labels) when given, else on
+        `validation_size` of (X, y), stratified."""
         import torch
 
         from rakuten.features.pictures import picture_paths
@@ -72,15 +74,20 @@ class FineTunedEfficientNet(FineTunedClassifier):
                              f"{self.batch_size}, {self.crop_scale}, {self.image_size!r}")
         paths, labels = picture_paths(X), np.asarray(y)
         self.classes_ = np.unique(labels)
-        train, held = validation_rows(labels, float(self.validation_size), int(self.random_state)) \
-            if float(self.validation_size) else (np.arange(len(labels)), np.arange(0))
+        if validation is not None:
+            val_paths, val_labels = picture_paths(validation[0]), np.asarray(validation[1])
+        else:
+            train, held = validation_rows(labels, float(self.validation_size), int(self.random_state)) \
+                if float(self.validation_size) else (np.arange(len(labels)), np.arange(0))
+            paths, labels, val_paths, val_labels = ([paths[i] for i in train], labels[train],
+                                                    [paths[i] for i in held], labels[held])
         torch.manual_seed(int(self.random_state))
         network = self._network(fresh=True)
-        pictures = self._decoded(paths)
         settings = {name: getattr(self, name) for name in TRAINING_PARAMS}
-        checkpoint = Checkpoint(self.checkpoint_dir, training_key(settings, [file_digest(p) for p in paths], labels))
-        self.history_ = self._train(network, pictures[train], self._targets(labels[train]), pictures[held],
-                                    labels[held], checkpoint)
+        checkpoint = Checkpoint(self.checkpoint_dir, training_key(
+            settings, [file_digest(p) for p in [*paths, *val_paths]], np.concatenate([labels, val_labels])))
+        self.history_ = self._train(network, self._decoded(paths), self._targets(labels), self._decoded(val_paths),
+                                    val_labels, checkpoint)
         self._keep_trained(network)
         checkpoint.remove()  # the fit is done: nothing to resume
         return self
@@ -212,19 +219,21 @@ class FineTunedEfficientNet(FineTunedClassifier):
         return np.searchsorted(self.classes_, labels).astype(np.int64)
 
     # ---- Grad-CAM
-    def grad_cams_of_choice(self, paths: list[str]) -> list[tuple[np.ndarray, np.ndarray, object]]:
+    def grad_cams_of_choice(self, paths: list[str], codes=None) -> list[tuple[np.ndarray, np.ndarray, object]]:
         """(the picture as the network saw it, the Grad-CAM heatmap of the class it chose in [0, 1]
-        at the last feature map's size, that prdtypecode) for each of `paths`."""
+        at the last feature map's size, that prdtypecode) for each of `paths`; with `codes`, of
+        those classes instead (a blend's choice; one the network never saw: its own)."""
         import torch
 
         network = self._network()
         network.eval()
         found = []
-        for path in paths:
+        for number, path in enumerate(paths):
             inputs = self._inputs(self._decoded([path]))
             maps = network.backbone.extract_features(inputs.float()).detach().requires_grad_(True)
             logits = network.head(maps.mean((2, 3)))
-            chosen = int(logits.argmax())
+            asked = np.flatnonzero(self.classes_ == codes[number]) if codes is not None else []
+            chosen = int(asked[0]) if len(asked) else int(logits.argmax())
             gradient, = torch.autograd.grad(logits[0, chosen], maps)
             heatmap = torch.relu((gradient.mean((2, 3), keepdim=True) * maps).sum(1))[0].detach().cpu().numpy()
             picture = (inputs[0].float().cpu().permute(1, 2, 0).numpy() * 128 + 127).clip(0, 255).astype(np.uint8)

@@ -1,4 +1,5 @@
-"""The blend of a linear model on TF-IDF and the fine-tuned e5, tiny, on real product texts."""
+"""The blend of a linear model on TF-IDF and the fine-tuned e5, tiny, on real product texts; and of a
+logistic regression on frozen EfficientNet-Lite features and the fine-tuned network, on real pictures."""
 
 import mlflow
 import numpy as np
@@ -62,6 +63,49 @@ def test_model_e5_blend_trains_logs_its_parts_settings_and_answers_top_k(store):
     rows = data.load_labelled(SAMPLE_DIR, None, 42)[0][["designation", "description"]].head(2)
     answered = model.predict(rows, params={"return_proba": True, "top_k": 2})
     assert len(answered) == 2 and all(len(top) == 2 for top in answered["top_k"])
+
+
+def test_model_efficientnet_blend_trains_refits_its_frozen_part_draws_the_blends_choice_and_predicts(store):
+    from rakuten import data_pictures
+    from rakuten.train import run
+
+    run(config("model=efficientnet_blend", "register=false", "model.estimator.encoder.epochs=1",
+               "model.estimator.encoder.variant=lite0", "model.estimator.encoder.trainable_blocks=1",
+               "model.estimator.encoder.image_size=128", "model.estimator.linear.descriptors.variant=lite0",
+               "model.estimator.linear.descriptors.image_size=128"))
+    logged = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1, output_format="list")[0]
+    params, metrics = logged.data.params, logged.data.metrics
+    assert logged.info.status == "FINISHED" and params["model.class"] == "Blend"
+    assert params["model.linear.descriptors.image_size"] == params["model.encoder.image_size"] == "128"
+    frame, labels, _ = data_pictures.load_images(SAMPLE_DIR)
+    # refit=all: the frozen part on every picture in seconds; the network is trained once
+    assert logged.data.tags["refit"] == "all" and metrics["refit_rows"] == len(frame)
+    assert metrics["refit_seconds"] < metrics["fit_seconds"] and "epoch_val_f1_weighted" in metrics
+    drawn = mlflow.MlflowClient().list_artifacts(logged.info.run_id, "gradcam")
+    assert len(drawn) == 8  # model.gradcam_images: the network's heatmaps
+    model = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model")
+    answered = model.predict(frame[["image_path"]].head(2), params={"return_proba": True})
+    assert len(answered) == 2 and set(answered["prdtypecode"]) <= set(labels)
+
+
+def test_a_picture_blends_grad_cams_are_the_networks_heatmaps_of_the_class_the_blend_chose():
+    from sklearn.linear_model import LogisticRegression
+
+    from rakuten import data_pictures
+    from rakuten.features.pretrained import EfficientNetFeatures
+    from rakuten.fine_tuning import FineTunedEfficientNet
+    from rakuten.models import picture_pipeline
+
+    frame, labels, _ = data_pictures.load_images(SAMPLE_DIR)
+    rows = frame[["image_path"]]
+    frozen = picture_pipeline(EfficientNetFeatures("lite0", image_size=128), LogisticRegression(C=0.005, max_iter=500))
+    network = FineTunedEfficientNet("lite0", image_size=128, epochs=1, trainable_blocks=1, batch_size=16)
+    blend = Blend(frozen, network, validation_size=0.2, weight=0.5).fit(rows, labels)
+    assert len(blend.encoder_.history_) == 1 and blend.encoder_.history_[0]["val_f1_weighted"] is not None
+    paths = rows["image_path"].head(6).tolist()
+    drawn = blend.grad_cams_of_choice(paths)
+    assert [code for _, _, code in drawn] == blend.predict(rows.head(6)).tolist()  # the blend's, not the network's
+    assert all(picture.shape == (128, 128, 3) and heatmap.shape == (4, 4) for picture, heatmap, _ in drawn)
 
 
 def test_a_cv_fold_of_the_blend_says_what_each_weight_scores_and_a_set_weight_is_kept(tmp_path):
