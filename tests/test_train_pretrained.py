@@ -77,6 +77,18 @@ def test_preset_best_is_the_fine_tuned_e5_blended_with_the_frozen_recipe():
         frozen.model.estimator.C, frozen.features.name, dict(frozen.features.embedding))
 
 
+def test_preset_best_image_is_the_fine_tuned_lite2_blended_with_the_frozen_recipe():
+    """`preset=best_image`: model=efficientnet_blend, its network Lite2 at 320 px, its frozen part
+    preset=best_image_frozen's model. The blend itself trains end to end in tests/fine_tuning/test_blend.py."""
+    best, frozen = config("preset=best_image"), config("preset=best_image_frozen")
+    encoder, linear = best.model.estimator.encoder, best.model.estimator.linear
+    assert (best.model.name, encoder.variant, encoder.image_size) == ("efficientnet_blend", "lite2", 320)
+    assert best.model.estimator.weight is None  # chosen on validation rows
+    assert (frozen.model.name, linear.descriptors.variant, linear.descriptors.image_size, linear.descriptors.pooling,
+            linear.estimator.C) == ("efficientnet", frozen.model.variant, frozen.model.image_size, frozen.model.pooling,
+                                    frozen.model.estimator.C)
+
+
 def test_preset_best_frozen_is_the_best_frozen_text_recipe_in_one_command(store, tmp_path):
     """`preset=best_frozen`: the pretrained study's best frozen text row (TF-IDF + e5 weight 2, 400
     characters, LinearSVC C=0.5, calibrated), end to end on the bundled sample; its champion answers
