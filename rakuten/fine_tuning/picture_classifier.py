@@ -17,9 +17,9 @@ from rakuten.fine_tuning.epochs import Checkpoint, training_key, validation_rows
 from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_steps, optimizer_and_schedule,
                                      run_epochs)
 
-TRAINING_PARAMS = ("variant", "image_size", "trainable_blocks", "epochs", "learning_rate", "head_learning_rate", "batch_size",
-                   "crop_scale", "colour", "label_smoothing", "warmup", "weight_decay", "dropout", "validation_size",
-                   "patience", "random_state")
+TRAINING_PARAMS = ("variant", "image_size", "trainable_blocks", "epochs", "learning_rate", "head_learning_rate",
+                   "batch_size", "crop_scale", "colour", "label_smoothing", "warmup", "weight_decay", "dropout",
+                   "validation_size", "patience", "random_state")
 
 
 class FineTunedEfficientNet(FineTunedClassifier):
