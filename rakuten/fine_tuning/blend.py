@@ -55,7 +55,7 @@ class Blend(ClassifierMixin, BaseEstimator):
         self.encoder_ = clone(self.encoder).fit(
             rows, labels[train], validation=(val_rows, labels[held]))
         linear = clone(self.linear).fit(rows, labels[train])
-        by_linear, by_encoder = _aligned(linear, val_rows, self.classes_), _aligned(self.encoder_, val_rows, self.classes_)
+        by_linear, by_encoder = _both(linear, self.encoder_, val_rows, self.classes_)
         mixes = _mixes(by_linear, by_encoder)
         scores = _f1s(mixes, labels[held], self.classes_)
         losses = [_log_loss(mix, labels[held], self.classes_) for mix in mixes]
@@ -81,8 +81,8 @@ class Blend(ClassifierMixin, BaseEstimator):
         return refit
 
     def predict_proba(self, X) -> np.ndarray:
-        return (self.weight_ * _aligned(self.linear_, X, self.classes_)
-                + (1 - self.weight_) * _aligned(self.encoder_, X, self.classes_))
+        by_linear, by_encoder = _both(self.linear_, self.encoder_, X, self.classes_)
+        return self.weight_ * by_linear + (1 - self.weight_) * by_encoder
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(1)]
@@ -96,7 +96,7 @@ class Blend(ClassifierMixin, BaseEstimator):
 
     def f1_by_weight(self, X, y) -> dict[str, float]:
         """Weighted F1 on (X, y) of each weight of WEIGHTS: how a fold's test part judges the choice."""
-        mixes = _mixes(_aligned(self.linear_, X, self.classes_), _aligned(self.encoder_, X, self.classes_))
+        mixes = _mixes(*_both(self.linear_, self.encoder_, X, self.classes_))
         return {f"{w:.1f}": score for w, score in zip(WEIGHTS, _f1s(mixes, np.asarray(y), self.classes_))}
 
 
@@ -115,12 +115,27 @@ def _log_loss(mix: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float
     return float(log_loss(labels, mix / mix.sum(1, keepdims=True), labels=classes))
 
 
+def _both(linear, encoder, X, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the linear model's, the encoder's) probabilities of X in the columns of `classes`: computed
+    together where the encoder shares work with the linear model (a picture network and frozen
+    features of its first blocks: `rakuten.fine_tuning.shared_blocks`), else each on its own."""
+    beside = getattr(encoder, "probabilities_beside", None)
+    together = beside(linear, X) if beside else None
+    if together is None:
+        return _aligned(linear, X, classes), _aligned(encoder, X, classes)
+    return _columns(together[0], linear.classes_, classes), _columns(together[1], encoder.classes_, classes)
+
+
+def _columns(proba: np.ndarray, model_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """`proba`, whose columns are `model_classes`, in the columns of `classes` (a class it never saw: 0)."""
+    aligned = np.zeros((proba.shape[0], len(classes)), proba.dtype)
+    aligned[:, np.searchsorted(classes, model_classes)] = proba
+    return aligned
+
+
 def _aligned(model, X, classes: np.ndarray) -> np.ndarray:
     """`model`'s probabilities in the columns of `classes` (a class it never saw: 0)."""
     if not hasattr(model, "predict_proba"):  # a calibrated model where a class has a single row
         raise ValueError(f"model.estimator.linear gives no probabilities here ({type(model[-1]).__name__}): "
                          f"too few rows for its calibration folds; use more rows (data.max_rows)")
-    proba = model.predict_proba(X)
-    aligned = np.zeros((proba.shape[0], len(classes)), proba.dtype)
-    aligned[:, np.searchsorted(classes, model.classes_)] = proba
-    return aligned
+    return _columns(model.predict_proba(X), model.classes_, classes)

@@ -100,6 +100,18 @@ class FineTunedEfficientNet(FineTunedClassifier):
         rows = [self._proba(network, self._decoded(paths[start:start + 32])) for start in range(0, len(paths), 32)]
         return np.vstack(rows) if rows else np.zeros((0, len(self.classes_)), np.float32)
 
+    def probabilities_beside(self, frozen_model, X) -> tuple[np.ndarray, np.ndarray] | None:
+        """(`frozen_model`'s probabilities, this network's) of `X`, computed together where the two run
+        the same first blocks (a picture blend: `rakuten.fine_tuning.shared_blocks`); None where not."""
+        from rakuten.fine_tuning.shared_blocks import probabilities_together
+
+        return probabilities_together(frozen_model, self, X)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_shared", None)  # (the frozen features, the blocks shared with them): counted again once loaded
+        return state
+
     # ---- the network
     def _network(self, fresh: bool = False):
         """The network on its device; the trained weights once fitted."""
