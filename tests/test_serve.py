@@ -80,3 +80,42 @@ def test_served_default_champion_answers_with_probabilities(server):
     assert answer.status_code == 200, answer.text
     predictions = answer.json()["predictions"]
     assert all(0 < p["probability"] <= 1 and len(p["top_k"]) == 2 for p in predictions)
+
+
+def test_every_request_is_predicted_on_the_one_thread_the_server_keeps_for_it(champion_store):
+    """Two threads running torch take turns on 2 cores (`rakuten.serve._serving`): MLflow's app predicts
+    in the loop's default executor, which the server makes a single thread."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import uvicorn
+
+    from rakuten.serve import _serving, build_app
+
+    mlflow.set_tracking_uri(champion_store)
+    app = build_app(mlflow.pyfunc.load_model("models:/rakuten-text@champion"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    before = {thread.ident for thread in threading.enumerate()}
+    predicting = ThreadPoolExecutor(1, thread_name_prefix="rakuten-predict")
+    serving = threading.Thread(target=asyncio.run, args=(_serving(server, predicting),), daemon=True)
+    serving.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and serving.is_alive(), "the server did not start within 30 s"
+            time.sleep(0.1)
+        with ThreadPoolExecutor(4) as clients:  # requests at once: they wait for the one thread
+            answers = list(clients.map(lambda _: requests.post(
+                f"http://127.0.0.1:{port}/invocations", json={"dataframe_split": ROWS}, timeout=30), range(8)))
+        assert [answer.status_code for answer in answers] == [200] * 8
+        started = [thread.name for thread in threading.enumerate() if thread.ident not in before]
+        assert [name for name in started if name.startswith("rakuten-predict")] == ["rakuten-predict_0"]
+        assert not [name for name in started if name.startswith("asyncio_")]  # the loop's own executor
+    finally:
+        server.should_exit = True
+        serving.join(timeout=30)
+        predicting.shutdown()
