@@ -1,9 +1,8 @@
 """A picture blend's two parts run the same first blocks of the same network: the fine-tuned
 EfficientNet trains only its last blocks (`trainable_blocks`), and the frozen model's features come
 from the whole ImageNet network. At prediction each picture is decoded once and those first blocks
-run once for both, then each part runs its own last blocks and head: the blend's answers for about
-two thirds of the work of running both (`model=efficientnet_blend`, Lite2 at 320 px: 15 of 21 blocks,
-about two thirds of a pass, shared).
+run once for both; then each part runs its own last blocks and head (`model=efficientnet_blend`:
+Lite2 at 320 px, 15 blocks of 21 shared, about two thirds of a picture's work).
 
 The pictures are decoded as the frozen model reads them (resized straight to the side), which the
 network, trained on random crops of them, sees as well; the shared blocks run with the ImageNet
