@@ -11,8 +11,6 @@ weights in full precision, which the network trained with (its own copy is kept 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 BATCH = 32  # pictures a pass
@@ -68,8 +66,7 @@ def _one_batch(features, network, shared: int, paths: list[str]) -> tuple[np.nda
     trained = network._network().eval()
     _, device, precision = network._built
     imagenet = features._folded_network(device)
-    with ThreadPoolExecutor(4) as pool:
-        pictures = np.stack(list(pool.map(features.picture, paths)))
+    pictures = features._decoded(paths)  # as the frozen model reads them
     with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.bfloat16,
                                                 enabled=precision == "bf16"):
         inputs = _tensor(pictures).to(device).contiguous(memory_format=torch.channels_last)
