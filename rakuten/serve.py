@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from rakuten import picture_input, tracking
+    from rakuten.features.allocator import keep_freed_memory
 
     parser = argparse.ArgumentParser(parents=[store_options(DEFAULT_MODEL_URI)], prog="python -m rakuten.serve",
                                      description="Serve a model's pyfunc over REST (POST /invocations).")
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     picture_input.serve_pictures_from(args.images_root)
     os.environ[picture_input.MAX_PIXELS_ENV] = str(args.max_picture_pixels)
     open_store(args.tracking_uri)
+    keep_freed_memory()  # each request's network pass reuses the last one's memory instead of page-faulting it in
     model = load_model(args.model_uri)
     predicting = ThreadPoolExecutor(1, thread_name_prefix="rakuten-predict")
     predicting.submit(warm_up, model).result()

@@ -1,0 +1,29 @@
+"""glibc's malloc told to keep the memory a network's pass frees, for the next pass.
+
+A pass of EfficientNet or e5 over a batch allocates feature maps of megabytes each. glibc serves a
+block that large with mmap and unmaps it once freed, and gives the free top of its heap back to the
+system beyond a threshold (both thresholds rise as it sees large blocks freed, up to 32 MB): each pass
+then page-faults all its memory in again, zeroed by the kernel. Kept, a picture blend's 2-picture
+prediction took 29-34% less time and a fine-tuned e5 blend's 2-text one 8-18% less (2 cores of an
+Intel Xeon, with AMX and with it left out). The process holds on to its peak memory instead.
+
+Only a process that predicts or trains for a while asks for it (`rakuten.serve`, `rakuten.predict`);
+a library import changes nothing. Elsewhere than glibc (macOS, musl) nothing changes either.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+
+M_TRIM_THRESHOLD = -1  # mallopt's parameters, from glibc's malloc.h
+M_MMAP_MAX = -4
+NEVER = -1  # M_TRIM_THRESHOLD: never give the heap's top back
+
+
+def keep_freed_memory() -> bool:
+    """Serve every block from malloc's heap (no mmap) and never trim it; True where glibc took both."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)  # the process's own C library
+    return libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, NEVER) == 1
