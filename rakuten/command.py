@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [f"rakuten {name}", *rest]
         runpy.run_module(COMMANDS[name][0], run_name="__main__")  # exits with the job's code
         return ExitStatus.OK
+    if name == "predict":  # as `python -m rakuten.predict` does: its batches reuse the memory the last one freed
+        from rakuten.features.allocator import keep_freed_memory
+
+        keep_freed_memory()
     return importlib.import_module(COMMANDS[name][0]).main(rest)
 
 

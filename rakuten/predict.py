@@ -87,4 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from rakuten.features.allocator import keep_freed_memory
+
+    keep_freed_memory()  # each batch's network pass reuses the memory the last one freed (not in `main`: tests call it)
     sys.exit(main())
