@@ -9,10 +9,11 @@ blend scored 16 pictures/s in batches of 32 instead of 9 (2 cores of an Intel Xe
 and with it left out, the batches with it left out). The process holds on to its peak memory instead.
 
 Only the commands that predict ask for it, at their start (`rakuten.serve`, `python -m
-rakuten.predict`); importing the package changes nothing, so tests and notebooks keep glibc's
-defaults. Training does not: its epochs ran no faster kept (14.9-15.9 pictures/s against 15.2-15.6
-for Lite2's fine-tuning) and its peak memory rose (4.9 GB against 4.3 for `preset=best_image`). Elsewhere than glibc (macOS, musl) nothing changes either. Another process gets the
-same from its environment: `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296`.
+rakuten.predict`, `rakuten predict`); importing the package changes nothing, so tests and notebooks
+keep glibc's defaults. Training does not: its epochs ran no faster kept (14.9-15.9 pictures/s against
+15.2-15.6 for Lite2's fine-tuning, the same Xeon with AMX) and its peak memory rose (4.9 GB against 4.3
+for `preset=best_image`). Elsewhere than glibc (macOS, musl) nothing changes either. Another process
+gets the same from its environment: `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296`.
 """
 
 from __future__ import annotations
