@@ -12,6 +12,7 @@ weights in full precision, which the network trained with (its own copy is kept 
 from __future__ import annotations
 
 import numpy as np
+import torch  # this module is imported only when a picture blend predicts
 
 BATCH = 32  # pictures a pass
 
@@ -36,6 +37,7 @@ def probabilities_together(frozen_model, network, X) -> tuple[np.ndarray, np.nda
     """(the frozen model's probabilities, the network's) of picture rows `X`, the pictures decoded once
     and the first blocks the two share (`shared_block_count`, counted once per loaded model) run once;
     None when they share none or run on different devices or precisions: then each runs apart.
+    On the CPU the pass runs compiled by OpenVINO where it is installed (`rakuten.features.openvino_engine`).
     `frozen_model`: a pipeline of EfficientNetFeatures, then the scaler and the head."""
     from sklearn.pipeline import Pipeline
 
@@ -46,37 +48,70 @@ def probabilities_together(frozen_model, network, X) -> tuple[np.ndarray, np.nda
         return None
     features, paths = frozen_model[0], picture_paths(X)
     if getattr(network, "_shared", (None,))[0] is not features:
-        network._shared = (features, shared_block_count(features, network))  # not pickled
+        network._shared = (features, shared_block_count(features, network), None)  # not pickled
     shared = network._shared[1]
     if not shared or not paths:
         return None
     network._network()  # built: its device and precision resolved
     if features.placement() != network._built[1:]:
         return None
-    pooled, by_network = zip(*(_one_batch(features, network, shared, paths[start:start + BATCH])
+    pooled, by_network = zip(*(_one_batch(features, network, paths[start:start + BATCH])
                                for start in range(0, len(paths), BATCH)))
     return frozen_model[1:].predict_proba(np.vstack(pooled)), np.vstack(by_network)
 
 
-def _one_batch(features, network, shared: int, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
+def _one_batch(features, network, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from rakuten.features.pretrained import _tensor
 
-    trained = network._network().eval()
+    inputs = _tensor(features._decoded(paths))  # as the frozen model reads them
+    blend_pass = _blend_pass(features, network, inputs)
+    if not isinstance(blend_pass, torch.nn.Module):  # compiled
+        pooled, proba = blend_pass(inputs.numpy())
+        return pooled, proba
     _, device, precision = network._built
-    imagenet = features._folded_network(device)
-    pictures = features._decoded(paths)  # as the frozen model reads them
     with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.bfloat16,
                                                 enabled=precision == "bf16"):
-        inputs = _tensor(pictures).to(device).contiguous(memory_format=torch.channels_last)
-        views = torch.cat([inputs, inputs.flip(3)]) if network.mirror_at_prediction else inputs
-        common = _blocks(imagenet, _stem(imagenet, views), 0, shared)
-        frozen_maps = _last(imagenet, _blocks(imagenet, common[:len(paths)], shared))
-        trained_maps = _last(trained.backbone, _blocks(trained.backbone, common, shared))
-        logits = trained.head(trained_maps.mean((2, 3))).float()
-        proba = torch.softmax(logits, -1).reshape(-1, len(paths), logits.shape[-1]).mean(0)
-        return features._pooled(frozen_maps).float().cpu().numpy(), proba.cpu().numpy()
+        pooled, proba = blend_pass(inputs.to(device).contiguous(memory_format=torch.channels_last))
+        return pooled.float().cpu().numpy(), proba.float().cpu().numpy()
+
+
+def _blend_pass(features, network, example):
+    """The pass of both parts over a batch, built once per loaded model: `BlendPass`, compiled when
+    `openvino_engine.compiles` on the network's device (`example`, a batch, traces it)."""
+    from rakuten.features import openvino_engine
+
+    features_of, shared, built = network._shared
+    if built is None:
+        built = BlendPass(features, network, shared)
+        device = network._built[1]
+        if openvino_engine.compiles(device):
+            built = openvino_engine.CompiledNetwork(
+                built, example, network.precision,
+                f"efficientnet-{network.variant} {network._size()}px blend of {shared} blocks shared")
+        network._shared = (features_of, shared, built)
+    return built
+
+
+class BlendPass(torch.nn.Module):
+    """Pictures (N, 3, S, S), the network's input, to (the frozen model's pooled features, the
+    network's probabilities): the shared first blocks once over the pictures and, when the network
+    averages its mirror, their mirrors; then each part's own last blocks."""
+
+    def __init__(self, features, network, shared: int):
+        super().__init__()
+        self.features, self.shared = features, shared
+        self.imagenet = features._folded_network(network._built[1])
+        self.trained = network._network().eval()
+        self.mirror = bool(network.mirror_at_prediction)
+
+    def forward(self, inputs):
+        views = torch.cat([inputs, inputs.flip(3)]) if self.mirror else inputs
+        common = _blocks(self.imagenet, _stem(self.imagenet, views), 0, self.shared)
+        frozen_maps = _last(self.imagenet, _blocks(self.imagenet, common[:inputs.shape[0]], self.shared))
+        trained_maps = _last(self.trained.backbone, _blocks(self.trained.backbone, common, self.shared))
+        logits = self.trained.head(trained_maps.mean((2, 3))).float()
+        proba = torch.softmax(logits, -1).reshape(-1, inputs.shape[0], logits.shape[-1]).mean(0)
+        return self.features._pooled(frozen_maps).float(), proba
 
 
 def _stem(network, x):

@@ -83,3 +83,22 @@ def test_a_blend_that_shares_nothing_averages_its_parts_answers_and_a_loaded_ble
     assert not hasattr(loaded.encoder_, "_shared")
     np.testing.assert_allclose(loaded.predict_proba(rows), together, atol=1e-3)  # its trained block now from fp16
     assert loaded.encoder_._shared[1] == 15
+
+
+def test_on_the_cpu_the_pass_runs_compiled_by_openvino_and_answers_as_it_does_in_torch(parts, monkeypatch):
+    from rakuten.features import openvino_engine
+
+    frozen, network, rows = parts
+    requires_extra("openvino", "pretrained")
+    answers, engines = {}, {}
+    for engine in ("torch", "auto"):
+        monkeypatch.setenv(openvino_engine.ENGINE_ENV, engine)
+        loaded = pickle.loads(pickle.dumps(network))
+        answers[engine] = probabilities_together(frozen, loaded, rows)
+        engines[engine] = type(loaded._shared[2]).__name__
+    assert engines == {"torch": "BlendPass", "auto": "CompiledNetwork"}
+    for by_torch, compiled in zip(answers["torch"], answers["auto"]):
+        np.testing.assert_allclose(compiled, by_torch, atol=1e-4)  # both fp32: the network's precision
+    by_frozen, by_network = probabilities_together(frozen, loaded, rows.head(2))  # not the batch it was traced on
+    np.testing.assert_allclose(by_network, answers["auto"][1][:2], atol=1e-5)
+    np.testing.assert_allclose(by_frozen, answers["auto"][0][:2], atol=1e-5)
