@@ -73,6 +73,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
                              f"0 < crop_scale <= 1, image_size null or 64-1024; got {self.variant!r}, {self.epochs}, "
                              f"{self.batch_size}, {self.crop_scale}, {self.image_size!r}")
         paths, labels = picture_paths(X), np.asarray(y)
+        self.__dict__.pop("_shared", None)  # a blend's pass built on the weights this fit replaces
         self.classes_ = np.unique(labels)
         if validation is not None:
             val_paths, val_labels = picture_paths(validation[0]), np.asarray(validation[1])

@@ -102,3 +102,17 @@ def test_on_the_cpu_the_pass_runs_compiled_by_openvino_and_answers_as_it_does_in
     by_frozen, by_network = probabilities_together(frozen, loaded, rows.head(2))  # not the batch it was traced on
     np.testing.assert_allclose(by_network, answers["auto"][1][:2], atol=1e-5)
     np.testing.assert_allclose(by_frozen, answers["auto"][0][:2], atol=1e-5)
+
+
+def test_a_network_fitted_again_builds_its_pass_again(parts):
+    frozen, network, rows = parts
+    refitted = copy.deepcopy(network)
+    probabilities_together(frozen, refitted, rows)
+    before = refitted._shared[2]
+    frame, labels, _ = data_pictures.load_images(SAMPLE_DIR)
+    refitted.set_params(random_state=1).fit(frame[["image_path"]], labels)
+    assert not hasattr(refitted, "_shared")
+    _, by_network = probabilities_together(frozen, refitted, rows)
+    assert refitted._shared[2] is not before
+    _, by_a_loaded_copy = probabilities_together(frozen, pickle.loads(pickle.dumps(refitted)), rows)
+    np.testing.assert_allclose(by_network, by_a_loaded_copy, atol=1e-3)  # the new weights (kept in fp16 once pickled)
