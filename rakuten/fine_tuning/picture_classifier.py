@@ -98,7 +98,8 @@ class FineTunedEfficientNet(FineTunedClassifier):
 
         network = self._network()
         paths = picture_paths(X)
-        rows = [self._proba(network, self._decoded(paths[start:start + 32])) for start in range(0, len(paths), 32)]
+        rows = [self._proba(network, self._decoded(paths[start:start + 32]), compiled=True)
+                for start in range(0, len(paths), 32)]
         return np.vstack(rows) if rows else np.zeros((0, len(self.classes_)), np.float32)
 
     def probabilities_beside(self, frozen_model, X) -> tuple[np.ndarray, np.ndarray] | None:
@@ -111,6 +112,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_shared", None)  # (the frozen features, the blocks shared with them): counted again once loaded
+        state.pop("_compiled_network", None)  # (the network, compiled by OpenVINO): compiled again once loaded
         return state
 
     # ---- the network
@@ -183,7 +185,9 @@ class FineTunedEfficientNet(FineTunedClassifier):
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
             return network(inputs).float()
 
-    def _proba(self, network, pictures) -> np.ndarray:
+    def _proba(self, network, pictures, compiled: bool = False) -> np.ndarray:
+        """The probabilities of `pictures`, averaged with their mirrors' (`mirror_at_prediction`);
+        `compiled`: the fitted network runs compiled by OpenVINO where it can (`_compiled`)."""
         import torch
 
         network.eval()
@@ -191,8 +195,23 @@ class FineTunedEfficientNet(FineTunedClassifier):
             inputs = self._inputs(pictures)
             views = [inputs, inputs.flip(3)] if self.mirror_at_prediction else [inputs]
             # the pictures and their mirrors in one batch: one pass of the network, not two
-            proba = torch.softmax(self._logits(network, torch.cat(views)), -1)
+            batch = torch.cat(views)
+            by_openvino = self._compiled(network, batch) if compiled else None
+            logits = torch.from_numpy(by_openvino(batch.numpy())[0]) if by_openvino else self._logits(network, batch)
+            proba = torch.softmax(logits, -1)
         return proba.reshape(len(views), len(inputs), -1).mean(0).cpu().numpy()
+
+    def _compiled(self, network, example):
+        """The fitted `network` compiled by OpenVINO (once per network; `example` traces it) where
+        `openvino_engine.compiles` on its device, else None."""
+        from rakuten.features import openvino_engine
+
+        if not openvino_engine.compiles(self._built[1]):
+            return None
+        if getattr(self, "_compiled_network", (None,))[0] is not network:
+            self._compiled_network = (network, openvino_engine.CompiledNetwork(
+                network, example, self.precision, f"efficientnet-{self.variant} {self._size()}px fine-tuned"))
+        return self._compiled_network[1]
 
     # ---- training
     def _train(self, network, pictures, targets, val_pictures, val_labels, checkpoint: Checkpoint) -> list[dict]:

@@ -57,6 +57,24 @@ def test_it_learns_logs_each_epoch_and_predicts_the_same_after_pickling(pictures
     assert all(0 <= heatmap.min() and heatmap.max() <= 1 and code in model.classes_ for _, heatmap, code in drawn)
 
 
+def test_a_fitted_network_predicts_compiled_by_openvino_as_it_does_in_torch(pictures, monkeypatch):
+    from rakuten.features import openvino_engine
+
+    requires_extra("openvino", "pretrained")
+    rows, labels = pictures
+    model = tiny(epochs=1, precision="fp32").fit(rows, labels)
+    answers, compiled = {}, {}
+    for engine in ("torch", "auto"):
+        monkeypatch.setenv(openvino_engine.ENGINE_ENV, engine)
+        loaded = pickle.loads(pickle.dumps(model))
+        answers[engine] = loaded.predict_proba(rows.head(12))
+        compiled[engine] = hasattr(loaded, "_compiled_network")
+    assert compiled == {"torch": False, "auto": True}
+    np.testing.assert_allclose(answers["auto"], answers["torch"], atol=1e-4)  # both fp32, the mirror averaged
+    np.testing.assert_allclose(loaded.predict_proba(rows.head(3)), answers["auto"][:3], atol=1e-5)  # another batch
+    assert not hasattr(pickle.loads(pickle.dumps(loaded)), "_compiled_network")
+
+
 def test_only_the_last_blocks_learn_and_batch_norm_keeps_imagenets_statistics(pictures):
     model = tiny(epochs=1, validation_size=0)
     rows, labels = pictures
