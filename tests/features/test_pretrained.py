@@ -3,6 +3,7 @@ EfficientNet-Lite features of real pictures, e5 embeddings of real texts; the pe
 the same numbers as a computation; a tampered weights file or cache entry is never used; Grad-CAM
 finds the product in a picture."""
 
+import pickle
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from rakuten import PROJECT_ROOT, data, data_pictures
 from rakuten.features import hardware, item_cache, pretrained
-from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR
+from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR, requires_extra
 
 pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
 
@@ -37,7 +38,7 @@ def test_efficientnet_features_are_the_same_computed_or_cached(pictures, cache):
     extractor = pretrained.EfficientNetFeatures().fit(pictures)
     computed = extractor.transform(pictures)
     assert computed.shape == (6, 1280) and np.isfinite(computed).all() and computed.std() > 0
-    assert len(list((cache / f"efficientnet-lite0-avg-{extractor.placement()[1]}").iterdir())) == 6
+    assert len(list((cache / f"efficientnet-lite0-avg-{extractor.computed_in()}").iterdir())) == 6
     cached = extractor.transform(pictures)
     assert np.array_equal(computed, cached)
     both = pretrained.EfficientNetFeatures(pooling="avg+max").fit(pictures).transform(pictures.head(2))
@@ -63,10 +64,14 @@ def test_the_fast_path_gives_the_same_features_within_tolerance(pictures):
         pretrained.EfficientNetFeatures(precision="fp16").fit(pictures)
 
 
-def test_folding_the_batch_norms_keeps_the_networks_features(pictures):
+def test_folding_the_batch_norms_keeps_the_networks_features(pictures, monkeypatch):
     """The fp32 path runs the network with its batch norms folded into its convolutions: the same
     features as the network as shipped (unfolded, contiguous), to float rounding."""
     import torch
+
+    from rakuten.features import openvino_engine
+
+    monkeypatch.setenv(openvino_engine.ENGINE_ENV, "torch")  # torch's own path (compiled: the next test)
 
     extractor = pretrained.EfficientNetFeatures(precision="fp32", device="cpu").fit(pictures)
     paths = pictures["image_path"].tolist()
@@ -80,6 +85,26 @@ def test_folding_the_batch_norms_keeps_the_networks_features(pictures):
     assert np.allclose(extractor._compute(paths), expected, rtol=1e-3, atol=1e-4)
 
 
+def test_on_the_cpu_the_features_are_computed_compiled_by_openvino_as_torch_computes_them(pictures, cache,
+                                                                                       monkeypatch):
+    from rakuten.features import openvino_engine
+
+    requires_extra("openvino", "pretrained")
+    paths = pictures["image_path"].tolist()
+    computed, names = {}, {}
+    for engine in ("torch", "auto"):
+        monkeypatch.setenv(openvino_engine.ENGINE_ENV, engine)
+        extractor = pretrained.EfficientNetFeatures(precision="fp32", device="cpu").fit(pictures)
+        computed[engine], names[engine] = extractor.transform(pictures), extractor.computed_in()
+    assert names == {"torch": "fp32", "auto": "fp32-openvino"}  # cached apart
+    assert sorted(path.name for path in cache.iterdir()) == ["efficientnet-lite0-avg-fp32",
+                                                             "efficientnet-lite0-avg-fp32-openvino"]
+    np.testing.assert_allclose(computed["auto"], computed["torch"], rtol=1e-3, atol=1e-4)
+    assert np.array_equal(extractor._compute(paths[:2]), computed["auto"][:2])  # another batch than the traced one
+    assert not hasattr(pickle.loads(pickle.dumps(extractor)), "_compiled")
+    assert pretrained.EfficientNetFeatures(device="cpu").computed_in() in ("fp32-openvino", "bf16-openvino")
+
+
 def test_pictures_resized_to_another_side_are_their_own_features(pictures, cache):
     """`image_size` (preset=best_image: Lite2 at 320 pixels a side) changes what the network sees, so
     the features and their cache entries are its own; the variant's own side keeps the old entries."""
@@ -89,7 +114,7 @@ def test_pictures_resized_to_another_side_are_their_own_features(pictures, cache
     assert larger.picture(pictures["image_path"].iloc[0]).shape == (320, 320, 3)
     at_224, at_320 = own.transform(pictures), larger.transform(pictures)
     assert at_320.shape == at_224.shape and not np.allclose(at_320, at_224) and cosines(at_320, at_224).min() > 0.5
-    precision = own.placement()[1]
+    precision = own.computed_in()
     assert sorted(path.name for path in cache.iterdir()) == [f"efficientnet-lite0-avg-{precision}",
                                                              f"efficientnet-lite0-avg-{precision}-320px"]
     assert np.array_equal(pretrained.EfficientNetFeatures(image_size=224).fit(pictures).transform(pictures), at_224)
@@ -100,7 +125,6 @@ def test_pictures_resized_to_another_side_are_their_own_features(pictures, cache
 def test_a_served_extractor_builds_its_network_once_and_never_pickles_it(pictures):
     """A served picture model read the weights file and folded the network at every request (p50 of a
     2-picture request 179 ms; 68 ms built once, Lite2 at 320 px, 2 cores of an Intel Xeon with AMX)."""
-    import pickle
 
     extractor = pretrained.EfficientNetFeatures(device="cpu").fit(pictures)
     paths = pictures["image_path"].tolist()
