@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from rakuten import data_pictures  # noqa: E402
 from rakuten.features.openvino_engine import ENGINE_ENV  # noqa: E402
-from rakuten.features.pretrained import EfficientNetFeatures, _tensor  # noqa: E402
+from rakuten.features.efficientnet_network import network_input  # noqa: E402
+from rakuten.features.pretrained import EfficientNetFeatures  # noqa: E402
 
 GFLOP = {"lite0": 0.78, "lite2": 1.7}  # per picture (2 x multiply-adds), the published figures
 PEAK_GFLOPS_PER_CORE = 147  # fp32, AVX-512 FMA at this machine's clock
@@ -35,7 +36,7 @@ def plain(extractor: EfficientNetFeatures, paths: list[str]) -> np.ndarray:
     with torch.inference_mode():
         for start in range(0, len(paths), extractor.batch_size):
             batch = np.stack([extractor.picture(p) for p in paths[start:start + extractor.batch_size]])
-            rows.append(network.extract_features(_tensor(batch)).mean((2, 3)).numpy())
+            rows.append(network.extract_features(network_input(batch)).mean((2, 3)).numpy())
     return np.vstack(rows)
 
 

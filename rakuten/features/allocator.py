@@ -6,7 +6,8 @@ system beyond a threshold (both thresholds rise as it sees large blocks freed, u
 then page-faults all its memory in again, zeroed by the kernel. Kept, a picture blend's 2-picture
 prediction took 29-34% less time, a fine-tuned e5 blend's 2-text one 8-18% less, and the picture
 blend scored 16 pictures/s in batches of 32 instead of 9 (2 cores of an Intel Xeon; 2 rows with AMX
-and with it left out, the batches with it left out). The process holds on to its peak memory instead.
+and with it left out, the batches with it left out; the networks in torch, before OpenVINO ran the
+picture ones). The process holds on to its peak memory instead.
 
 Only the commands that predict ask for it, at their start (`rakuten.serve`, `python -m
 rakuten.predict`, `rakuten predict`); importing the package changes nothing, so tests and notebooks

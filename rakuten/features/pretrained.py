@@ -21,9 +21,11 @@ import os
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from rakuten.features.efficientnet_network import batch_norms_folded, network_input
 from rakuten.features.hardware import cores, placement, torch_threads
 from rakuten.features.item_cache import cached_rows
 from rakuten.features.weights import file_digest, weights_file
+from rakuten.progress import Progress
 
 log = logging.getLogger("rakuten.features.pretrained")
 PROGRESS_TEXTS = 64  # texts encoded between two progress updates (e5 at 12 texts/s: 5 s)
@@ -48,12 +50,6 @@ def fill_item_caches(pipeline, rows) -> None:
         for _, step, columns in steps:
             if isinstance(step, (SentenceEmbedding, EfficientNetFeatures)):
                 step.fit(None).transform(rows if columns is None else rows[columns])
-
-
-def _progress(total: int, what: str, label: str):
-    from rakuten.progress import Progress
-
-    return Progress(total, what, label)
 
 
 class EfficientNetFeatures(TransformerMixin, BaseEstimator):
@@ -197,7 +193,7 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         network, compiled = self._folded_network(device), self._compiled_network()
         batches = [paths[start:start + self.batch_size] for start in range(0, len(paths), self.batch_size)]
         rows = []
-        with _progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode(), \
+        with Progress(len(paths), "pictures", f"EfficientNet-{self.variant}") as progress, torch.inference_mode(), \
                 ThreadPoolExecutor(1) as decoder, \
                 torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
             pending = decoder.submit(self._decoded, batches[0]) if batches else None
@@ -206,9 +202,9 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
                 if number + 1 < len(batches):  # decoded while this batch runs
                     pending = decoder.submit(self._decoded, batches[number + 1])
                 if compiled:
-                    rows.append(compiled(_tensor(pictures).numpy())[0])
+                    rows.append(compiled(network_input(pictures).numpy())[0])
                 else:
-                    tensor = _tensor(pictures).to(device).contiguous(memory_format=torch.channels_last)
+                    tensor = network_input(pictures).to(device).contiguous(memory_format=torch.channels_last)
                     rows.append(self._pooled(network.extract_features(tensor)).float().cpu().numpy())
                 progress.update(len(pictures))
         return np.vstack(rows)
@@ -223,38 +219,13 @@ class EfficientNetFeatures(TransformerMixin, BaseEstimator):
         network, heatmaps = self._network(), []
         for path, direction in zip(paths, directions):
             with torch.inference_mode():
-                maps = network.extract_features(_tensor(self.picture(path)[None]))
+                maps = network.extract_features(network_input(self.picture(path)[None]))
             maps = maps.clone().requires_grad_(True)
             score = (self._pooled(maps)[0] * torch.from_numpy(np.asarray(direction, dtype=np.float32))).sum()
             gradient, = torch.autograd.grad(score, maps)
             heatmap = torch.relu((gradient.mean((2, 3), keepdim=True) * maps).sum(1))[0].detach().numpy()
             heatmaps.append(heatmap / heatmap.max() if heatmap.max() > 0 else heatmap)
         return heatmaps
-
-
-def batch_norms_folded(network):
-    """The frozen network with each batch norm folded into the convolution before it: the same
-    function in fewer passes over memory. At inference a batch norm is a per-channel scale and
-    shift, which the convolution's weights and bias can carry; its own pass over every feature map
-    goes (features equal in fp32 up to rounding)."""
-    import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    pairs = [(network, "_conv_stem", "_bn0"), (network, "_conv_head", "_bn1")] + [
-        (block, conv, norm) for block in network._blocks
-        for conv, norm in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
-        if hasattr(block, conv)]
-    for module, conv, norm in pairs:
-        setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, norm)))
-        setattr(module, norm, torch.nn.Identity())
-    return network
-
-
-def _tensor(pictures: np.ndarray):
-    """uint8 pictures (N, H, W, 3) as the network's input: (N, 3, H, W), (x - 127) / 128."""
-    import torch
-
-    return torch.from_numpy((pictures.astype(np.float32) - 127.0) / 128.0).permute(0, 3, 1, 2)
 
 
 class SentenceEmbedding(TransformerMixin, BaseEstimator):
@@ -335,7 +306,7 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         rows = np.zeros((len(texts), self.width()), np.float32)
         order = np.argsort([len(text) for text in texts], kind="stable")
         step = min(self.batch_size, PROGRESS_TEXTS)
-        with _progress(len(texts), "texts", self.encoder) as progress:
+        with Progress(len(texts), "texts", self.encoder) as progress:
             for start in range(0, len(texts), step):
                 chosen = order[start:start + step]
                 rows[chosen] = np.asarray(encode([texts[i] for i in chosen]), np.float32).reshape(len(chosen), -1)

@@ -121,7 +121,8 @@ class FineTunedEfficientNet(FineTunedClassifier):
         import torch
 
         from rakuten.features.hardware import placement, torch_threads
-        from rakuten.features.pretrained import EfficientNetFeatures, batch_norms_folded
+        from rakuten.features.efficientnet_network import batch_norms_folded
+        from rakuten.features.pretrained import EfficientNetFeatures
 
         if not fresh and getattr(self, "_built", None) is not None:
             return self._built[0]

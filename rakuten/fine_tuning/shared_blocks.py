@@ -61,9 +61,9 @@ def probabilities_together(frozen_model, network, X) -> tuple[np.ndarray, np.nda
 
 
 def _one_batch(features, network, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from rakuten.features.pretrained import _tensor
+    from rakuten.features.efficientnet_network import network_input
 
-    inputs = _tensor(features._decoded(paths))  # as the frozen model reads them
+    inputs = network_input(features._decoded(paths))  # as the frozen model reads them
     blend_pass = _blend_pass(features, network, inputs)
     if not isinstance(blend_pass, torch.nn.Module):  # compiled
         pooled, proba = blend_pass(inputs.numpy())

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from rakuten import PROJECT_ROOT, data, data_pictures
-from rakuten.features import hardware, item_cache, pretrained
+from rakuten.features import efficientnet_network, hardware, item_cache, pretrained
 from tests.helpers.stores import SAMPLE_DIR, TEST_CACHE_DIR, requires_extra
 
 pytestmark = pytest.mark.slow  # whole trainings, served models or subprocesses: CI's tier, not the inner loop's
@@ -75,11 +75,11 @@ def test_folding_the_batch_norms_keeps_the_networks_features(pictures, monkeypat
 
     extractor = pretrained.EfficientNetFeatures(precision="fp32", device="cpu").fit(pictures)
     paths = pictures["image_path"].tolist()
-    batch = pretrained._tensor(np.stack([extractor.picture(path) for path in paths]))
+    batch = efficientnet_network.network_input(np.stack([extractor.picture(path) for path in paths]))
     shipped = extractor._network()
     with torch.inference_mode():
         expected = shipped.extract_features(batch).mean((2, 3)).numpy()
-    folded = pretrained.batch_norms_folded(extractor._network())
+    folded = efficientnet_network.batch_norms_folded(extractor._network())
     assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in folded.modules())
     assert any(isinstance(module, torch.nn.BatchNorm2d) for module in shipped.modules())
     assert np.allclose(extractor._compute(paths), expected, rtol=1e-3, atol=1e-4)

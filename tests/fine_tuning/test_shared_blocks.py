@@ -38,13 +38,13 @@ def parts():
 def test_the_first_blocks_the_network_kept_frozen_are_shared_and_each_part_answers_as_it_does_alone(parts):
     import torch
 
-    from rakuten.features.pretrained import _tensor
+    from rakuten.features.efficientnet_network import network_input
 
     frozen, network, rows = parts
     assert shared_block_count(frozen[0], network) == 15  # Lite0's 16 blocks, the last one trained
     by_frozen, by_network = probabilities_together(frozen, network, rows)
     np.testing.assert_allclose(by_frozen, frozen.predict_proba(rows), atol=1e-5)  # the same pixels, weights and blocks
-    pixels = _tensor(np.stack([frozen[0].picture(path) for path in rows["image_path"]])).contiguous(
+    pixels = network_input(np.stack([frozen[0].picture(path) for path in rows["image_path"]])).contiguous(
         memory_format=torch.channels_last)
     with torch.inference_mode():
         alone = network._network()
