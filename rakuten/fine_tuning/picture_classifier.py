@@ -19,7 +19,7 @@ from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_ste
 
 TRAINING_PARAMS = ("variant", "image_size", "trainable_blocks", "epochs", "learning_rate", "head_learning_rate",
                    "batch_size", "crop_scale", "colour", "label_smoothing", "warmup", "weight_decay", "dropout",
-                   "validation_size", "patience", "random_state")
+                   "validation_size", "patience", "average_epochs", "random_state")
 
 
 class FineTunedEfficientNet(FineTunedClassifier):
@@ -33,7 +33,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
                  weight_decay: float = 0.01, dropout: float = 0.3, validation_size: float = 0.15, patience: int = 2,
                  mirror_at_prediction: bool = True, device: str = "auto", precision: str = "auto",
                  random_state: int = 0, checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None,
-                 image_size: int | None = None):
+                 image_size: int | None = None, average_epochs: int = 0):
         self.variant = variant
         self.image_size = image_size  # None: the variant's own (Lite0 224, Lite2 260)
         self.trainable_blocks = trainable_blocks
@@ -49,6 +49,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
         self.dropout = dropout
         self.validation_size = validation_size
         self.patience = patience
+        self.average_epochs = average_epochs  # > 0: every epoch runs, the last ones' weights averaged (loop.py)
         self.mirror_at_prediction = mirror_at_prediction
         self.device = device
         self.precision = precision
@@ -68,10 +69,12 @@ class FineTunedEfficientNet(FineTunedClassifier):
         from rakuten.features.weights import file_digest
 
         if self.variant not in IMAGE_SIZE or int(self.epochs) < 1 or int(self.batch_size) < 1 \
-                or not 0 < float(self.crop_scale) <= 1 or not 64 <= self._size() <= 1024:
+                or not 0 < float(self.crop_scale) <= 1 or not 64 <= self._size() <= 1024 \
+                or int(self.average_epochs) < 0:
             raise ValueError(f"model.estimator: variant one of {list(IMAGE_SIZE)}, epochs >= 1, batch_size >= 1, "
-                             f"0 < crop_scale <= 1, image_size null or 64-1024; got {self.variant!r}, {self.epochs}, "
-                             f"{self.batch_size}, {self.crop_scale}, {self.image_size!r}")
+                             f"0 < crop_scale <= 1, image_size null or 64-1024, average_epochs >= 0; got "
+                             f"{self.variant!r}, {self.epochs}, {self.batch_size}, {self.crop_scale}, "
+                             f"{self.image_size!r}, {self.average_epochs}")
         paths, labels = picture_paths(X), np.asarray(y)
         self.__dict__.pop("_shared", None)  # a blend's pass built on the weights this fit replaces
         self.classes_ = np.unique(labels)
@@ -245,7 +248,8 @@ class FineTunedEfficientNet(FineTunedClassifier):
             return float(f1_score(val_labels, self.classes_[proba.argmax(1)], average="weighted"))
 
         training = Training(f"EfficientNet-{self.variant} fine-tuning", "pictures", int(self.epochs),
-                            int(self.patience), bool(self.resume), self.on_epoch)
+                            int(self.patience), bool(self.resume), self.on_epoch,
+                            average_epochs=int(self.average_epochs))
         return run_epochs(training, network, optimizing, checkpoint, len(targets), one_epoch, validate)
 
     def _targets(self, labels) -> np.ndarray:
