@@ -69,8 +69,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
         from rakuten.features.weights import file_digest
 
         if self.variant not in IMAGE_SIZE or int(self.epochs) < 1 or int(self.batch_size) < 1 \
-                or not 0 < float(self.crop_scale) <= 1 or not 64 <= self._size() <= 1024 \
-                or int(self.average_epochs) < 0:
+                or not 0 < float(self.crop_scale) <= 1 or not 64 <= self._size() <= 1024 or int(self.average_epochs) < 0:
             raise ValueError(f"model.estimator: variant one of {list(IMAGE_SIZE)}, epochs >= 1, batch_size >= 1, "
                              f"0 < crop_scale <= 1, image_size null or 64-1024, average_epochs >= 0; got "
                              f"{self.variant!r}, {self.epochs}, {self.batch_size}, {self.crop_scale}, "
