@@ -86,7 +86,7 @@ def run_epochs(training: Training, network, optimizing: tuple, checkpoint: Check
     back. The epochs' metrics."""
     optimizer, schedule = optimizing
     averaging = training.average_epochs > 0
-    state = {"epoch": 0, "history": [], "best_f1": -1.0, "best": None, "stale": 0, "sum": None, "summed": 0}
+    state = {"epoch": 0, "history": [], "best_f1": -1.0, "best": None, "stale": 0, "sum": None}
     saved = checkpoint.load() if training.resume else None
     if saved is not None:
         network.load_state_dict(saved["network"])
@@ -110,9 +110,10 @@ def run_epochs(training: Training, network, optimizing: tuple, checkpoint: Check
             if training.on_epoch is not None:
                 training.on_epoch(epoch.metrics(training.what), epoch.number)
     if averaging:
-        network.load_state_dict({name: value / state["summed"] for name, value in state["sum"].items()}, strict=False)
+        summed = min(training.average_epochs, state["epoch"])  # every epoch ran: the last ones were summed
+        network.load_state_dict({name: value / summed for name, value in state["sum"].items()}, strict=False)
         score = validate()
-        first = training.epochs - state["summed"] + 1
+        first = training.epochs - summed + 1
         print(f"{training.name}: the weights of epochs {first}-{training.epochs} averaged"
               + ("" if score is None else f", val_f1_weighted {score:.4f}"), flush=True)
     elif state["best"] is not None:
@@ -127,7 +128,6 @@ def _add_to_sum(network, state: dict) -> None:
                if value.is_floating_point()}  # a copy: .float() of fp32 weights is the live tensor itself
     state["sum"] = weights if state["sum"] is None else {name: state["sum"][name] + value
                                                          for name, value in weights.items()}
-    state["summed"] += 1
 
 
 def _keep_if_best(network, epoch: Epoch, state: dict, what: str) -> None:
