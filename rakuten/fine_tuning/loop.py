@@ -100,7 +100,7 @@ def run_epochs(training: Training, network, optimizing: tuple, checkpoint: Check
         while state["epoch"] < training.epochs and (averaging or state["stale"] < max(1, training.patience)):
             epoch = one_epoch(state["epoch"] + 1, progress)
             epoch.val_f1_weighted = validate()
-            _keep_if_best(network, epoch, state, training.what)
+            _keep_if_best(network, epoch, state, training.what, copy_weights=not averaging)
             if averaging and epoch.number > training.epochs - training.average_epochs:
                 _add_to_sum(network, state)
             checkpoint.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
@@ -130,10 +130,12 @@ def _add_to_sum(network, state: dict) -> None:
                                                          for name, value in weights.items()}
 
 
-def _keep_if_best(network, epoch: Epoch, state: dict, what: str) -> None:
+def _keep_if_best(network, epoch: Epoch, state: dict, what: str, copy_weights: bool) -> None:
+    """The best validation F1 so far and, if `copy_weights` (not when averaging: the mean is kept,
+    and a copy would double the checkpoint), that epoch's weights."""
     if epoch.val_f1_weighted is None or epoch.val_f1_weighted > state["best_f1"]:
         state.update(best_f1=epoch.val_f1_weighted or 0.0, stale=0,
-                     best={k: v.detach().clone() for k, v in network.state_dict().items()})
+                     best={k: v.detach().clone() for k, v in network.state_dict().items()} if copy_weights else None)
     else:
         state["stale"] += 1
     state["epoch"], state["history"] = epoch.number, [*state["history"], epoch.metrics(what)]

@@ -36,7 +36,9 @@ def epochs_of(network, checkpoint, epochs: int, average: int, resume: bool = Fal
 
 def test_early_stopping_keeps_the_best_epochs_weights(tmp_path):
     network = torch.nn.Linear(2, 1, bias=False)
-    history = epochs_of(network, Checkpoint(tmp_path, "best"), epochs=4, average=0)
+    checkpoint = Checkpoint(tmp_path, "best")
+    history = epochs_of(network, checkpoint, epochs=4, average=0)
+    assert torch.equal(checkpoint.load()["state"]["best"]["weight"], torch.full((1, 2), 1.0))
     assert len(history) == 2  # epoch 2 was worse: patience 1 stops there
     assert torch.equal(network.weight, torch.full((1, 2), 1.0))
 
@@ -53,6 +55,8 @@ def test_a_killed_averaging_resumes_with_the_sum_it_had(tmp_path, capsys):
     checkpoint = Checkpoint(tmp_path, "killed")
     with pytest.raises(KeyboardInterrupt):
         epochs_of(torch.nn.Linear(2, 1, bias=False), checkpoint, epochs=4, average=3, killed_at=4)
+    saved = checkpoint.load()["state"]
+    assert saved["best"] is None and set(saved["sum"]) == {"weight"}  # the mean is kept, not a best copy
     network = torch.nn.Linear(2, 1, bias=False)  # a new process: the weights come from the checkpoint
     history = epochs_of(network, checkpoint, epochs=4, average=3, resume=True)
     assert "resumed after epoch 3" in capsys.readouterr().out
