@@ -26,7 +26,7 @@ from rakuten.fine_tuning.loop import (FineTunedClassifier, Training, clipped_ste
 # what changes a training (a checkpoint of other values is another training's)
 TRAINING_PARAMS = ("epochs", "learning_rate", "head_learning_rate", "batch_size", "max_tokens", "chars",
                    "label_smoothing", "warmup", "weight_decay", "validation_size", "patience", "random_state",
-                   "word_embeddings", "trained_layers")
+                   "word_embeddings", "trained_layers", "layer_decay")
 WORD_EMBEDDINGS = ("frozen", "trained")
 
 
@@ -47,7 +47,8 @@ class FineTunedE5(FineTunedClassifier):
     def __init__(self, epochs: int = 4, learning_rate: float = 1e-4, head_learning_rate: float = 2e-3,
                  batch_size: int = 32, max_tokens: int = 128, chars: int = 1000, label_smoothing: float = 0.1,
                  warmup: float = 0.06, weight_decay: float = 0.01, validation_size: float = 0.1, patience: int = 1,
-                 word_embeddings: str = "frozen", trained_layers: int | None = None, device: str = "auto",
+                 word_embeddings: str = "frozen", trained_layers: int | None = None, layer_decay: float = 1.0,
+                 device: str = "auto",
                  precision: str = "auto", random_state: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
         self.epochs = epochs
@@ -63,6 +64,7 @@ class FineTunedE5(FineTunedClassifier):
         self.patience = patience
         self.word_embeddings = word_embeddings
         self.trained_layers = trained_layers
+        self.layer_decay = layer_decay
         self.device = device
         self.precision = precision
         self.random_state = random_state
@@ -79,6 +81,8 @@ class FineTunedE5(FineTunedClassifier):
         if int(self.epochs) < 1 or int(self.max_tokens) < 3 or int(self.batch_size) < 1:
             raise ValueError(f"model.estimator: epochs >= 1, max_tokens >= 3, batch_size >= 1; got {self.epochs}, "
                              f"{self.max_tokens}, {self.batch_size}")
+        if not 0 < float(self.layer_decay) <= 1:
+            raise ValueError(f"model.estimator.layer_decay: above 0 and at most 1; got {self.layer_decay}")
         if self.word_embeddings not in WORD_EMBEDDINGS:
             raise ValueError(f"model.estimator.word_embeddings: one of {', '.join(WORD_EMBEDDINGS)}; "
                              f"got {self.word_embeddings!r}")
@@ -198,9 +202,7 @@ class FineTunedE5(FineTunedClassifier):
 
         total = int(self.epochs) * -(-len(ids) // int(self.batch_size))
         optimizing = optimizer_and_schedule(
-            [{"params": [*_trained_encoder_parameters(network["encoder"], self.trained_layers),
-                         *(network["words"].parameters() if "words" in network else ())],
-              "lr": float(self.learning_rate)},
+            [*_encoder_groups(network, self.trained_layers, float(self.learning_rate), float(self.layer_decay)),
              {"params": network["head"].parameters(), "lr": float(self.head_learning_rate)}],
             float(self.weight_decay), float(self.warmup), total)
         loss = torch.nn.CrossEntropyLoss(label_smoothing=float(self.label_smoothing))
@@ -253,10 +255,13 @@ class FineTunedE5(FineTunedClassifier):
         return [texts[i] for i in train], labels[train], [texts[i] for i in held], labels[held]
 
 
-def _trained_encoder_parameters(encoder, trained_layers: int | None) -> list:
-    """The encoder's parameters that train: those of its top `trained_layers` layers (None: every
-    layer and the embedding norm). The rest are frozen, and with frozen word embeddings no gradient
-    is computed below the lowest trained layer, so an epoch's backward pass runs through fewer layers."""
+def _encoder_groups(network, trained_layers: int | None, learning_rate: float, layer_decay: float) -> list[dict]:
+    """The optimizer's groups for what trains below the head: the top `trained_layers` layers (None:
+    every layer, the embedding norm and any trained word rows). The rest are frozen, and with frozen
+    word embeddings no gradient is computed below the lowest trained layer, so an epoch's backward pass
+    runs through fewer layers. The top layer learns at `learning_rate`, each one below at `layer_decay`
+    times the one above (the embeddings as one more level below the first layer)."""
+    encoder = network["encoder"]
     layers = encoder.layers
     if trained_layers is not None:
         if not 1 <= int(trained_layers) <= len(layers):
@@ -264,7 +269,13 @@ def _trained_encoder_parameters(encoder, trained_layers: int | None) -> list:
                              f"got {trained_layers}")
         for module in [encoder.embedding_norm, *layers[:len(layers) - int(trained_layers)]]:
             module.requires_grad_(False)
-    return [parameter for parameter in encoder.parameters() if parameter.requires_grad]
+    in_layers = {id(parameter) for layer in layers for parameter in layer.parameters()}
+    embeddings = [parameter for parameter in encoder.parameters() if id(parameter) not in in_layers]
+    levels = [[*embeddings, *(network["words"].parameters() if "words" in network else ())],
+              *(list(layer.parameters()) for layer in layers)]
+    groups = [{"params": [p for p in level if p.requires_grad],
+               "lr": learning_rate * layer_decay ** (len(levels) - 1 - depth)} for depth, level in enumerate(levels)]
+    return [group for group in groups if group["params"]]
 
 
 def _length_batches(ids, size: int, rng) -> list[np.ndarray]:

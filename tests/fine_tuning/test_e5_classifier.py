@@ -90,6 +90,22 @@ def test_trained_layers_trains_the_top_layers_only(rows):
             tiny(trained_layers=wrong).fit(rows.X_train, rows.y_train)
 
 
+def test_layer_decay_slows_each_layer_below_the_top(rows):
+    """layer_decay=0.1: the top layer learns at the set rate, the first at 1e-11 of it (AdamW moves
+    a weight by about its rate a step), so the lowest layers barely move while the top one does."""
+    from rakuten.features.e5_torch import encoder, read_weights
+    from rakuten.features.weights import weights_file
+
+    model = tiny(layer_decay=0.1, epochs=1, validation_size=0.0).fit(rows.X_train, rows.y_train)
+    trained, shipped = model._network()["encoder"], encoder(read_weights(weights_file("e5")))
+    moved = [max(float((a - b).abs().max()) for a, b in zip(layer.parameters(), twin.parameters()))
+             for layer, twin in zip(trained.layers, shipped.layers)]
+    assert moved[-1] > 1e-4 and max(moved[:3]) < moved[-1] * 1e-3
+    for wrong in (0, 1.5):
+        with pytest.raises(ValueError, match="model.estimator.layer_decay"):
+            tiny(layer_decay=wrong).fit(rows.X_train, rows.y_train)
+
+
 def test_a_resumed_fit_goes_on_from_the_last_epoch_checkpoint(rows, tmp_path):
     """The state a killed fit leaves after its first epoch: a resumed fit trains the second only."""
     one_epoch = tiny(epochs=2, validation_size=0.0, checkpoint_dir=str(tmp_path), resume=True)
