@@ -275,7 +275,7 @@ def _encoder_groups(network, trained_layers: int | None, learning_rate: float, l
               *(list(layer.parameters()) for layer in layers)]
     groups = [{"params": [p for p in level if p.requires_grad],
                "lr": learning_rate * layer_decay ** (len(levels) - 1 - depth)} for depth, level in enumerate(levels)]
-    return [group for group in groups if group["params"]]
+    return [group for group in reversed(groups) if group["params"]]  # the top layer's first: the rate logged
 
 
 def _length_batches(ids, size: int, rng) -> list[np.ndarray]:

@@ -92,11 +92,15 @@ def test_trained_layers_trains_the_top_layers_only(rows):
 
 def test_layer_decay_slows_each_layer_below_the_top(rows):
     """layer_decay=0.1: the top layer learns at the set rate, the first at 1e-11 of it (AdamW moves
-    a weight by about its rate a step), so the lowest layers barely move while the top one does."""
+    a weight by about its rate a step), so the lowest layers barely move while the top one does; the
+    rate logged is the top layer's."""
     from rakuten.features.e5_torch import encoder, read_weights
     from rakuten.features.weights import weights_file
 
-    model = tiny(layer_decay=0.1, epochs=1, validation_size=0.0).fit(rows.X_train, rows.y_train)
+    epochs = []
+    model = tiny(layer_decay=0.1, validation_size=0.0, on_epoch=lambda metrics, step: epochs.append(metrics))
+    model.fit(rows.X_train, rows.y_train)
+    assert 1e-5 < epochs[0]["learning_rate"] < 3e-4  # halfway down the top layer's schedule
     trained, shipped = model._network()["encoder"], encoder(read_weights(weights_file("e5")))
     moved = [max(float((a - b).abs().max()) for a, b in zip(layer.parameters(), twin.parameters()))
              for layer, twin in zip(trained.layers, shipped.layers)]
