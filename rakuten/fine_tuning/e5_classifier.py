@@ -48,8 +48,7 @@ class FineTunedE5(FineTunedClassifier):
                  batch_size: int = 32, max_tokens: int = 128, chars: int = 1000, label_smoothing: float = 0.1,
                  warmup: float = 0.06, weight_decay: float = 0.01, validation_size: float = 0.1, patience: int = 1,
                  word_embeddings: str = "frozen", trained_layers: int | None = None, layer_decay: float = 1.0,
-                 device: str = "auto",
-                 precision: str = "auto", random_state: int = 0,
+                 device: str = "auto", precision: str = "auto", random_state: int = 0,
                  checkpoint_dir: str | None = None, resume: bool = False, on_epoch=None):
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -269,10 +268,8 @@ def _encoder_groups(network, trained_layers: int | None, learning_rate: float, l
                              f"got {trained_layers}")
         for module in [encoder.embedding_norm, *layers[:len(layers) - int(trained_layers)]]:
             module.requires_grad_(False)
-    in_layers = {id(parameter) for layer in layers for parameter in layer.parameters()}
-    embeddings = [parameter for parameter in encoder.parameters() if id(parameter) not in in_layers]
-    levels = [[*embeddings, *(network["words"].parameters() if "words" in network else ())],
-              *(list(layer.parameters()) for layer in layers)]
+    levels = [[*encoder.embedding_norm.parameters(), *(network["words"].parameters() if "words" in network else ())],
+              *(list(layer.parameters()) for layer in layers)]  # the position and type rows never train
     groups = [{"params": [p for p in level if p.requires_grad],
                "lr": learning_rate * layer_decay ** (len(levels) - 1 - depth)} for depth, level in enumerate(levels)]
     return [group for group in reversed(groups) if group["params"]]  # the top layer's first: the rate logged

@@ -76,13 +76,8 @@ def test_trained_word_embeddings_learn_the_training_tokens_rows_only(rows):
 
 def test_trained_layers_trains_the_top_layers_only(rows):
     """trained_layers=2: the top two layers move; the ten below and the embedding norm stay the file's."""
-    from rakuten.features.e5_torch import encoder, read_weights
-    from rakuten.features.weights import weights_file
-
     model = tiny(trained_layers=2, validation_size=0.0).fit(rows.X_train, rows.y_train)
-    trained, shipped = model._network()["encoder"], encoder(read_weights(weights_file("e5")))
-    moved = [max(float((a - b).abs().max()) for a, b in zip(layer.parameters(), twin.parameters()))
-             for layer, twin in zip(trained.layers, shipped.layers)]
+    moved, trained, shipped = _moved_by_layer(model)
     assert moved[:10] == [0.0] * 10 and min(moved[10:]) > 1e-4
     assert torch.equal(trained.embedding_norm.weight, shipped.embedding_norm.weight)
     for wrong in (0, 13):
@@ -94,20 +89,26 @@ def test_layer_decay_slows_each_layer_below_the_top(rows):
     """layer_decay=0.1: the top layer learns at the set rate, the first at 1e-11 of it (AdamW moves
     a weight by about its rate a step), so the lowest layers barely move while the top one does; the
     rate logged is the top layer's."""
-    from rakuten.features.e5_torch import encoder, read_weights
-    from rakuten.features.weights import weights_file
-
     epochs = []
     model = tiny(layer_decay=0.1, validation_size=0.0, on_epoch=lambda metrics, step: epochs.append(metrics))
     model.fit(rows.X_train, rows.y_train)
     assert 1e-5 < epochs[0]["learning_rate"] < 3e-4  # halfway down the top layer's schedule
-    trained, shipped = model._network()["encoder"], encoder(read_weights(weights_file("e5")))
-    moved = [max(float((a - b).abs().max()) for a, b in zip(layer.parameters(), twin.parameters()))
-             for layer, twin in zip(trained.layers, shipped.layers)]
+    moved, _, _ = _moved_by_layer(model)
     assert moved[-1] > 1e-4 and max(moved[:3]) < moved[-1] * 1e-3
     for wrong in (0, 1.5):
         with pytest.raises(ValueError, match="model.estimator.layer_decay"):
             tiny(layer_decay=wrong).fit(rows.X_train, rows.y_train)
+
+
+def _moved_by_layer(model) -> tuple[list[float], object, object]:
+    """(each encoder layer's largest weight change from the file's, the trained encoder, the file's)."""
+    from rakuten.features.e5_torch import encoder, read_weights
+    from rakuten.features.weights import weights_file
+
+    trained, shipped = model._network()["encoder"], encoder(read_weights(weights_file("e5")))
+    moved = [max(float((a - b).abs().max()) for a, b in zip(layer.parameters(), twin.parameters()))
+             for layer, twin in zip(trained.layers, shipped.layers)]
+    return moved, trained, shipped
 
 
 def test_a_resumed_fit_goes_on_from_the_last_epoch_checkpoint(rows, tmp_path):
