@@ -29,7 +29,10 @@ def fit_and_score(number: int, pipeline, rows, labels, split) -> tuple[int, dict
                             return_estimator=True)
     scored = {"f1_weighted": float(result["test_score"][0]), "fit_seconds": float(result["fit_time"][0]),
               "predict_seconds": float(result["score_time"][0]), "test_rows": len(split[1])}
-    return number, {**scored, **blend_choice(result["estimator"][0], rows.iloc[split[1]], np.asarray(labels)[split[1]])}
+    fitted, labels = result["estimator"][0], np.asarray(labels)
+    return number, {**scored, **blend_choice(fitted, rows.iloc[split[1]], labels[split[1]]),
+                    **first_network_alone(fitted, rows.iloc[split[0]], labels[split[0]], rows.iloc[split[1]],
+                                          labels[split[1]])}
 
 
 def blend_choice(fitted, test_rows, test_labels) -> dict:
@@ -42,6 +45,33 @@ def blend_choice(fitted, test_rows, test_labels) -> dict:
     return {"weight": blend.weight_, "validation_f1_by_weight": blend.validation_f1_,
             "validation_log_loss_by_weight": blend.validation_log_loss_,
             "test_f1_by_weight": blend.f1_by_weight(fitted[:-1].transform(test_rows), test_labels)}
+
+
+def first_network_alone(fitted, train_rows, train_labels, test_rows, test_labels) -> dict:
+    """For a blend of several networks (`model.estimator.networks` > 1): the blend its first network
+    alone would have made (the weight chosen by the same rule on the same validation rows; the first
+    network is what `networks=1` trains) and each network alone, on the fold's test part: what the
+    other networks add, judged within one fit. Nothing for other models."""
+    from sklearn.base import clone
+    from sklearn.metrics import f1_score
+
+    from rakuten.fine_tuning.blend import WEIGHTS, _both, _f1s, _log_loss, _mixes
+    from rakuten.fine_tuning.epochs import validation_rows
+
+    blend = fitted[-1]
+    networks = getattr(getattr(blend, "encoder_", None), "networks_", None)
+    if not networks:
+        return {}
+    train_rows, test_rows = fitted[:-1].transform(train_rows), fitted[:-1].transform(test_rows)
+    train, held = validation_rows(train_labels, float(blend.validation_size), int(blend.random_state))
+    linear = clone(blend.linear).fit(train_rows.iloc[train], train_labels[train])  # as Blend.fit weighs
+    mixes = _mixes(*_both(linear, networks[0], train_rows.iloc[held], blend.classes_))
+    weight = float(WEIGHTS[int(np.argmin([_log_loss(mix, train_labels[held], blend.classes_) for mix in mixes]))])
+    by_linear, by_first = _both(blend.linear_, networks[0], test_rows, blend.classes_)
+    return {"first_network_weight": weight,
+            "first_network_blend_f1": _f1s([weight * by_linear + (1 - weight) * by_first], test_labels, blend.classes_)[0],
+            "networks_alone_f1": [float(f1_score(test_labels, network.predict(test_rows), average="weighted"))
+                                  for network in networks]}
 
 
 def done_folds(out: Path, key: dict) -> dict[int, dict]:

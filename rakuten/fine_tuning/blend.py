@@ -14,6 +14,9 @@ which no part has seen; the linear model (seconds to fit) is then refitted on ev
 the encoder (minutes an epoch) is kept as it stopped early on those validation rows. Once the run is
 scored, `refit=all` refits the linear model once more, on every labelled row (`refitted`): the
 encoder and the weight stay the training part's, so the refit takes seconds, not a second fine-tuning.
+
+`networks` > 1 fine-tunes that many encoders, each from its own seed, and averages them
+(`rakuten.fine_tuning.SeedEnsemble`) before the blend weighs them against the linear model.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import f1_score, log_loss
 
 from rakuten.fine_tuning.epochs import validation_rows
+from rakuten.fine_tuning.seed_ensemble import SeedEnsemble
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)  # the linear model's share, tried on validation rows
 
@@ -34,12 +38,13 @@ class Blend(ClassifierMixin, BaseEstimator):
     refitted_part = "the blend's linear model (its fine-tuned encoder and weight kept)"  # what `refitted` refits
 
     def __init__(self, linear, encoder, validation_size: float = 0.1, random_state: int = 0,
-                 weight: float | None = None):
+                 weight: float | None = None, networks: int = 1):
         self.linear = linear  # a pipeline over product rows with predict_proba
         self.encoder = encoder  # a fine-tuned network whose fit takes validation=(rows, labels)
         self.validation_size = validation_size
         self.random_state = random_state
         self.weight = weight  # the linear model's share; None: the one of WEIGHTS with the lowest validation log-loss
+        self.networks = networks  # encoders fine-tuned, each from its own seed, averaged (SeedEnsemble)
 
     @property
     def requirements(self) -> tuple[str, ...]:
@@ -48,12 +53,14 @@ class Blend(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         if self.weight is not None and not 0.0 <= float(self.weight) <= 1.0:
             raise ValueError(f"model.estimator.weight={self.weight}: the linear model's share runs from 0 to 1 (null: chosen)")
+        if not isinstance(self.networks, int) or self.networks < 1:
+            raise ValueError(f"model.estimator.networks={self.networks!r}: how many encoders to fine-tune, a whole number from 1")
         labels = np.asarray(y)
         self.classes_ = np.unique(labels)
         train, held = validation_rows(labels, float(self.validation_size), int(self.random_state))
         rows, val_rows = X.iloc[train], X.iloc[held]
-        self.encoder_ = clone(self.encoder).fit(
-            rows, labels[train], validation=(val_rows, labels[held]))
+        encoder = clone(self.encoder) if self.networks == 1 else SeedEnsemble(self.encoder, self.networks)
+        self.encoder_ = encoder.fit(rows, labels[train], validation=(val_rows, labels[held]))
         linear = clone(self.linear).fit(rows, labels[train])
         by_linear, by_encoder = _both(linear, self.encoder_, val_rows, self.classes_)
         mixes = _mixes(by_linear, by_encoder)

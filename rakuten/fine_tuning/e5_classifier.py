@@ -101,7 +101,7 @@ class FineTunedE5(FineTunedClassifier):
         self.history_ = self._train(network, ids, self._targets(labels), self._ids(val_texts),
                                     val_labels, checkpoint)
         self._keep_trained(network)
-        checkpoint.remove()  # the fit is done: nothing to resume
+        self._finished(checkpoint)
         return self
 
     def predict_proba(self, X) -> np.ndarray:

@@ -49,6 +49,14 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
         network.load_state_dict({name: torch.from_numpy(value).float() for name, value in self.trained_.items()})
 
+    def _finished(self, checkpoint: Checkpoint) -> None:
+        """The fit is done: its checkpoint removed (nothing to resume), or kept (`checkpoint_`) where
+        an ensemble removes it once all its networks are fitted (`keep_checkpoint_`, `SeedEnsemble`)."""
+        if getattr(self, "keep_checkpoint_", False):
+            self.checkpoint_ = checkpoint
+        else:
+            checkpoint.remove()
+
 
 @dataclass(frozen=True)
 class Training:

@@ -92,7 +92,7 @@ class FineTunedEfficientNet(FineTunedClassifier):
         self.history_ = self._train(network, self._decoded(paths), self._targets(labels), self._decoded(val_paths),
                                     val_labels, checkpoint)
         self._keep_trained(network)
-        checkpoint.remove()  # the fit is done: nothing to resume
+        self._finished(checkpoint)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
