@@ -1,6 +1,8 @@
 """Two fine-tuned EfficientNet-Lite0 networks from two seeds, averaged, on the bundled sample's real
 pictures (its four most common classes), tiny: their last block learning, at 128 px."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -105,6 +107,12 @@ def test_a_blend_of_two_networks_shares_the_first_blocks_with_both_and_averages_
             each.append(torch.softmax(logits, -1).reshape(2, len(rows), -1).mean(0).numpy())
     np.testing.assert_allclose(by_networks, np.mean(each, axis=0), atol=1e-3)  # their frozen blocks kept in fp16
     assert not np.allclose(each[0], each[1], atol=1e-3)  # two networks, not one twice
+    loaded = pickle.loads(pickle.dumps(fitted))  # as the run logs it: the pass is built again once loaded
+    assert not hasattr(loaded, "_shared")
+    np.testing.assert_allclose(probabilities_together(frozen, loaded, rows)[1], by_networks, atol=1e-3)  # from fp16
+    paths = rows["image_path"].head(2).tolist()
+    drawn = [heatmap for _, heatmap, _ in fitted.grad_cams_of_choice(paths)]  # the first network's
+    np.testing.assert_allclose(drawn, [heatmap for _, heatmap, _ in fitted.networks_[0].grad_cams_of_choice(paths)])
 
 
 def test_a_blend_fits_the_networks_it_is_asked_for_and_refuses_none():
