@@ -52,10 +52,12 @@ def first_network_alone(fitted, train_rows, train_labels, test_rows, test_labels
     alone would have made (the weight chosen by the same rule on the same validation rows; the first
     network is what `networks=1` trains) and each network alone, on the fold's test part: what the
     other networks add, judged within one fit. Nothing for other models."""
+    import copy
+
     from sklearn.base import clone
     from sklearn.metrics import f1_score
 
-    from rakuten.fine_tuning.blend import WEIGHTS, _both, _f1s, _log_loss, _mixes
+    from rakuten.fine_tuning.blend import _both, _mixes, lowest_log_loss
     from rakuten.fine_tuning.epochs import validation_rows
 
     blend = fitted[-1]
@@ -65,13 +67,16 @@ def first_network_alone(fitted, train_rows, train_labels, test_rows, test_labels
     train_rows, test_rows = fitted[:-1].transform(train_rows), fitted[:-1].transform(test_rows)
     train, held = validation_rows(train_labels, float(blend.validation_size), int(blend.random_state))
     linear = clone(blend.linear).fit(train_rows.iloc[train], train_labels[train])  # as Blend.fit weighs
-    mixes = _mixes(*_both(linear, networks[0], train_rows.iloc[held], blend.classes_))
-    weight = float(WEIGHTS[int(np.argmin([_log_loss(mix, train_labels[held], blend.classes_) for mix in mixes]))])
-    by_linear, by_first = _both(blend.linear_, networks[0], test_rows, blend.classes_)
-    return {"first_network_weight": weight,
-            "first_network_blend_f1": _f1s([weight * by_linear + (1 - weight) * by_first], test_labels, blend.classes_)[0],
-            "networks_alone_f1": [float(f1_score(test_labels, network.predict(test_rows), average="weighted"))
-                                  for network in networks]}
+    weight, _ = lowest_log_loss(_mixes(*_both(linear, networks[0], train_rows.iloc[held], blend.classes_)),
+                                train_labels[held], blend.classes_)
+    alone = copy.copy(blend)  # the same blend, its first network in place of the ensemble
+    alone.encoder_, alone.weight_ = networks[0], weight
+
+    def f1(model) -> float:
+        return float(f1_score(test_labels, model.predict(test_rows), average="weighted"))
+
+    return {"first_network_weight": weight, "first_network_blend_f1": f1(alone),
+            "networks_alone_f1": [f1(network) for network in networks]}
 
 
 def done_folds(out: Path, key: dict) -> dict[int, dict]:

@@ -65,11 +65,11 @@ class Blend(ClassifierMixin, BaseEstimator):
         by_linear, by_encoder = _both(linear, self.encoder_, val_rows, self.classes_)
         mixes = _mixes(by_linear, by_encoder)
         scores = _f1s(mixes, labels[held], self.classes_)
-        losses = [_log_loss(mix, labels[held], self.classes_) for mix in mixes]
+        lowest, losses = lowest_log_loss(mixes, labels[held], self.classes_)
         self.validation_f1_ = {f"{w:.1f}": score for w, score in zip(WEIGHTS, scores)}
         self.validation_log_loss_ = {f"{w:.1f}": loss for w, loss in zip(WEIGHTS, losses)}
         chosen = self.weight is None
-        self.weight_ = float(WEIGHTS[int(np.argmin(losses))]) if chosen else float(self.weight)
+        self.weight_ = lowest if chosen else float(self.weight)
         mix = self.weight_ * by_linear + (1 - self.weight_) * by_encoder
         print(f"blend: the linear model's weight {self.weight_:g} ({'chosen' if chosen else 'set'}; on the validation "
               f"rows log-loss {_log_loss(mix, labels[held], self.classes_):.4f}, weighted "
@@ -110,6 +110,13 @@ class Blend(ClassifierMixin, BaseEstimator):
 def _mixes(by_linear: np.ndarray, by_encoder: np.ndarray) -> list[np.ndarray]:
     """The averaged probabilities at each weight of WEIGHTS."""
     return [w * by_linear + (1 - w) * by_encoder for w in WEIGHTS]
+
+
+def lowest_log_loss(mixes: list[np.ndarray], labels: np.ndarray, classes: np.ndarray) -> tuple[float, list[float]]:
+    """(the weight of WEIGHTS whose average in `mixes` has the lowest log-loss on `labels`: the blend's
+    rule, each weight's log-loss)."""
+    losses = [_log_loss(mix, labels, classes) for mix in mixes]
+    return float(WEIGHTS[int(np.argmin(losses))]), losses
 
 
 def _f1s(mixes: list[np.ndarray], labels: np.ndarray, classes: np.ndarray) -> list[float]:
